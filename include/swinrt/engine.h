@@ -1,0 +1,60 @@
+// Engine: runs the layer plan of one model on one device.
+//
+//   auto w = swinrt::Weights::load("model.safetensors");
+//   auto e = swinrt::Engine::create(w, {.device = swinrt::Device::Auto});
+//   e->run(slices, batch, logits);   // [B, S, S] float -> [B, classes, S, S]
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "swinrt/config.h"
+#include "swinrt/weights.h"
+
+namespace swinrt {
+
+enum class Device { Cpu, Cuda, Auto };
+enum class Precision { FP32, TF32, FP16, BF16 };
+
+Device parse_device(const std::string& s);        // "cpu" | "cuda" | "auto"
+Precision parse_precision(const std::string& s);  // "fp32" | "tf32" | "fp16" | "bf16"
+const char* precision_name(Precision p);
+
+struct EngineOptions {
+  Device device = Device::Auto;
+  Precision precision = Precision::FP32;
+  int max_batch = 8;  // largest batch one run() takes; larger inputs are chunked
+};
+
+class Engine {
+ public:
+  // Auto picks CUDA when a usable GPU is present, else the CPU; a CUDA engine
+  // that cannot be made (no GPU, old architecture, out of memory) throws
+  // swinrt::Error, and Auto then falls back to the CPU. `weights` must
+  // outlive the engine (the CPU backend reads it in place).
+  static std::unique_ptr<Engine> create(const Weights& weights, const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  const Config& config() const { return config_; }
+  virtual std::string device_name() const = 0;
+  virtual Precision precision() const = 0;
+
+  // input: `batch` single-channel slices [batch, img, img]; logits:
+  // [batch, num_classes, img, img]. Any batch size; chunked by max_batch.
+  virtual void run(const float* input, int64_t batch, float* logits) = 0;
+
+ protected:
+  explicit Engine(Config c) : config_(std::move(c)) {}
+  Config config_;
+};
+
+// labels[b, p] = argmax over classes of logits[b, :, p] (first max on ties).
+void argmax_labels(const float* logits, int64_t batch, int classes, int64_t pixels, int32_t* labels);
+
+// Backends, created through Engine::create.
+std::unique_ptr<Engine> make_cpu_engine(const Weights& weights, const EngineOptions& options);
+std::unique_ptr<Engine> make_cuda_engine(const Weights& weights, const EngineOptions& options);
+bool cuda_available(std::string* why);
+
+}  // namespace swinrt

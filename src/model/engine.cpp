@@ -1,0 +1,74 @@
+// Engine creation and device selection.
+#include "swinrt/engine.h"
+
+#include <fmt/format.h>
+
+#include "../cpu/ops.h"
+#include "swinrt/error.h"
+
+namespace swinrt {
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::Cpu;
+  if (s == "cuda" || s == "gpu") return Device::Cuda;
+  if (s == "auto") return Device::Auto;
+  throw Error(fmt::format("unknown device '{}' (expected cpu, cuda or auto)", s));
+}
+
+Precision parse_precision(const std::string& s) {
+  if (s == "fp32") return Precision::FP32;
+  if (s == "tf32") return Precision::TF32;
+  if (s == "fp16") return Precision::FP16;
+  if (s == "bf16") return Precision::BF16;
+  throw Error(fmt::format("unknown precision '{}' (expected fp32, tf32, fp16 or bf16)", s));
+}
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::FP32: return "fp32";
+    case Precision::TF32: return "tf32";
+    case Precision::FP16: return "fp16";
+    case Precision::BF16: return "bf16";
+  }
+  return "?";
+}
+
+std::unique_ptr<Engine> Engine::create(const Weights& weights, const EngineOptions& options) {
+  switch (options.device) {
+    case Device::Cpu: return make_cpu_engine(weights, options);
+    case Device::Cuda: return make_cuda_engine(weights, options);
+    case Device::Auto: {
+      std::string why;
+      if (cuda_available(&why)) {
+        try {
+          return make_cuda_engine(weights, options);
+        } catch (const Error& e) {
+          fmt::print(stderr, "swinrt: CUDA engine unavailable ({}); using the CPU\n", e.what());
+        }
+      }
+      EngineOptions cpu = options;
+      if (cpu.precision != Precision::FP32 && cpu.precision != Precision::TF32) {
+        fmt::print(stderr, "swinrt: the CPU backend runs fp32, not {}\n", precision_name(cpu.precision));
+        cpu.precision = Precision::FP32;
+      }
+      return make_cpu_engine(weights, cpu);
+    }
+  }
+  throw Error("unknown device");
+}
+
+void argmax_labels(const float* logits, int64_t batch, int classes, int64_t pixels, int32_t* labels) {
+  cpu::argmax_channels(logits, static_cast<int>(batch), classes, pixels, labels);
+}
+
+#ifndef SWINRT_WITH_CUDA
+bool cuda_available(std::string* why) {
+  if (why) *why = "this swinrt was built without CUDA";
+  return false;
+}
+std::unique_ptr<Engine> make_cuda_engine(const Weights&, const EngineOptions&) {
+  throw Error("this swinrt was built without CUDA (rebuild where nvcc is found, or use --device cpu)");
+}
+#endif
+
+}  // namespace swinrt
