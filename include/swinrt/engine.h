@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "swinrt/config.h"
 #include "swinrt/weights.h"
@@ -43,6 +44,16 @@ class Engine {
   // input: `batch` single-channel slices [batch, img, img]; logits:
   // [batch, num_classes, img, img]. Any batch size; chunked by max_batch.
   virtual void run(const float* input, int64_t batch, float* logits) = 0;
+  // As run(), but only the argmax labels [batch, img, img] come back (on the
+  // GPU the logits never leave the device).
+  virtual void run_labels(const float* input, int64_t batch, int32_t* labels);
+
+  // Benchmark support: times `iterations` forwards of `batch` slices already
+  // resident on the device (CUDA: one CUDA-graph replay each, timed with CUDA
+  // events), after `warmup` untimed ones; returns milliseconds per forward.
+  virtual std::vector<double> time_forward(int64_t batch, int warmup, int iterations) = 0;
+  // Bytes of device (or host, for the CPU) memory the engine holds now.
+  virtual size_t memory_bytes() const = 0;
 
  protected:
   explicit Engine(Config c) : config_(std::move(c)) {}

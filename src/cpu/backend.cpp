@@ -1,5 +1,7 @@
 // The CPU backend: executes the layer plan with the ops of src/cpu, FP32.
 #include <algorithm>
+#include <chrono>
+#include <omp.h>
 #include <fmt/format.h>
 #include <map>
 #include <vector>
@@ -51,7 +53,29 @@ class CpuEngine final : public Engine {
     big2_.resize(pixels * E);
   }
 
-  std::string device_name() const override { return "cpu"; }
+  std::string device_name() const override { return fmt::format("cpu ({} threads)", omp_get_max_threads()); }
+
+  std::vector<double> time_forward(int64_t batch, int warmup, int iterations) override {
+    const int64_t S = config_.img_size;
+    std::vector<float> in(static_cast<size_t>(batch * S * S));
+    for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.f;
+    std::vector<float> out(static_cast<size_t>(batch * config_.num_classes * S * S));
+    for (int i = 0; i < warmup; ++i) run(in.data(), batch, out.data());
+    std::vector<double> ms;
+    for (int i = 0; i < iterations; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      run(in.data(), batch, out.data());
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return ms;
+  }
+
+  size_t memory_bytes() const override {
+    size_t n = patch_w_.size() + x_.size() + t_.size() + qkv_.size() + att_.size() + hid_.size() + big1_.size() +
+               big2_.size();
+    for (const auto& s : skips_) n += s.size();
+    return n * sizeof(float) + weights_.parameter_count() * sizeof(float);
+  }
   Precision precision() const override { return Precision::FP32; }
 
   void run(const float* input, int64_t batch, float* logits) override {

@@ -57,6 +57,13 @@ std::unique_ptr<Engine> Engine::create(const Weights& weights, const EngineOptio
   throw Error("unknown device");
 }
 
+void Engine::run_labels(const float* input, int64_t batch, int32_t* labels) {
+  const int64_t pixels = int64_t(config_.img_size) * config_.img_size;
+  std::vector<float> logits(static_cast<size_t>(batch * config_.num_classes * pixels));
+  run(input, batch, logits.data());
+  argmax_labels(logits.data(), batch, config_.num_classes, pixels, labels);
+}
+
 void argmax_labels(const float* logits, int64_t batch, int classes, int64_t pixels, int32_t* labels) {
   cpu::argmax_channels(logits, static_cast<int>(batch), classes, pixels, labels);
 }

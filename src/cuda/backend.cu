@@ -1,0 +1,500 @@
+// The CUDA backend: executes the layer plan (include/swinrt/plan.h) with the
+// kernels of src/cuda, op by op as src/cpu/backend.cpp does.
+//
+// Memory: the weights are uploaded once into one arena, already converted for
+// the precision (GEMM weights in the activation dtype, LayerNorm and the FP32
+// stream's biases in FP32, relative position bias pre-gathered to [heads, N, N]).
+// Each execution context owns a stream, a cuBLASLt workspace and every
+// activation buffer for max_batch slices, allocated at creation; the forward
+// of each batch size is captured once as a CUDA graph and replayed.
+// Several host threads may call run() at once: each takes a free context
+// from the pool (a new one is made when none is free).
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "model/safetensors.h"
+#include "ops.cuh"
+#include "swinrt/engine.h"
+#include "swinrt/plan.h"
+
+namespace swinrt {
+
+namespace {
+
+using namespace cuda;
+
+DT activation_dtype(Precision p) {
+  switch (p) {
+    case Precision::FP16: return DT::F16;
+    case Precision::BF16: return DT::BF16;
+    default: return DT::F32;
+  }
+}
+
+std::string mib(size_t bytes) { return fmt::format("{:.1f} MiB", bytes / 1048576.0); }
+
+void* device_alloc(size_t bytes, const char* what) {
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, std::max<size_t>(bytes, 256));
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free error state
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    throw Error(fmt::format("out of GPU memory: {} needs {} ({} free of {}); lower --max-batch", what, mib(bytes),
+                            mib(free_b), mib(total_b)));
+  }
+  return p;
+}
+
+struct DeviceMemory {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  DeviceMemory() = default;
+  DeviceMemory(size_t n, const char* what) : ptr(device_alloc(n, what)), bytes(n) {}
+  DeviceMemory(DeviceMemory&& o) noexcept : ptr(std::exchange(o.ptr, nullptr)), bytes(o.bytes) {}
+  DeviceMemory& operator=(DeviceMemory&& o) noexcept {
+    std::swap(ptr, o.ptr);
+    std::swap(bytes, o.bytes);
+    return *this;
+  }
+  ~DeviceMemory() {
+    if (ptr) cudaFree(ptr);
+  }
+};
+
+// Weights converted and uploaded for one precision; pointers by name.
+class DeviceWeights {
+ public:
+  DeviceWeights(const Weights& w, DT act) : act_(act) {
+    const Config& c = w.config();
+    // Stage every tensor into one host image, then one upload.
+    auto add = [&](const std::string& key, const std::vector<float>& v, DT t) {
+      const size_t off = (image_.size() + 255) / 256 * 256;
+      image_.resize(off + v.size() * dt_size(t));
+      char* dst = image_.data() + off;
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (t == DT::F32) std::memcpy(dst + 4 * i, &v[i], 4);
+        else {
+          const uint16_t h = t == DT::F16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
+          std::memcpy(dst + 2 * i, &h, 2);
+        }
+      }
+      offsets_[key] = off;
+    };
+    auto same = [&](const std::string& n, DT t) { add(n, w.at(n).data, t); };
+    // Patch embedding: the wrapper's 3-channel repeat summed into the weight.
+    const int pp = c.patch_size * c.patch_size;
+    const Tensor& pw = w.at("patch_embed.proj.weight");
+    std::vector<float> folded(size_t(c.embed_dim) * pp, 0.f);
+    for (int e = 0; e < c.embed_dim; ++e)
+      for (int ch = 0; ch < c.in_chans; ++ch)
+        for (int k = 0; k < pp; ++k) folded[e * pp + k] += pw.data[(e * c.in_chans + ch) * pp + k];
+    add("patch_embed.proj.weight", folded, DT::F32);
+    same("patch_embed.proj.bias", DT::F32);
+    if (c.patch_norm) {
+      same("patch_embed.norm.weight", DT::F32);
+      same("patch_embed.norm.bias", DT::F32);
+    }
+    if (c.ape) same("absolute_pos_embed", DT::F32);
+    for (const Step& st : build_plan(c)) {
+      auto norm = [&](const std::string& n) {
+        same(n + ".weight", DT::F32);
+        same(n + ".bias", DT::F32);
+      };
+      switch (st.op) {
+        case OpKind::SwinBlock: {
+          norm(st.param("norm1"));
+          norm(st.param("norm2"));
+          same(st.param("attn.qkv.weight"), act);
+          if (c.qkv_bias) same(st.param("attn.qkv.bias"), act);
+          same(st.param("attn.proj.weight"), act);
+          same(st.param("attn.proj.bias"), DT::F32);
+          same(st.param("mlp.fc1.weight"), act);
+          same(st.param("mlp.fc1.bias"), act);
+          same(st.param("mlp.fc2.weight"), act);
+          same(st.param("mlp.fc2.bias"), DT::F32);
+          // relative_position_bias_table[relative_position_index] as [heads, N, N].
+          const Tensor& table = w.at(st.param("attn.relative_position_bias_table"));
+          const int win = st.window, N = win * win, span = 2 * win - 1;
+          std::vector<float> bias(size_t(st.heads) * N * N);
+          for (int h = 0; h < st.heads; ++h)
+            for (int i = 0; i < N; ++i)
+              for (int j = 0; j < N; ++j) {
+                const int idx = (i / win - j / win + win - 1) * span + (i % win - j % win + win - 1);
+                bias[(size_t(h) * N + i) * N + j] = table.data[size_t(idx) * st.heads + h];
+              }
+          add(st.param("attn.bias"), bias, DT::F32);
+          break;
+        }
+        case OpKind::PatchMerging:
+          norm(st.param("norm"));
+          same(st.param("reduction.weight"), act);
+          break;
+        case OpKind::LayerNorm: norm(st.name); break;
+        case OpKind::PatchExpand:
+          norm(st.param("norm"));
+          same(st.param("expand.weight"), act);
+          break;
+        case OpKind::ConcatLinear:
+          same(st.param("weight"), act);
+          same(st.param("bias"), DT::F32);
+          break;
+        case OpKind::FinalExpand:
+          norm(st.param("norm"));
+          same(st.param("expand.weight"), act);
+          same("output.weight", DT::F32);
+          break;
+        case OpKind::PatchEmbed:
+        case OpKind::SaveSkip: break;
+      }
+    }
+    mem_ = DeviceMemory(image_.size(), "the weights");
+    SWINRT_CUDA_CHECK(cudaMemcpy(mem_.ptr, image_.data(), image_.size(), cudaMemcpyHostToDevice));
+    image_.clear();
+    image_.shrink_to_fit();
+  }
+
+  const void* get(const std::string& key) const {
+    auto it = offsets_.find(key);
+    if (it == offsets_.end()) throw Error(fmt::format("CUDA backend: weight '{}' was not uploaded", key));
+    return static_cast<const char*>(mem_.ptr) + it->second;
+  }
+  const float* f32(const std::string& key) const { return static_cast<const float*>(get(key)); }
+  const void* opt(const std::string& key) const { return offsets_.count(key) ? get(key) : nullptr; }
+  size_t bytes() const { return mem_.bytes; }
+
+ private:
+  DT act_;
+  std::vector<char> image_;
+  std::map<std::string, size_t> offsets_;
+  DeviceMemory mem_;
+};
+
+// Per-thread execution state: stream, cuBLASLt, activations, graphs.
+struct Context {
+  cudaStream_t stream = nullptr;
+  GemmContext gemm;
+  DeviceMemory workspace, x, xt, t, qkv, att, hid, tmp, fin, input, logits, labels;
+  std::vector<DeviceMemory> skips;
+  int64_t fin_rows = 0;
+  std::map<int64_t, cudaGraphExec_t> graphs;
+  size_t bytes = 0;
+
+  ~Context() {
+    for (auto& [b, g] : graphs) cudaGraphExecDestroy(g);
+    if (gemm.handle) cublasLtDestroy(gemm.handle);
+    if (stream) cudaStreamDestroy(stream);
+  }
+};
+
+class CudaEngine final : public Engine {
+ public:
+  CudaEngine(const Weights& w, const EngineOptions& o)
+      : Engine(w.config()), plan_(build_plan(w.config())), precision_(o.precision),
+        act_(activation_dtype(o.precision)), max_batch_(std::max(1, o.max_batch)) {
+    std::string why;
+    if (!cuda_available(&why)) throw Error(why);
+    const Config& c = config_;
+    if (c.in_chans != 1 && c.in_chans != 3)
+      throw Error(fmt::format("{}: in_chans = {}: swinrt runs single-channel slices (in_chans 1 or 3)", w.source(),
+                              c.in_chans));
+    if (size_t(c.num_classes) * c.embed_dim * 4 > 48 * 1024)
+      throw Error(fmt::format("{}: {} classes x embed_dim {} exceed the CUDA head kernel", w.source(), c.num_classes,
+                              c.embed_dim));
+    SWINRT_CUDA_CHECK(cudaGetDevice(&device_));
+    cudaDeviceProp prop{};
+    SWINRT_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+    name_ = fmt::format("cuda:{} {} (sm_{}{})", device_, prop.name, prop.major, prop.minor);
+    weights_ = std::make_unique<DeviceWeights>(w, act_);
+    pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
+    free_.push_back(pool_.back().get());
+  }
+
+  std::string device_name() const override { return name_; }
+  Precision precision() const override { return precision_; }
+
+  size_t memory_bytes() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = weights_->bytes();
+    for (const auto& c : pool_) n += c->bytes;
+    return n;
+  }
+
+  void run(const float* input, int64_t batch, float* logits) override {
+    Lease lease(*this);
+    Context& cx = *lease.cx;
+    const int64_t S = config_.img_size, C = config_.num_classes;
+    for (int64_t b0 = 0; b0 < batch; b0 += max_batch_) {
+      const int64_t n = std::min<int64_t>(max_batch_, batch - b0);
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.input.ptr, input + b0 * S * S, n * S * S * 4, cudaMemcpyHostToDevice, cx.stream));
+      launch(cx, n);
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(logits + b0 * C * S * S, cx.logits.ptr, n * C * S * S * 4,
+                                        cudaMemcpyDeviceToHost, cx.stream));
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
+    }
+  }
+
+  void run_labels(const float* input, int64_t batch, int32_t* labels) override {
+    Lease lease(*this);
+    Context& cx = *lease.cx;
+    const int64_t S = config_.img_size;
+    for (int64_t b0 = 0; b0 < batch; b0 += max_batch_) {
+      const int64_t n = std::min<int64_t>(max_batch_, batch - b0);
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.input.ptr, input + b0 * S * S, n * S * S * 4, cudaMemcpyHostToDevice, cx.stream));
+      launch(cx, n);
+      argmax_channels(static_cast<float*>(cx.logits.ptr), static_cast<int>(n), config_.num_classes, S * S,
+                      static_cast<int32_t*>(cx.labels.ptr), cx.stream);
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(labels + b0 * S * S, cx.labels.ptr, n * S * S * 4, cudaMemcpyDeviceToHost,
+                                        cx.stream));
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
+    }
+  }
+
+  std::vector<double> time_forward(int64_t batch, int warmup, int iterations) override {
+    if (batch > max_batch_)
+      throw Error(fmt::format("time_forward: batch {} exceeds the engine's max_batch {}", batch, max_batch_));
+    Lease lease(*this);
+    Context& cx = *lease.cx;
+    const int64_t S = config_.img_size;
+    std::vector<float> in(static_cast<size_t>(batch * S * S));
+    for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.f;
+    SWINRT_CUDA_CHECK(cudaMemcpy(cx.input.ptr, in.data(), in.size() * 4, cudaMemcpyHostToDevice));
+    for (int i = 0; i < warmup; ++i) launch(cx, batch);
+    cudaEvent_t e0, e1;
+    SWINRT_CUDA_CHECK(cudaEventCreate(&e0));
+    SWINRT_CUDA_CHECK(cudaEventCreate(&e1));
+    std::vector<double> ms;
+    for (int i = 0; i < iterations; ++i) {
+      SWINRT_CUDA_CHECK(cudaEventRecord(e0, cx.stream));
+      launch(cx, batch);
+      SWINRT_CUDA_CHECK(cudaEventRecord(e1, cx.stream));
+      SWINRT_CUDA_CHECK(cudaEventSynchronize(e1));
+      float t = 0;
+      SWINRT_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+      ms.push_back(t);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return ms;
+  }
+
+ private:
+  // Takes a free context (or makes one) for the duration of a call.
+  struct Lease {
+    CudaEngine& e;
+    Context* cx;
+    explicit Lease(CudaEngine& eng) : e(eng) {
+      std::unique_lock<std::mutex> lock(e.mu_);
+      if (e.free_.empty()) {
+        lock.unlock();
+        auto fresh = e.make_context();
+        lock.lock();
+        e.pool_.push_back(std::move(fresh));
+        cx = e.pool_.back().get();
+      } else {
+        cx = e.free_.back();
+        e.free_.pop_back();
+      }
+      SWINRT_CUDA_CHECK(cudaSetDevice(e.device_));
+    }
+    ~Lease() {
+      std::lock_guard<std::mutex> lock(e.mu_);
+      e.free_.push_back(cx);
+    }
+  };
+
+  std::unique_ptr<Context> make_context() {
+    SWINRT_CUDA_CHECK(cudaSetDevice(device_));
+    auto cx = std::make_unique<Context>();
+    const Config& c = config_;
+    const int64_t B = max_batch_, P2 = int64_t(c.patches_resolution()) * c.patches_resolution();
+    const int64_t E = c.embed_dim, S2 = int64_t(c.img_size) * c.img_size;
+    const size_t a = dt_size(act_);
+    SWINRT_CUDA_CHECK(cudaStreamCreateWithFlags(&cx->stream, cudaStreamNonBlocking));
+    if (cublasLtCreate(&cx->gemm.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLASLt initialisation failed");
+    cx->gemm.tf32 = precision_ == Precision::TF32;
+    cx->workspace = DeviceMemory(32u << 20, "the cuBLASLt workspace");
+    cx->gemm.workspace = cx->workspace.ptr;
+    cx->gemm.workspace_bytes = cx->workspace.bytes;
+    // Largest per-slice extent of each buffer over the plan.
+    int64_t hid = 0;
+    for (const Step& st : plan_)
+      if (st.op == OpKind::SwinBlock) hid = std::max<int64_t>(hid, int64_t(st.tokens()) * st.hidden);
+    cx->x = DeviceMemory(B * P2 * E * 4, "activations (x)");
+    cx->xt = DeviceMemory(B * P2 * E * a, "activations (xt)");
+    cx->t = DeviceMemory(B * P2 * E * a, "activations (t)");
+    cx->qkv = DeviceMemory(B * P2 * E * 3 * a, "activations (qkv)");
+    cx->att = DeviceMemory(B * P2 * E * a, "activations (att)");
+    cx->hid = DeviceMemory(B * hid * a, "activations (mlp)");
+    cx->tmp = DeviceMemory(B * P2 * E * a, "activations (expand)");
+    for (int s = 0; s + 1 < c.num_layers(); ++s) cx->skips.emplace_back(B * (P2 * E >> s) * a, "skip connections");
+    // The x4 expand runs in chunks of at most 8 slices' tokens.
+    cx->fin_rows = std::min<int64_t>(B, 8) * P2;
+    cx->fin = DeviceMemory(cx->fin_rows * 16 * E * a, "activations (final expand)");
+    cx->input = DeviceMemory(B * S2 * 4, "input slices");
+    cx->logits = DeviceMemory(B * S2 * c.num_classes * 4, "logits");
+    cx->labels = DeviceMemory(B * S2 * 4, "labels");
+    cx->bytes = cx->workspace.bytes + cx->x.bytes + cx->xt.bytes + cx->t.bytes + cx->qkv.bytes + cx->att.bytes +
+                cx->hid.bytes + cx->tmp.bytes + cx->fin.bytes + cx->input.bytes + cx->logits.bytes + cx->labels.bytes;
+    for (const auto& s : cx->skips) cx->bytes += s.bytes;
+    return cx;
+  }
+
+  // Replays (capturing on first use) the forward graph for batch n.
+  void launch(Context& cx, int64_t n) {
+    auto it = cx.graphs.find(n);
+    if (it == cx.graphs.end()) {
+      cudaGraph_t graph = nullptr;
+      SWINRT_CUDA_CHECK(cudaStreamBeginCapture(cx.stream, cudaStreamCaptureModeThreadLocal));
+      try {
+        enqueue(cx, n);
+      } catch (...) {
+        cudaStreamEndCapture(cx.stream, &graph);
+        if (graph) cudaGraphDestroy(graph);
+        throw;
+      }
+      SWINRT_CUDA_CHECK(cudaStreamEndCapture(cx.stream, &graph));
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      SWINRT_CUDA_CHECK(err);
+      it = cx.graphs.emplace(n, exec).first;
+    }
+    SWINRT_CUDA_CHECK(cudaGraphLaunch(it->second, cx.stream));
+  }
+
+  // The forward of n slices from cx.input to cx.logits, enqueued on cx.stream.
+  void enqueue(Context& cx, int64_t n) {
+    const Config& c = config_;
+    const DeviceWeights& W = *weights_;
+    cudaStream_t s = cx.stream;
+    float* x = static_cast<float*>(cx.x.ptr);
+    void* xt = cx.xt.ptr;
+    bool xt_valid = false;  // does xt hold x in the activation dtype?
+    auto ensure_xt = [&](int64_t count) {
+      if (!xt_valid) cast(x, count, xt, act_, s);
+      xt_valid = true;
+    };
+    for (const Step& st : plan_) {
+      const int64_t rows = n * st.tokens();
+      const int C = st.dim;
+      switch (st.op) {
+        case OpKind::PatchEmbed:
+          patch_embed(static_cast<const float*>(cx.input.ptr), static_cast<int>(n), c.img_size, c.patch_size,
+                      W.f32("patch_embed.proj.weight"), W.f32("patch_embed.proj.bias"), C,
+                      c.patch_norm ? W.f32("patch_embed.norm.weight") : nullptr,
+                      c.patch_norm ? W.f32("patch_embed.norm.bias") : nullptr,
+                      c.ape ? W.f32("absolute_pos_embed") : nullptr, x, xt, act_, s);
+          xt_valid = true;
+          break;
+        case OpKind::SaveSkip:
+          ensure_xt(rows * C);
+          SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.skips[st.skip].ptr, xt, rows * C * dt_size(act_),
+                                            cudaMemcpyDeviceToDevice, s));
+          break;
+        case OpKind::SwinBlock: {
+          layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
+                    W.f32(st.param("norm1.bias")), cx.t.ptr, act_, nullptr, s);
+          linear(cx.gemm, cx.t.ptr, W.get(st.param("attn.qkv.weight")), C, act_, rows, C, 3 * C,
+                 W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
+          window_attention(cx.qkv.ptr, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
+                           W.f32(st.param("attn.bias")), cx.att.ptr, s);
+          linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
+                 W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
+          layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm2.weight")),
+                    W.f32(st.param("norm2.bias")), cx.t.ptr, act_, nullptr, s);
+          linear(cx.gemm, cx.t.ptr, W.get(st.param("mlp.fc1.weight")), C, act_, rows, C, st.hidden,
+                 W.get(st.param("mlp.fc1.bias")), cx.hid.ptr, act_, false, s);
+          gelu(cx.hid.ptr, act_, rows * st.hidden, s);
+          linear(cx.gemm, cx.hid.ptr, W.get(st.param("mlp.fc2.weight")), st.hidden, act_, rows, st.hidden, C,
+                 W.get(st.param("mlp.fc2.bias")), x, DT::F32, true, s);
+          xt_valid = false;
+          break;
+        }
+        case OpKind::PatchMerging:
+          layernorm(x, DT::F32, rows / 4, 4 * C, Gather::Merge2x2, st.res / 2, 1, W.f32(st.param("norm.weight")),
+                    W.f32(st.param("norm.bias")), cx.t.ptr, act_, nullptr, s);
+          linear(cx.gemm, cx.t.ptr, W.get(st.param("reduction.weight")), 4 * C, act_, rows / 4, 4 * C, 2 * C, nullptr,
+                 x, DT::F32, false, s);
+          xt_valid = false;
+          break;
+        case OpKind::LayerNorm:
+          layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("weight")), W.f32(st.param("bias")),
+                    xt, act_, x, s);
+          xt_valid = true;
+          break;
+        case OpKind::PatchExpand:
+          ensure_xt(rows * C);
+          linear(cx.gemm, xt, W.get(st.param("expand.weight")), C, act_, rows, C, 2 * C, nullptr, cx.tmp.ptr, act_,
+                 false, s);
+          layernorm(cx.tmp.ptr, act_, rows * 4, C / 2, Gather::Shuffle, st.res * 2, 2, W.f32(st.param("norm.weight")),
+                    W.f32(st.param("norm.bias")), xt, act_, x, s);
+          xt_valid = true;
+          break;
+        case OpKind::ConcatLinear: {
+          // Linear(cat(x, skip)) = x . W[:, :C]^T + skip . W[:, C:]^T + b: no concat buffer.
+          ensure_xt(rows * C);
+          const char* w = static_cast<const char*>(W.get(st.param("weight")));
+          linear(cx.gemm, xt, w, 2 * C, act_, rows, C, C, W.get(st.param("bias")), x, DT::F32, false, s);
+          linear(cx.gemm, cx.skips[st.skip].ptr, w + C * dt_size(act_), 2 * C, act_, rows, C, C, nullptr, x, DT::F32,
+                 true, s);
+          xt_valid = false;
+          break;
+        }
+        case OpKind::FinalExpand: {
+          ensure_xt(rows * C);
+          for (int64_t r0 = 0; r0 < rows; r0 += cx.fin_rows) {
+            const int64_t r = std::min(cx.fin_rows, rows - r0);
+            linear(cx.gemm, static_cast<const char*>(xt) + r0 * C * dt_size(act_), W.get("up.expand.weight"), C,
+                   act_, r, C, 16 * C, nullptr, cx.fin.ptr, act_, false, s);
+            final_norm_head(cx.fin.ptr, act_, r0, r, st.res, C, W.f32("up.norm.weight"), W.f32("up.norm.bias"),
+                            W.f32("output.weight"), c.num_classes, static_cast<float*>(cx.logits.ptr), s);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  std::vector<Step> plan_;
+  Precision precision_;
+  DT act_;
+  int64_t max_batch_;
+  int device_ = 0;
+  std::string name_;
+  std::unique_ptr<DeviceWeights> weights_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Context>> pool_;
+  std::vector<Context*> free_;
+};
+
+}  // namespace
+
+bool cuda_available(std::string* why) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    if (why) *why = fmt::format("no usable CUDA GPU ({})", err != cudaSuccess ? cudaGetErrorString(err) : "none found");
+    return false;
+  }
+  int dev = 0, major = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  if (major < 9) {
+    if (why) *why = fmt::format("GPU {} has compute capability {}.x; this swinrt is built for sm_90 (Hopper) and newer", dev, major);
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<Engine> make_cuda_engine(const Weights& weights, const EngineOptions& options) {
+  return std::make_unique<CudaEngine>(weights, options);
+}
+
+}  // namespace swinrt

@@ -1,0 +1,64 @@
+// CUDA ops: the GPU twins of src/cpu/ops.h, file by file. Launchers take the
+// activation dtype explicitly and dispatch to one kernel instantiation each.
+#pragma once
+
+#include <cublasLt.h>
+#include <cstdint>
+
+#include "common.cuh"
+
+namespace swinrt::cuda {
+
+// --- linear.cu: nn.Linear through cuBLASLt (tensor cores for tf32/fp16/bf16) ---
+struct GemmContext {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  bool tf32 = false;  // FP32 operands: TF32 tensor cores (else strict FP32)
+};
+// y[M,N] (+)= x[M,K] . w[N,K]^T (+ bias[N]). `ldw` is w's row stride (K, or
+// more for a column slice of a wider weight). x and w have dtype `in`; y and
+// bias dtype `out`. accumulate: y += result (beta = 1).
+void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, int64_t M, int K, int N,
+            const void* bias, void* y, DT out, bool accumulate, cudaStream_t s);
+// x = gelu(x), exact erf form, in place.
+void gelu(void* x, DT t, int64_t n, cudaStream_t s);
+
+// --- layernorm.cu ---
+// How LayerNorm rows are gathered from the source tensor.
+enum class Gather {
+  Rows,     // row r of [rows, C]
+  Merge2x2, // PatchMerging: output (Y, X) of grid `res` = cat(x0, x1, x2, x3) of a 2*res grid, C = 4 * Cin
+  Shuffle,  // PatchExpand / FinalPatchExpand_X4: output (Y, X) of grid `res` = sub-pixel (Y%f, X%f) of the
+            // source token (Y/f, X/f), whose channels are (p1 p2 c); `factor` = f
+};
+// out[r] = LN(src row r) in dtype `out_t`; if out32 is set, also FP32 there.
+// `in_t` is the source dtype. `res` is the output grid side (rows = B*res*res).
+void layernorm(const void* src, DT in_t, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
+               const float* b, void* out, DT out_t, float* out32, cudaStream_t s);
+// out = (dtype) x
+void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s);
+
+// --- attention.cu ---
+// Shifted-window attention core (see src/cpu/attention.cpp): qkv [B, res^2, 3C]
+// -> out [B, res^2, C], both dtype t; bias: [heads, N, N] FP32 (the relative
+// position bias already gathered).
+void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
+                      const float* bias, void* out, cudaStream_t s);
+
+// --- patch.cu ---
+// Patch embedding: conv(patch, stride patch) of single-channel slices, then
+// optional LayerNorm and absolute position embedding; writes x (FP32) and
+// xt (dtype t). w: [E, patch*patch] FP32 (channel repeat folded in).
+void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
+                 const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s);
+// FinalPatchExpand_X4's LayerNorm plus the 1x1 conv head, on `rows` tokens
+// starting at token `row0` of the batch: e [rows, 16E] (dtype t, the expand
+// output) -> logits [B, classes, 4*res, 4*res] FP32. head: [classes, E] FP32.
+void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, int E, const float* g,
+                     const float* b, const float* head, int classes, float* logits, cudaStream_t s);
+
+// --- head.cu ---
+void argmax_channels(const float* logits, int B, int C, int64_t HW, int32_t* labels, cudaStream_t s);
+
+}  // namespace swinrt::cuda
