@@ -12,5 +12,6 @@ using Action = std::function<int()>;
 
 Action add_run(CLI::App& app);
 Action add_info(CLI::App& app);
+Action add_bench(CLI::App& app);
 
 }  // namespace swinrt::cli

@@ -1,0 +1,130 @@
+// CUDA backend against the CPU backend, per config and precision (ggml-style
+// table: a failing case prints its config and precision). Skips itself where
+// no usable GPU is present. The PyTorch comparison is tests/python/test_cuda.py.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <fmt/format.h>
+#include <thread>
+
+#include "swinrt/engine.h"
+#include "swinrt/error.h"
+#include "swinrt/random.h"
+
+namespace swinrt {
+namespace {
+
+struct Case {
+  const char* config;
+  Precision precision;
+  double max_abs;      // bound on |cuda - cpu| logits; 0: check argmax agreement only
+  double min_agree;    // fraction of pixels whose argmax agrees
+};
+
+std::vector<float> random_slices(int64_t n, int S, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(n * S * S));
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+class CudaVsCpu : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaVsCpu, LogitsAgree) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const Case cs = GetParam();
+  const Config cfg = named_config(cs.config);
+  const Weights w = random_weights(cfg, 7);
+  const int64_t B = 3, S = cfg.img_size, HW = S * S, C = cfg.num_classes;
+  const auto in = random_slices(B, cfg.img_size, 11);
+  std::vector<float> ref(B * C * HW), got(B * C * HW);
+  make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
+  auto gpu = make_cuda_engine(w, {Device::Cuda, cs.precision, 2});  // B=3 runs as 2 + 1: two graphs
+  gpu->run(in.data(), B, got.data());
+  double max_abs = 0, max_ref = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << "logit " << i;
+    max_abs = std::max(max_abs, std::abs(double(got[i]) - ref[i]));
+    max_ref = std::max(max_ref, std::abs(double(ref[i])));
+  }
+  std::vector<int32_t> lr(B * HW), lg(B * HW);
+  argmax_labels(ref.data(), B, C, HW, lr.data());
+  gpu->run_labels(in.data(), B, lg.data());
+  int64_t agree = 0;
+  for (size_t i = 0; i < lr.size(); ++i) agree += lr[i] == lg[i];
+  const double frac = double(agree) / lr.size();
+  const std::string what = fmt::format("config {} precision {}: max |cuda - cpu| = {:.3g} (max |logit| {:.3g}), "
+                                       "argmax agreement {:.5f}",
+                                       cs.config, precision_name(cs.precision), max_abs, max_ref, frac);
+  std::printf("  %s\n", what.c_str());
+  if (cs.max_abs > 0) EXPECT_LE(max_abs, cs.max_abs) << what;
+  EXPECT_GE(frac, cs.min_agree) << what;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CudaVsCpu,
+    ::testing::Values(Case{"tiny", Precision::FP32, 1e-4, 0.9999}, Case{"ape", Precision::FP32, 1e-4, 0.9999},
+                      Case{"w8", Precision::FP32, 1e-4, 0.9999}, Case{"swin-t", Precision::FP32, 1e-4, 0.9999},
+                      Case{"swin-t", Precision::TF32, 5e-3, 0.999}, Case{"tiny", Precision::TF32, 5e-3, 0.999},
+                      Case{"swin-t", Precision::FP16, 0, 0.999}, Case{"w8", Precision::FP16, 0, 0.999},
+                      Case{"swin-t", Precision::BF16, 0, 0.999}, Case{"ape", Precision::BF16, 0, 0.999}),
+    [](const auto& info) {
+      std::string n = std::string(info.param.config) + "_" + precision_name(info.param.precision);
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n;
+    });
+
+TEST(Cuda, ThreadsShareOneEngine) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const Config cfg = named_config("tiny");
+  const Weights w = random_weights(cfg, 3);
+  auto gpu = make_cuda_engine(w, {Device::Cuda, Precision::FP32, 4});
+  const int64_t S = cfg.img_size, n = int64_t(S) * S * cfg.num_classes;
+  std::vector<std::vector<float>> in, out(4), solo(4);
+  for (int t = 0; t < 4; ++t) {
+    in.push_back(random_slices(1, cfg.img_size, 100 + t));
+    solo[t].resize(n);
+    gpu->run(in[t].data(), 1, solo[t].data());
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      out[t].resize(n);
+      for (int rep = 0; rep < 5; ++rep) gpu->run(in[t].data(), 1, out[t].data());
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(out[t], solo[t]) << "thread " << t;
+}
+
+TEST(Cuda, OutOfMemoryIsAClearError) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const Weights w = random_weights(named_config("swin-t"), 1);
+  try {
+    make_cuda_engine(w, {Device::Cuda, Precision::FP32, 1 << 20});
+    FAIL() << "expected out of memory";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of GPU memory"), std::string::npos) << e.what();
+  }
+  // The device is still usable afterwards.
+  auto ok = make_cuda_engine(w, {Device::Cuda, Precision::FP16, 1});
+  EXPECT_GT(ok->memory_bytes(), 0u);
+}
+
+TEST(Cuda, UnavailableDeviceIsAClearError) {
+  std::string why;
+  if (cuda_available(&why)) GTEST_SKIP() << "a GPU is present";
+  const Weights w = random_weights(named_config("tiny"), 1);
+  EXPECT_THROW(make_cuda_engine(w, {Device::Cuda, Precision::FP32, 1}), Error);
+  // --device auto falls back to the CPU.
+  auto e = Engine::create(w, {Device::Auto, Precision::FP32, 1});
+  EXPECT_NE(e->device_name().find("cpu"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace swinrt

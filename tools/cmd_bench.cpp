@@ -1,0 +1,122 @@
+// swinrt bench: latency and throughput per precision and batch size, median
+// and p99 over many timed forwards (CUDA events around graph replays on the
+// GPU), peak engine memory; --compare runs the PyTorch reference on the same
+// device (bench/torch_peer.py) in the same invocation and prints the ratios.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.h"
+#include "pipeline/npy.h"
+#include "swinrt/engine.h"
+#include "swinrt/error.h"
+#include "swinrt/random.h"
+#include "swinrt/weights.h"
+
+#ifndef SWINRT_SOURCE_DIR
+#define SWINRT_SOURCE_DIR "."
+#endif
+
+namespace swinrt::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string weights, random, device = "auto", json;
+  std::vector<std::string> precisions{"fp16"};
+  std::vector<int> batches{1, 8, 128};
+  int warmup = 20, iterations = 100;
+  bool compare = false;
+};
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * (v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+// Runs the PyTorch peer and returns its JSON: {"fp16": {"1": {"eager": ms, ...}}}.
+nlohmann::json run_peer(const BenchArgs& a, const Config& c) {
+  const char* py = std::getenv("SWINRT_PYTHON");
+  const std::string tmp = fmt::format("/tmp/swinrt_peer_{}.json", static_cast<long>(::getpid()));
+  std::string batches, precs;
+  for (int b : a.batches) batches += fmt::format("{}{}", batches.empty() ? "" : ",", b);
+  for (const auto& p : a.precisions) precs += fmt::format("{}{}", precs.empty() ? "" : ",", p);
+  const std::string cmd = fmt::format("{} {}/bench/torch_peer.py --config-json '{}' --batch {} --precision {} "
+                                      "--warmup {} --iterations {} --json {}",
+                                      py ? py : "python3", SWINRT_SOURCE_DIR, c.to_json(), batches, precs, a.warmup,
+                                      a.iterations, tmp);
+  fmt::print(stderr, "running the PyTorch peer: {}\n", cmd);
+  if (std::system(cmd.c_str()) != 0) throw Error("the PyTorch peer (bench/torch_peer.py) failed; see above");
+  std::ifstream f(tmp);
+  nlohmann::json j = nlohmann::json::parse(f);
+  std::remove(tmp.c_str());
+  return j;
+}
+
+int bench(const BenchArgs& a) {
+  if (a.weights.empty() == a.random.empty()) throw Error("give exactly one of --weights and --random");
+  const Weights w = a.weights.empty() ? random_weights(named_config(a.random), 1) : Weights::load(a.weights);
+  const Config& c = w.config();
+  const int max_b = *std::max_element(a.batches.begin(), a.batches.end());
+  nlohmann::json out = nlohmann::json::object();
+  nlohmann::json peer;
+  if (a.compare) peer = run_peer(a, c);
+  fmt::print("{:<6} {:>6} {:>10} {:>10} {:>12} {:>10}", "prec", "batch", "median ms", "p99 ms", "slices/s", "mem MiB");
+  if (a.compare) fmt::print("  {}", "PyTorch on the same device: ms (swinrt speed-up)");
+  fmt::print("\n");
+  for (const auto& p : a.precisions) {
+    EngineOptions o;
+    o.device = parse_device(a.device);
+    o.precision = parse_precision(p);
+    o.max_batch = max_b;
+    auto engine = Engine::create(w, o);
+    for (int b : a.batches) {
+      const auto ms = engine->time_forward(b, a.warmup, a.iterations);
+      const double med = percentile(ms, 0.5), p99 = percentile(ms, 0.99);
+      const double mem = engine->memory_bytes() / 1048576.0;
+      fmt::print("{:<6} {:>6} {:>10.3f} {:>10.3f} {:>12.0f} {:>10.0f}", p, b, med, p99, b * 1000.0 / med, mem);
+      nlohmann::json row = {{"median_ms", med}, {"p99_ms", p99}, {"slices_per_s", b * 1000.0 / med},
+                            {"memory_mib", mem}, {"device", engine->device_name()}};
+      if (a.compare && peer.contains(p) && peer[p].contains(std::to_string(b))) {
+        for (auto& [mode, t] : peer[p][std::to_string(b)].items()) {
+          if (!t.is_number()) continue;
+          fmt::print("  {} {:.3f} ({:.2f}x)", mode, t.get<double>(), t.get<double>() / med);
+          row["torch_" + mode + "_ms"] = t;
+        }
+      }
+      fmt::print("\n");
+      out[p][std::to_string(b)] = row;
+    }
+  }
+  if (!a.json.empty()) write_file_atomic(a.json, out.dump(2) + "\n");
+  return 0;
+}
+
+}  // namespace
+
+Action add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* b = app.add_subcommand("bench", "time the engine per precision and batch size");
+  auto* wopt = b->add_option("--weights", a->weights, "weights (.safetensors)");
+  b->add_option("--random", a->random, "random weights of a named config (swin-t, tiny, w8, ape)")->excludes(wopt);
+  b->add_option("--batch", a->batches, "batch sizes")->delimiter(',')->check(CLI::Range(1, 4096));
+  b->add_option("--precision", a->precisions, "precisions (fp32,tf32,fp16,bf16)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}));
+  b->add_option("--device", a->device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
+  b->add_option("--warmup", a->warmup, "untimed forwards first")->check(CLI::Range(0, 100000));
+  b->add_option("--iterations", a->iterations, "timed forwards")->check(CLI::Range(1, 100000));
+  b->add_flag("--compare", a->compare, "also time the PyTorch reference (eager, CUDA graph, torch.compile)");
+  b->add_option("--json", a->json, "write the results as JSON");
+  return [a, b]() { return b->parsed() ? bench(*a) : -1; };
+}
+
+}  // namespace swinrt::cli
