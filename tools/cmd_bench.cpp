@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fmt/format.h>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -31,7 +32,7 @@ struct BenchArgs {
   std::vector<std::string> precisions{"fp16"};
   std::vector<int> batches{1, 8, 128};
   int warmup = 20, iterations = 100;
-  bool compare = false;
+  bool compare = false, profile = false;
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -59,6 +60,31 @@ nlohmann::json run_peer(const BenchArgs& a, const Config& c) {
   nlohmann::json j = nlohmann::json::parse(f);
   std::remove(tmp.c_str());
   return j;
+}
+
+// Per-launch table, then the same time summed by op (the label's last part).
+void print_profile(const std::vector<std::pair<std::string, double>>& rows, const std::string& prec, int batch) {
+  double total = 0;
+  std::map<std::string, double> by_op;
+  for (const auto& [label, ms] : rows) {
+    total += ms;
+    std::string op = label;
+    for (const char* key : {"norm1", "norm2", "attn.qkv", "attn.core", "attn.proj", "mlp.fc1", "mlp.act", "mlp.fc2",
+                            "downsample.norm", "downsample.reduction", "expand", "up.norm+output", "cast", "x_downsample"})
+      if (label.find(key) != std::string::npos) op = key;
+    if (label.rfind("concat_back_dim", 0) == 0) op = "concat_back_dim";
+    if (label.rfind("layers_up", 0) == 0 && label.find(".norm") != std::string::npos && label.find("blocks") == std::string::npos)
+      op = "patch_expand.norm";
+    by_op[op] += ms;
+  }
+  fmt::print("\nprofile {} batch {} ({} launches, {:.3f} ms without graph):\n", prec, batch, rows.size(), total);
+  for (const auto& [label, ms] : rows) fmt::print("  {:<40} {:>9.4f} ms {:>6.1f}%\n", label, ms, 100 * ms / total);
+  std::vector<std::pair<double, std::string>> sorted;
+  for (const auto& [op, ms] : by_op) sorted.emplace_back(ms, op);
+  std::sort(sorted.rbegin(), sorted.rend());
+  fmt::print("by op:\n");
+  for (const auto& [ms, op] : sorted) fmt::print("  {:<40} {:>9.4f} ms {:>6.1f}%\n", op, ms, 100 * ms / total);
+  fmt::print("\n");
 }
 
 int bench(const BenchArgs& a) {
@@ -94,6 +120,7 @@ int bench(const BenchArgs& a) {
       }
       fmt::print("\n");
       out[p][std::to_string(b)] = row;
+      if (a.profile) print_profile(engine->profile(b, 5), p, b);
     }
   }
   if (!a.json.empty()) write_file_atomic(a.json, out.dump(2) + "\n");
@@ -115,6 +142,7 @@ Action add_bench(CLI::App& app) {
   b->add_option("--warmup", a->warmup, "untimed forwards first")->check(CLI::Range(0, 100000));
   b->add_option("--iterations", a->iterations, "timed forwards")->check(CLI::Range(1, 100000));
   b->add_flag("--compare", a->compare, "also time the PyTorch reference (eager, CUDA graph, torch.compile)");
+  b->add_flag("--profile", a->profile, "print a per-kernel time table for each precision and batch");
   b->add_option("--json", a->json, "write the results as JSON");
   return [a, b]() { return b->parsed() ? bench(*a) : -1; };
 }

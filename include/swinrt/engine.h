@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "swinrt/config.h"
@@ -52,6 +53,11 @@ class Engine {
   // resident on the device (CUDA: one CUDA-graph replay each, timed with CUDA
   // events), after `warmup` untimed ones; returns milliseconds per forward.
   virtual std::vector<double> time_forward(int64_t batch, int warmup, int iterations) = 0;
+  // Per-kernel profile (like trtexec --dumpProfile): the forward of `batch`
+  // slices run op by op without a graph, each launch timed with CUDA events;
+  // rows are (label, mean ms) in execution order, labels as the checkpoint
+  // names them ("layers.0.blocks.1.attn.qkv"). CUDA only.
+  virtual std::vector<std::pair<std::string, double>> profile(int64_t batch, int iterations);
   // Bytes of device (or host, for the CPU) memory the engine holds now.
   virtual size_t memory_bytes() const = 0;
 

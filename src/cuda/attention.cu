@@ -19,71 +19,104 @@ __device__ __forceinline__ int region(int v, int res, int window, int shift) {
 template <typename T>
 __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                         float scale, const float* __restrict__ bias, T* __restrict__ out) {
-  extern __shared__ float smem[];
-  const int N = window * window, d = C / heads, dp = d + 1;  // +1: no bank conflicts on column reads
-  float* q = smem;
-  float* k = q + N * dp;
-  float* v = k + N * dp;
-  float* S = v + N * dp;
-  int* tok = reinterpret_cast<int*>(S + N * N);
+  extern __shared__ float4 smem4[];
+  // Layout (floats): q [N][d], kT [d][Np] (k transposed, so 4 neighbouring
+  // columns are one float4), v [N][d], S [N][Np]; Np = N rounded up to 4.
+  const int N = window * window, Np = (N + 3) & ~3, d = C / heads;
+  float* q = reinterpret_cast<float*>(smem4);
+  float* kT = q + N * d;
+  float* v = kT + d * Np;
+  float* S = v + N * d;
+  int* tok = reinterpret_cast<int*>(S + N * Np);
   int* reg = tok + N;
 
   const int nw = res / window, w = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int wy = w / nw, wx = w % nw;
   const int64_t base = int64_t(b) * res * res;
-  for (int i = threadIdx.x; i < N; i += blockDim.x) {
-    const int ys = wy * window + i / window, xs = wx * window + i % window;
-    tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
-    reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
+  for (int i = threadIdx.x; i < Np; i += blockDim.x) {
+    if (i < N) {
+      const int ys = wy * window + i / window, xs = wx * window + i % window;
+      tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
+      reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
+    } else {
+      for (int e = 0; e < d; ++e) kT[e * Np + i] = 0.f;  // padding columns
+    }
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < N * d; idx += blockDim.x) {
-    const int i = idx / d, e = idx % d;
+    const int i = idx / d, e = idx - i * d;
     const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
-    q[i * dp + e] = to_f(row[0]) * scale;
-    k[i * dp + e] = to_f(row[C]);
-    v[i * dp + e] = to_f(row[2 * C]);
+    q[idx] = to_f(row[0]) * scale;
+    kT[e * Np + i] = to_f(row[C]);
+    v[idx] = to_f(row[2 * C]);
   }
   __syncthreads();
+  // Scores, 4 columns per thread: one q load and one float4 k load per 4 FMAs.
   const float* bh = bias + int64_t(h) * N * N;
-  for (int idx = threadIdx.x; idx < N * N; idx += blockDim.x) {
-    const int i = idx / N, j = idx % N;
-    float acc = 0.f;
-    for (int e = 0; e < d; ++e) acc += q[i * dp + e] * k[j * dp + e];
-    acc += bh[idx];
-    if (reg[i] != reg[j]) acc += -100.0f;
-    S[idx] = acc;
+  const int groups = Np / 4;
+  for (int item = threadIdx.x; item < N * groups; item += blockDim.x) {
+    const int i = item / groups, j0 = (item - i * groups) * 4;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int e = 0; e < d; ++e) {
+      const float qv = q[i * d + e];
+      const float4 kv = *reinterpret_cast<const float4*>(kT + e * Np + j0);
+      acc.x += qv * kv.x;
+      acc.y += qv * kv.y;
+      acc.z += qv * kv.z;
+      acc.w += qv * kv.w;
+    }
+    const float a[4] = {acc.x, acc.y, acc.z, acc.w};
+    for (int t = 0; t < 4 && j0 + t < N; ++t) {
+      const int j = j0 + t;
+      float sc = a[t] + bh[i * N + j];
+      if (reg[i] != reg[j]) sc += -100.0f;
+      S[i * Np + j] = sc;
+    }
   }
   __syncthreads();
-  // Softmax: one warp per row.
+  // Softmax: one warp per row, FP32.
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   for (int i = warp; i < N; i += nwarps) {
     float mx = -INFINITY;
-    for (int j = lane; j < N; j += 32) mx = fmaxf(mx, S[i * N + j]);
+    for (int j = lane; j < N; j += 32) mx = fmaxf(mx, S[i * Np + j]);
     mx = warp_max(mx);
     float sum = 0.f;
     for (int j = lane; j < N; j += 32) {
-      const float e = expf(S[i * N + j] - mx);
-      S[i * N + j] = e;
+      const float e = expf(S[i * Np + j] - mx);
+      S[i * Np + j] = e;
       sum += e;
     }
     const float inv = 1.0f / warp_sum(sum);
-    for (int j = lane; j < N; j += 32) S[i * N + j] *= inv;
+    for (int j = lane; j < N; j += 32) S[i * Np + j] *= inv;
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < N * d; idx += blockDim.x) {
-    const int i = idx / d, e = idx % d;
-    float acc = 0.f;
-    for (int j = 0; j < N; ++j) acc += S[i * N + j] * v[j * dp + e];
-    out[(base + tok[i]) * C + h * d + e] = from_f<T>(acc);
+  // Output, 4 channels per thread: one S load and one float4 v load per 4 FMAs.
+  const int dg = d / 4;
+  for (int item = threadIdx.x; item < N * dg; item += blockDim.x) {
+    const int i = item / dg, e0 = (item - i * dg) * 4;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int j = 0; j < N; ++j) {
+      const float p = S[i * Np + j];
+      const float4 vv = *reinterpret_cast<const float4*>(v + j * d + e0);
+      acc.x += p * vv.x;
+      acc.y += p * vv.y;
+      acc.z += p * vv.z;
+      acc.w += p * vv.w;
+    }
+    T* o = out + (base + tok[i]) * C + h * d + e0;
+    o[0] = from_f<T>(acc.x);
+    o[1] = from_f<T>(acc.y);
+    o[2] = from_f<T>(acc.z);
+    o[3] = from_f<T>(acc.w);
   }
 }
 
 template <typename T>
 void launch(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale, const float* bias,
             void* out, cudaStream_t s) {
-  const int N = window * window, d = C / heads;
-  const size_t smem = sizeof(float) * (3 * N * (d + 1) + N * N) + sizeof(int) * 2 * N;
+  const int N = window * window, Np = (N + 3) & ~3, d = C / heads;
+  if (d % 4 != 0) throw Error(fmt::format("window_attention: head_dim {} is not a multiple of 4", d));
+  const size_t smem = sizeof(float) * (2 * N * d + d * Np + N * Np) + sizeof(int) * 2 * N;
   auto kernel = window_attention_kernel<T>;
   if (smem > 48 * 1024)
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));

@@ -192,6 +192,22 @@ struct Context {
   }
 };
 
+// Event marks between launches, for profile(); null in normal runs.
+struct Marks {
+  std::vector<std::string> labels;
+  std::vector<cudaEvent_t> events;
+  void mark(const std::string& label, cudaStream_t s) {
+    cudaEvent_t e;
+    SWINRT_CUDA_CHECK(cudaEventCreate(&e));
+    SWINRT_CUDA_CHECK(cudaEventRecord(e, s));
+    labels.push_back(label);
+    events.push_back(e);
+  }
+  ~Marks() {
+    for (cudaEvent_t e : events) cudaEventDestroy(e);
+  }
+};
+
 class CudaEngine final : public Engine {
  public:
   CudaEngine(const Weights& w, const EngineOptions& o)
@@ -253,6 +269,28 @@ class CudaEngine final : public Engine {
                                         cx.stream));
       SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
     }
+  }
+
+  std::vector<std::pair<std::string, double>> profile(int64_t batch, int iterations) override {
+    if (batch > max_batch_)
+      throw Error(fmt::format("profile: batch {} exceeds the engine's max_batch {}", batch, max_batch_));
+    Lease lease(*this);
+    Context& cx = *lease.cx;
+    launch(cx, batch);  // warm up (and capture the graph, unused here)
+    std::vector<std::pair<std::string, double>> rows;
+    for (int it = 0; it < iterations; ++it) {
+      Marks m;
+      enqueue(cx, batch, &m);
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
+      if (rows.empty())
+        for (size_t i = 1; i < m.labels.size(); ++i) rows.emplace_back(m.labels[i], 0.0);
+      for (size_t i = 1; i < m.events.size(); ++i) {
+        float t = 0;
+        SWINRT_CUDA_CHECK(cudaEventElapsedTime(&t, m.events[i - 1], m.events[i]));
+        rows[i - 1].second += t / iterations;
+      }
+    }
+    return rows;
   }
 
   std::vector<double> time_forward(int64_t batch, int warmup, int iterations) override {
@@ -369,15 +407,22 @@ class CudaEngine final : public Engine {
   }
 
   // The forward of n slices from cx.input to cx.logits, enqueued on cx.stream.
-  void enqueue(Context& cx, int64_t n) {
+  void enqueue(Context& cx, int64_t n, Marks* marks = nullptr) {
     const Config& c = config_;
+    auto mark = [&](const std::string& label) {
+      if (marks) marks->mark(label, cx.stream);
+    };
+    mark("start");
     const DeviceWeights& W = *weights_;
     cudaStream_t s = cx.stream;
     float* x = static_cast<float*>(cx.x.ptr);
     void* xt = cx.xt.ptr;
     bool xt_valid = false;  // does xt hold x in the activation dtype?
     auto ensure_xt = [&](int64_t count) {
-      if (!xt_valid) cast(x, count, xt, act_, s);
+      if (!xt_valid) {
+        cast(x, count, xt, act_, s);
+        mark("cast");
+      }
       xt_valid = true;
     };
     for (const Step& st : plan_) {
@@ -390,50 +435,65 @@ class CudaEngine final : public Engine {
                       c.patch_norm ? W.f32("patch_embed.norm.weight") : nullptr,
                       c.patch_norm ? W.f32("patch_embed.norm.bias") : nullptr,
                       c.ape ? W.f32("absolute_pos_embed") : nullptr, x, xt, act_, s);
+          mark("patch_embed");
           xt_valid = true;
           break;
         case OpKind::SaveSkip:
           ensure_xt(rows * C);
           SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.skips[st.skip].ptr, xt, rows * C * dt_size(act_),
                                             cudaMemcpyDeviceToDevice, s));
+          mark(st.name);
           break;
         case OpKind::SwinBlock: {
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
                     W.f32(st.param("norm1.bias")), cx.t.ptr, act_, nullptr, s);
+          mark(st.param("norm1"));
           linear(cx.gemm, cx.t.ptr, W.get(st.param("attn.qkv.weight")), C, act_, rows, C, 3 * C,
                  W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
+          mark(st.param("attn.qkv"));
           window_attention(cx.qkv.ptr, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
                            W.f32(st.param("attn.bias")), cx.att.ptr, s);
+          mark(st.param("attn.core"));
           linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
                  W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
+          mark(st.param("attn.proj"));
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm2.weight")),
                     W.f32(st.param("norm2.bias")), cx.t.ptr, act_, nullptr, s);
+          mark(st.param("norm2"));
           linear(cx.gemm, cx.t.ptr, W.get(st.param("mlp.fc1.weight")), C, act_, rows, C, st.hidden,
                  W.get(st.param("mlp.fc1.bias")), cx.hid.ptr, act_, false, s);
+          mark(st.param("mlp.fc1"));
           gelu(cx.hid.ptr, act_, rows * st.hidden, s);
+          mark(st.param("mlp.act"));
           linear(cx.gemm, cx.hid.ptr, W.get(st.param("mlp.fc2.weight")), st.hidden, act_, rows, st.hidden, C,
                  W.get(st.param("mlp.fc2.bias")), x, DT::F32, true, s);
+          mark(st.param("mlp.fc2"));
           xt_valid = false;
           break;
         }
         case OpKind::PatchMerging:
           layernorm(x, DT::F32, rows / 4, 4 * C, Gather::Merge2x2, st.res / 2, 1, W.f32(st.param("norm.weight")),
                     W.f32(st.param("norm.bias")), cx.t.ptr, act_, nullptr, s);
+          mark(st.param("norm"));
           linear(cx.gemm, cx.t.ptr, W.get(st.param("reduction.weight")), 4 * C, act_, rows / 4, 4 * C, 2 * C, nullptr,
                  x, DT::F32, false, s);
+          mark(st.param("reduction"));
           xt_valid = false;
           break;
         case OpKind::LayerNorm:
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("weight")), W.f32(st.param("bias")),
                     xt, act_, x, s);
+          mark(st.name);
           xt_valid = true;
           break;
         case OpKind::PatchExpand:
           ensure_xt(rows * C);
           linear(cx.gemm, xt, W.get(st.param("expand.weight")), C, act_, rows, C, 2 * C, nullptr, cx.tmp.ptr, act_,
                  false, s);
+          mark(st.param("expand"));
           layernorm(cx.tmp.ptr, act_, rows * 4, C / 2, Gather::Shuffle, st.res * 2, 2, W.f32(st.param("norm.weight")),
                     W.f32(st.param("norm.bias")), xt, act_, x, s);
+          mark(st.param("norm"));
           xt_valid = true;
           break;
         case OpKind::ConcatLinear: {
@@ -441,8 +501,10 @@ class CudaEngine final : public Engine {
           ensure_xt(rows * C);
           const char* w = static_cast<const char*>(W.get(st.param("weight")));
           linear(cx.gemm, xt, w, 2 * C, act_, rows, C, C, W.get(st.param("bias")), x, DT::F32, false, s);
+          mark(st.name + ".x");
           linear(cx.gemm, cx.skips[st.skip].ptr, w + C * dt_size(act_), 2 * C, act_, rows, C, C, nullptr, x, DT::F32,
                  true, s);
+          mark(st.name + ".skip");
           xt_valid = false;
           break;
         }
@@ -452,8 +514,10 @@ class CudaEngine final : public Engine {
             const int64_t r = std::min(cx.fin_rows, rows - r0);
             linear(cx.gemm, static_cast<const char*>(xt) + r0 * C * dt_size(act_), W.get("up.expand.weight"), C,
                    act_, r, C, 16 * C, nullptr, cx.fin.ptr, act_, false, s);
+            mark("up.expand");
             final_norm_head(cx.fin.ptr, act_, r0, r, st.res, C, W.f32("up.norm.weight"), W.f32("up.norm.bias"),
                             W.f32("output.weight"), c.num_classes, static_cast<float*>(cx.logits.ptr), s);
+            mark("up.norm+output");
           }
           break;
         }

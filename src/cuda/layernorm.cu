@@ -11,6 +11,10 @@ namespace {
 
 constexpr int kMaxPerLane = 64;  // rows of up to 2048 channels
 
+// Registers per lane are a template parameter (the row's C / 32, rounded up
+// to one of a few sizes) so the row stays in registers without a 64-wide
+// predicated loop for a 96-channel row.
+
 // Address of element k of output row (b, Y, X).
 template <Gather G>
 __device__ __forceinline__ int64_t source_index(int64_t b, int Y, int X, int k, int C, int res, int factor) {
@@ -26,7 +30,7 @@ __device__ __forceinline__ int64_t source_index(int64_t b, int Y, int X, int k, 
   }
 }
 
-template <typename Tin, typename Tout, Gather G>
+template <typename Tin, typename Tout, Gather G, int NPL>
 __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int C, int res, int factor,
                                  const float* __restrict__ g, const float* __restrict__ bta, Tout* __restrict__ out,
                                  float* __restrict__ out32) {
@@ -35,10 +39,10 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
   const int lane = threadIdx.x;
   const int64_t tokens = int64_t(res) * res, b = row / tokens;
   const int p = static_cast<int>(row - b * tokens), Y = p / res, X = p % res;
-  float v[kMaxPerLane];
+  float v[NPL];
   float sum = 0.f;
 #pragma unroll
-  for (int i = 0; i < kMaxPerLane; ++i) {
+  for (int i = 0; i < NPL; ++i) {
     const int k = lane + 32 * i;
     v[i] = k < C ? to_f(src[source_index<G>(b, Y, X, k, C, res, factor)]) : 0.f;
     sum += v[i];
@@ -46,14 +50,14 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
   const float mean = warp_sum(sum) / C;
   float sq = 0.f;
 #pragma unroll
-  for (int i = 0; i < kMaxPerLane; ++i) {
+  for (int i = 0; i < NPL; ++i) {
     const int k = lane + 32 * i;
     const float d = k < C ? v[i] - mean : 0.f;
     sq += d * d;
   }
   const float rstd = rsqrtf(warp_sum(sq) / C + 1e-5f);
 #pragma unroll
-  for (int i = 0; i < kMaxPerLane; ++i) {
+  for (int i = 0; i < NPL; ++i) {
     const int k = lane + 32 * i;
     if (k < C) {
       const float y = (v[i] - mean) * rstd * g[k] + bta[k];
@@ -63,24 +67,38 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
   }
 }
 
-template <typename Tin, typename Tout>
-void launch(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g, const float* b,
-            void* out, float* out32, cudaStream_t s) {
+template <typename Tin, typename Tout, int NPL>
+void launch_npl(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
+                const float* b, void* out, float* out32, cudaStream_t s) {
   const dim3 block(32, 8);
   const unsigned grid = ceil_div(rows, 8);
   auto* in = static_cast<const Tin*>(src);
   auto* o = static_cast<Tout*>(out);
   switch (gather) {
     case Gather::Rows:
-      layernorm_kernel<Tin, Tout, Gather::Rows><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      layernorm_kernel<Tin, Tout, Gather::Rows, NPL><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
       break;
     case Gather::Merge2x2:
-      layernorm_kernel<Tin, Tout, Gather::Merge2x2><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      layernorm_kernel<Tin, Tout, Gather::Merge2x2, NPL>
+          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
       break;
     case Gather::Shuffle:
-      layernorm_kernel<Tin, Tout, Gather::Shuffle><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      layernorm_kernel<Tin, Tout, Gather::Shuffle, NPL><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
       break;
   }
+}
+
+template <typename Tin, typename Tout>
+void launch(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g, const float* b,
+            void* out, float* out32, cudaStream_t s) {
+  const int need = (C + 31) / 32;
+  if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s);
+  else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, out32, s);
+  else if (need <= 6) launch_npl<Tin, Tout, 6>(src, rows, C, gather, res, factor, g, b, out, out32, s);
+  else if (need <= 12) launch_npl<Tin, Tout, 12>(src, rows, C, gather, res, factor, g, b, out, out32, s);
+  else if (need <= 24) launch_npl<Tin, Tout, 24>(src, rows, C, gather, res, factor, g, b, out, out32, s);
+  else if (need <= 48) launch_npl<Tin, Tout, 48>(src, rows, C, gather, res, factor, g, b, out, out32, s);
+  else launch_npl<Tin, Tout, kMaxPerLane>(src, rows, C, gather, res, factor, g, b, out, out32, s);
 }
 
 template <typename T>

@@ -64,6 +64,10 @@ void Engine::run_labels(const float* input, int64_t batch, int32_t* labels) {
   argmax_labels(logits.data(), batch, config_.num_classes, pixels, labels);
 }
 
+std::vector<std::pair<std::string, double>> Engine::profile(int64_t, int) {
+  throw Error("--profile times CUDA kernels; it needs --device cuda");
+}
+
 void argmax_labels(const float* logits, int64_t batch, int classes, int64_t pixels, int32_t* labels) {
   cpu::argmax_channels(logits, static_cast<int>(batch), classes, pixels, labels);
 }
