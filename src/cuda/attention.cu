@@ -6,6 +6,15 @@
 // mask (-100 across regions, as the original) is computed from coordinates.
 // Traffic: q, k, v of the window read once, the output written once; scores
 // live in shared memory, in FP32.
+//
+// Two kernels: for FP16/BF16 activations, q k^T and p v run on tensor cores
+// (WMMA 16x16x16, FP16 operands, FP32 accumulators; bf16 inputs are widened
+// to fp16 exactly, so p keeps fp16's 11-bit mantissa); for FP32/TF32 (and
+// head dims that are not multiples of 16) a register-tiled FP32 kernel keeps
+// the strict path exact.
+#include <algorithm>
+#include <mma.h>
+
 #include "ops.cuh"
 
 namespace swinrt::cuda {
@@ -111,6 +120,124 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
   }
 }
 
+// Tensor-core variant. Shared memory: q, k, v, p as fp16 [NP][ld16], the
+// scores / output as fp32 [NP][ld32]; NP = N rounded up to 16, rows past N zero.
+template <typename T>
+__global__ void window_attention_tc_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
+                                           float scale, const float* __restrict__ bias, T* __restrict__ out) {
+  using namespace nvcuda;
+  extern __shared__ float4 smem4[];
+  const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
+  const int ldq = d + 8, ldp = NP + 8, lds = max(NP, d) + 4;  // S also holds the [NP][d] output
+  __half* q = reinterpret_cast<__half*>(smem4);
+  __half* k = q + NP * ldq;
+  __half* v = k + NP * ldq;
+  __half* P = v + NP * ldq;
+  float* S = reinterpret_cast<float*>(P + NP * ldp);
+  int* tok = reinterpret_cast<int*>(S + NP * lds);
+  int* reg = tok + NP;
+
+  const int nw = res / window, w = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int wy = w / nw, wx = w % nw;
+  const int64_t base = int64_t(b) * res * res;
+  for (int i = threadIdx.x; i < N; i += blockDim.x) {
+    const int ys = wy * window + i / window, xs = wx * window + i % window;
+    tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
+    reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < NP * d; idx += blockDim.x) {
+    const int i = idx / d, e = idx - i * d;
+    float qv = 0.f, kv = 0.f, vv = 0.f;
+    if (i < N) {
+      const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
+      qv = to_f(row[0]) * scale;
+      kv = to_f(row[C]);
+      vv = to_f(row[2 * C]);
+    }
+    q[i * ldq + e] = __float2half_rn(qv);
+    k[i * ldq + e] = __float2half_rn(kv);
+    v[i * ldq + e] = __float2half_rn(vv);
+  }
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+  const int tiles = NP / 16;
+  // S = q k^T: each warp takes 16x16 output tiles in turn.
+  for (int t = warp; t < tiles * tiles; t += nwarps) {
+    const int ti = t / tiles, tj = t % tiles;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int e = 0; e < d; e += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb;
+      wmma::load_matrix_sync(fa, q + ti * 16 * ldq + e, ldq);
+      wmma::load_matrix_sync(fb, k + tj * 16 * ldq + e, ldq);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(S + ti * 16 * lds + tj * 16, acc, lds, wmma::mem_row_major);
+  }
+  __syncthreads();
+  // Softmax over the N real columns, FP32; p in fp16, zero in the padding.
+  const float* bh = bias + int64_t(h) * N * N;
+  for (int i = warp; i < NP; i += nwarps) {
+    if (i >= N) {
+      for (int j = lane; j < NP; j += 32) P[i * ldp + j] = __float2half_rn(0.f);
+      continue;
+    }
+    float mx = -INFINITY;
+    for (int j = lane; j < N; j += 32) {
+      float sc = S[i * lds + j] + bh[i * N + j];
+      if (reg[i] != reg[j]) sc += -100.0f;
+      S[i * lds + j] = sc;
+      mx = fmaxf(mx, sc);
+    }
+    mx = warp_max(mx);
+    float sum = 0.f;
+    for (int j = lane; j < N; j += 32) {
+      const float e = expf(S[i * lds + j] - mx);
+      S[i * lds + j] = e;
+      sum += e;
+    }
+    const float inv = 1.0f / warp_sum(sum);
+    for (int j = lane; j < NP; j += 32) P[i * ldp + j] = __float2half_rn(j < N ? S[i * lds + j] * inv : 0.f);
+  }
+  __syncthreads();
+  // O = p v, into S (reused as [NP][d] fp32 with stride lds >= d).
+  const int dt = d / 16;
+  for (int t = warp; t < tiles * dt; t += nwarps) {
+    const int ti = t / dt, te = t % dt;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int j = 0; j < NP; j += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fb;
+      wmma::load_matrix_sync(fa, P + ti * 16 * ldp + j, ldp);
+      wmma::load_matrix_sync(fb, v + j * ldq + te * 16, ldq);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(S + ti * 16 * lds + te * 16, acc, lds, wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < N * d; idx += blockDim.x) {
+    const int i = idx / d, e = idx - i * d;
+    out[(base + tok[i]) * C + h * d + e] = from_f<T>(S[i * lds + e]);
+  }
+}
+
+template <typename T>
+void launch_tc(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
+               const float* bias, void* out, cudaStream_t s) {
+  const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
+  const size_t smem = sizeof(__half) * (3 * NP * (d + 8) + NP * (NP + 8)) + sizeof(float) * NP * (std::max(NP, d) + 4) +
+                      sizeof(int) * 2 * NP;
+  auto kernel = window_attention_tc_kernel<T>;
+  if (smem > 48 * 1024)
+    SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid((res / window) * (res / window), heads, B);
+  kernel<<<grid, 128, smem, s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift, scale, bias,
+                                 static_cast<T*>(out));
+}
+
 template <typename T>
 void launch(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale, const float* bias,
             void* out, cudaStream_t s) {
@@ -129,10 +256,17 @@ void launch(const void* qkv, int B, int res, int C, int heads, int window, int s
 
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                       const float* bias, void* out, cudaStream_t s) {
+  const bool tc = (C / heads) % 16 == 0 && window * window <= 144;
   switch (t) {
     case DT::F32: launch<float>(qkv, B, res, C, heads, window, shift, scale, bias, out, s); break;
-    case DT::F16: launch<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s); break;
-    case DT::BF16: launch<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s); break;
+    case DT::F16:
+      if (tc) launch_tc<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      else launch<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      break;
+    case DT::BF16:
+      if (tc) launch_tc<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      else launch<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      break;
   }
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }

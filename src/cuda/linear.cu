@@ -77,18 +77,28 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
 
 namespace {
 
+__device__ __forceinline__ float gelu_f(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f)); }
+
+// 16 bytes per thread per step (8 halves or 4 floats), scalar tail.
 template <typename T>
 __global__ void gelu_kernel(T* x, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float v = to_f(x[i]);
-    x[i] = from_f<T>(0.5f * v * (1.0f + erff(v * 0.70710678118654752440f)));
+  constexpr int kVec = 16 / sizeof(T);
+  const int64_t nvec = n / kVec, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < nvec; i += stride) {
+    uint4 raw = reinterpret_cast<uint4*>(x)[i];
+    T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) e[k] = from_f<T>(gelu_f(to_f(e[k])));
+    reinterpret_cast<uint4*>(x)[i] = raw;
   }
+  for (int64_t i = nvec * kVec + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride)
+    x[i] = from_f<T>(gelu_f(to_f(x[i])));
 }
 
 }  // namespace
 
 void gelu(void* x, DT t, int64_t n, cudaStream_t s) {
-  const unsigned blocks = std::min<long long>(ceil_div(n, 256), 132 * 16);
+  const unsigned blocks = std::min<long long>(ceil_div(n / (16 / dt_size(t)) + 1, 256), 132 * 32);
   switch (t) {
     case DT::F32: gelu_kernel<<<blocks, 256, 0, s>>>(static_cast<float*>(x), n); break;
     case DT::F16: gelu_kernel<<<blocks, 256, 0, s>>>(static_cast<__half*>(x), n); break;

@@ -3,9 +3,11 @@
 //  - patch_embed: one warp per token: the patch x patch conv, LayerNorm and
 //    absolute position embedding in registers; writes x (FP32) and xt.
 //  - final_norm_head: FinalPatchExpand_X4's pixel shuffle + LayerNorm + the
-//    1x1 conv head in one pass over the expand GEMM's output: one warp per
+//    1x1 conv head in one pass over the expand GEMM's output: one thread per
 //    output pixel, the normalised E-vector never leaves registers, and only
-//    the logits [B, classes, H, W] are written.
+//    the logits [B, classes, H, W] are written, coalesced.
+#include <type_traits>
+
 #include "ops.cuh"
 
 namespace swinrt::cuda {
@@ -13,8 +15,9 @@ namespace swinrt::cuda {
 namespace {
 
 constexpr int kMaxE = 32 * 8;  // embed_dim up to 256 (8 channels per lane)
+constexpr int kMaxHeadE = 128;  // the head kernel keeps a pixel's E-vector in one thread
 
-template <typename T>
+template <typename T, int NPL>
 __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens_total, int img_size, int patch,
                                    const float* __restrict__ w, const float* __restrict__ bias, int E,
                                    const float* __restrict__ g, const float* __restrict__ bt,
@@ -25,10 +28,10 @@ __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens
   const int64_t b = tok / (int64_t(grid) * grid);
   const int p = static_cast<int>(tok - b * grid * grid), py = p / grid, px = p % grid;
   const float* src = img + (b * img_size + py * patch) * img_size + px * patch;
-  float v[kMaxE / 32];
+  float v[NPL];
   float sum = 0.f;
 #pragma unroll
-  for (int i = 0; i < kMaxE / 32; ++i) {
+  for (int i = 0; i < NPL; ++i) {
     const int e = lane + 32 * i;
     float acc = 0.f;
     if (e < E) {
@@ -42,19 +45,19 @@ __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens
     const float mean = warp_sum(sum) / E;
     float sq = 0.f;
 #pragma unroll
-    for (int i = 0; i < kMaxE / 32; ++i) {
+    for (int i = 0; i < NPL; ++i) {
       const float dlt = lane + 32 * i < E ? v[i] - mean : 0.f;
       sq += dlt * dlt;
     }
     const float rstd = rsqrtf(warp_sum(sq) / E + 1e-5f);
 #pragma unroll
-    for (int i = 0; i < kMaxE / 32; ++i) {
+    for (int i = 0; i < NPL; ++i) {
       const int e = lane + 32 * i;
       if (e < E) v[i] = (v[i] - mean) * rstd * g[e] + bt[e];
     }
   }
 #pragma unroll
-  for (int i = 0; i < kMaxE / 32; ++i) {
+  for (int i = 0; i < NPL; ++i) {
     const int e = lane + 32 * i;
     if (e < E) {
       const float y = ape ? v[i] + ape[int64_t(p) * E + e] : v[i];
@@ -64,53 +67,61 @@ __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens
   }
 }
 
-template <typename T>
+// One thread per output pixel; the 32 lanes of a warp hold 32 neighbouring
+// pixels of one output row (8 tokens x 4 sub-pixels), so the logits stores are
+// coalesced. Each thread keeps its E-vector in registers (EMAX >= E), the
+// head weights sit in shared memory and are read as broadcasts.
+template <typename T, int EMAX>
 __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, int64_t rows, int res, int E,
                                        const float* __restrict__ g, const float* __restrict__ bt,
                                        const float* __restrict__ head, int classes, float* __restrict__ logits) {
-  extern __shared__ float wh[];  // [classes, E]
-  for (int i = threadIdx.y * 32 + threadIdx.x; i < classes * E; i += blockDim.x * blockDim.y) wh[i] = head[i];
+  extern __shared__ float wsm[];  // head [classes][E], then g [E], b [E]
+  float* gs = wsm + classes * E;
+  float* bs = gs + E;
+  for (int i = threadIdx.x; i < classes * E; i += blockDim.x) wsm[i] = head[i];
+  for (int i = threadIdx.x; i < E; i += blockDim.x) {
+    gs[i] = g[i];
+    bs[i] = bt[i];
+  }
   __syncthreads();
-  // One warp per output pixel: token r (relative to row0), sub-pixel k.
-  const int64_t item = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
+  // Pixel index within this chunk, ordered (token row h, p1, token w, p2) so
+  // consecutive threads walk along an output row.
+  const int64_t item = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t tok0 = row0;  // chunk starts at a token; it holds `rows` tokens
   if (item >= rows * 16) return;
-  const int lane = threadIdx.x;
-  const int64_t r = item / 16;
-  const int kk = static_cast<int>(item % 16), p1 = kk / 4, p2 = kk % 4;
-  const T* src = ex + r * 16 * E + kk * E;
-  float v[kMaxE / 32];
+  const int64_t tokens = int64_t(res) * res, H = 4 * res;
+  // The chunk's tokens [tok0, tok0 + rows) are whole token rows, so its pixels
+  // are one contiguous run of the output in (b, y, x) order.
+  const int64_t first_pixel = (tok0 / tokens) * tokens * 16 + (tok0 % tokens) / res * res * 16;
+  const int64_t gp = first_pixel + item;
+  const int64_t b = gp / (H * H);
+  const int64_t yx = gp - b * H * H, y = yx / H, x = yx - y * H;
+  const int64_t tok = b * tokens + (y / 4) * res + x / 4;
+  const int sub = int(y % 4) * 4 + int(x % 4);
+  const T* src = ex + (tok - tok0) * 16 * E + sub * E;
+  float v[EMAX];
   float sum = 0.f;
 #pragma unroll
-  for (int i = 0; i < kMaxE / 32; ++i) {
-    const int e = lane + 32 * i;
-    v[i] = e < E ? to_f(src[e]) : 0.f;
-    sum += v[i];
+  for (int e = 0; e < EMAX; ++e) {
+    v[e] = e < E ? to_f(src[e]) : 0.f;
+    sum += v[e];
   }
-  const float mean = warp_sum(sum) / E;
+  const float mean = sum / E;
   float sq = 0.f;
 #pragma unroll
-  for (int i = 0; i < kMaxE / 32; ++i) {
-    const float dlt = lane + 32 * i < E ? v[i] - mean : 0.f;
+  for (int e = 0; e < EMAX; ++e) {
+    const float dlt = e < E ? v[e] - mean : 0.f;
     sq += dlt * dlt;
   }
-  const float rstd = rsqrtf(warp_sum(sq) / E + 1e-5f);
+  const float rstd = rsqrtf(sq / E + 1e-5f);
 #pragma unroll
-  for (int i = 0; i < kMaxE / 32; ++i) {
-    const int e = lane + 32 * i;
-    v[i] = e < E ? (v[i] - mean) * rstd * g[e] + bt[e] : 0.f;
-  }
-  const int64_t tok = row0 + r, tokens = int64_t(res) * res, b = tok / tokens;
-  const int p = static_cast<int>(tok - b * tokens), H = 4 * res;
-  const int64_t pixel = int64_t(p / res * 4 + p1) * H + p % res * 4 + p2;
+  for (int e = 0; e < EMAX; ++e) v[e] = e < E ? (v[e] - mean) * rstd * gs[e] + bs[e] : 0.f;
   for (int c = 0; c < classes; ++c) {
     float acc = 0.f;
 #pragma unroll
-    for (int i = 0; i < kMaxE / 32; ++i) {
-      const int e = lane + 32 * i;
-      if (e < E) acc += v[i] * wh[c * E + e];
-    }
-    acc = warp_sum(acc);
-    if (lane == 0) logits[(b * classes + c) * int64_t(H) * H + pixel] = acc;
+    for (int e = 0; e < EMAX; ++e)
+      if (e < E) acc += v[e] * wsm[c * E + e];
+    logits[(b * classes + c) * H * H + yx] = acc;
   }
 }
 
@@ -122,43 +133,42 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
   const int64_t tokens = int64_t(B) * (img_size / patch) * (img_size / patch);
   const dim3 block(32, 8);
   const unsigned grid = ceil_div(tokens, 8);
-  switch (t) {
-    case DT::F32:
-      patch_embed_kernel<<<grid, block, 0, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, x,
-                                                static_cast<float*>(xt));
-      break;
-    case DT::F16:
-      patch_embed_kernel<<<grid, block, 0, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, x,
-                                                static_cast<__half*>(xt));
-      break;
-    case DT::BF16:
-      patch_embed_kernel<<<grid, block, 0, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, x,
-                                                static_cast<__nv_bfloat16*>(xt));
-      break;
-  }
+  auto go = [&](auto* out, auto npl) {
+    using T = std::remove_pointer_t<decltype(out)>;
+    patch_embed_kernel<T, decltype(npl)::value>
+        <<<grid, block, 0, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, x, out);
+  };
+  auto dispatch = [&](auto npl) {
+    switch (t) {
+      case DT::F32: go(static_cast<float*>(xt), npl); break;
+      case DT::F16: go(static_cast<__half*>(xt), npl); break;
+      case DT::BF16: go(static_cast<__nv_bfloat16*>(xt), npl); break;
+    }
+  };
+  if (E <= 96) dispatch(std::integral_constant<int, 3>{});
+  else dispatch(std::integral_constant<int, kMaxE / 32>{});
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
 void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, int E, const float* g,
                      const float* b, const float* head, int classes, float* logits, cudaStream_t s) {
-  if (E > kMaxE) throw Error(fmt::format("final_norm_head: embed_dim {} exceeds the kernel's {}", E, kMaxE));
-  const dim3 block(32, 8);
-  const unsigned grid = ceil_div(rows * 16, 8);
-  const size_t smem = sizeof(float) * classes * E;
-  switch (t) {
-    case DT::F32:
-      final_norm_head_kernel<<<grid, block, smem, s>>>(static_cast<const float*>(e), row0, rows, res, E, g, b, head,
-                                                        classes, logits);
-      break;
-    case DT::F16:
-      final_norm_head_kernel<<<grid, block, smem, s>>>(static_cast<const __half*>(e), row0, rows, res, E, g, b, head,
-                                                        classes, logits);
-      break;
-    case DT::BF16:
-      final_norm_head_kernel<<<grid, block, smem, s>>>(static_cast<const __nv_bfloat16*>(e), row0, rows, res, E, g, b,
-                                                        head, classes, logits);
-      break;
-  }
+  if (E > kMaxHeadE) throw Error(fmt::format("final_norm_head: embed_dim {} exceeds the kernel's {}", E, kMaxHeadE));
+  const unsigned grid = ceil_div(rows * 16, 128);
+  const size_t smem = sizeof(float) * (classes + 2) * E;
+  auto go = [&](auto* ptr, auto emax) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(ptr)>>;
+    final_norm_head_kernel<T, decltype(emax)::value>
+        <<<grid, 128, smem, s>>>(ptr, row0, rows, res, E, g, b, head, classes, logits);
+  };
+  auto dispatch = [&](auto emax) {
+    switch (t) {
+      case DT::F32: go(static_cast<const float*>(e), emax); break;
+      case DT::F16: go(static_cast<const __half*>(e), emax); break;
+      case DT::BF16: go(static_cast<const __nv_bfloat16*>(e), emax); break;
+    }
+  };
+  if (E <= 96) dispatch(std::integral_constant<int, 96>{});
+  else dispatch(std::integral_constant<int, kMaxHeadE>{});
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
