@@ -146,18 +146,30 @@ __global__ void window_attention_tc_kernel(const T* __restrict__ qkv, int res, i
     reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < NP * d; idx += blockDim.x) {
-    const int i = idx / d, e = idx - i * d;
-    float qv = 0.f, kv = 0.f, vv = 0.f;
+  // 16-byte loads: 8 channels of q, k and v per thread and step.
+  const int dv = d / 8;
+  for (int idx = threadIdx.x; idx < NP * dv; idx += blockDim.x) {
+    const int i = idx / dv, e = (idx - i * dv) * 8;
+    uint4 qa = make_uint4(0, 0, 0, 0), ka = qa, va = qa;
     if (i < N) {
       const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
-      qv = to_f(row[0]) * scale;
-      kv = to_f(row[C]);
-      vv = to_f(row[2 * C]);
+      qa = *reinterpret_cast<const uint4*>(row);
+      ka = *reinterpret_cast<const uint4*>(row + C);
+      va = *reinterpret_cast<const uint4*>(row + 2 * C);
     }
-    q[i * ldq + e] = __float2half_rn(qv);
-    k[i * ldq + e] = __float2half_rn(kv);
-    v[i * ldq + e] = __float2half_rn(vv);
+    const T* qe = reinterpret_cast<const T*>(&qa);
+    const T* ke = reinterpret_cast<const T*>(&ka);
+    const T* ve = reinterpret_cast<const T*>(&va);
+    __align__(16) __half qh[8], kh[8], vh[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      qh[t] = __float2half_rn(to_f(qe[t]) * scale);
+      kh[t] = __float2half_rn(to_f(ke[t]));
+      vh[t] = __float2half_rn(to_f(ve[t]));
+    }
+    *reinterpret_cast<uint4*>(q + i * ldq + e) = *reinterpret_cast<const uint4*>(qh);
+    *reinterpret_cast<uint4*>(k + i * ldq + e) = *reinterpret_cast<const uint4*>(kh);
+    *reinterpret_cast<uint4*>(v + i * ldq + e) = *reinterpret_cast<const uint4*>(vh);
   }
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
@@ -218,9 +230,12 @@ __global__ void window_attention_tc_kernel(const T* __restrict__ qkv, int res, i
     wmma::store_matrix_sync(S + ti * 16 * lds + te * 16, acc, lds, wmma::mem_row_major);
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < N * d; idx += blockDim.x) {
-    const int i = idx / d, e = idx - i * d;
-    out[(base + tok[i]) * C + h * d + e] = from_f<T>(S[i * lds + e]);
+  for (int idx = threadIdx.x; idx < N * dv; idx += blockDim.x) {
+    const int i = idx / dv, e = (idx - i * dv) * 8;
+    __align__(16) T o[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) o[t] = from_f<T>(S[i * lds + e + t]);
+    *reinterpret_cast<uint4*>(out + (base + tok[i]) * C + h * d + e) = *reinterpret_cast<const uint4*>(o);
   }
 }
 

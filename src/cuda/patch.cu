@@ -22,9 +22,13 @@ __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens
                                    const float* __restrict__ w, const float* __restrict__ bias, int E,
                                    const float* __restrict__ g, const float* __restrict__ bt,
                                    const float* __restrict__ ape, float* __restrict__ x, T* __restrict__ xt) {
+  extern __shared__ float ws[];  // w [E][pp]
+  const int pp = patch * patch;
+  for (int i = threadIdx.y * 32 + threadIdx.x; i < E * pp; i += 32 * blockDim.y) ws[i] = w[i];
+  __syncthreads();
   const int64_t tok = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (tok >= tokens_total) return;
-  const int lane = threadIdx.x, grid = img_size / patch, pp = patch * patch;
+  const int lane = threadIdx.x, grid = img_size / patch;
   const int64_t b = tok / (int64_t(grid) * grid);
   const int p = static_cast<int>(tok - b * grid * grid), py = p / grid, px = p % grid;
   const float* src = img + (b * img_size + py * patch) * img_size + px * patch;
@@ -36,7 +40,7 @@ __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens
     float acc = 0.f;
     if (e < E) {
       acc = bias[e];
-      for (int k = 0; k < pp; ++k) acc += w[e * pp + k] * src[(k / patch) * img_size + k % patch];
+      for (int k = 0; k < pp; ++k) acc += ws[e * pp + k] * src[(k / patch) * img_size + k % patch];
     }
     v[i] = acc;
     sum += acc;
@@ -101,10 +105,17 @@ __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, i
   const T* src = ex + (tok - tok0) * 16 * E + sub * E;
   float v[EMAX];
   float sum = 0.f;
+  constexpr int kVec = 16 / sizeof(T);  // 16-byte loads (E % kVec == 0, checked by the launcher)
 #pragma unroll
-  for (int e = 0; e < EMAX; ++e) {
-    v[e] = e < E ? to_f(src[e]) : 0.f;
-    sum += v[e];
+  for (int e0 = 0; e0 < EMAX; e0 += kVec) {
+    uint4 raw = make_uint4(0, 0, 0, 0);
+    if (e0 < E) raw = *reinterpret_cast<const uint4*>(src + e0);
+    const T* r = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int t = 0; t < kVec; ++t) {
+      v[e0 + t] = e0 + t < E ? to_f(r[t]) : 0.f;
+      sum += v[e0 + t];
+    }
   }
   const float mean = sum / E;
   float sq = 0.f;
@@ -133,10 +144,12 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
   const int64_t tokens = int64_t(B) * (img_size / patch) * (img_size / patch);
   const dim3 block(32, 8);
   const unsigned grid = ceil_div(tokens, 8);
+  const size_t smem = sizeof(float) * E * patch * patch;
+  if (smem > 48 * 1024) throw Error(fmt::format("patch_embed: {}x{} patches of {} channels exceed the kernel", patch, patch, E));
   auto go = [&](auto* out, auto npl) {
     using T = std::remove_pointer_t<decltype(out)>;
     patch_embed_kernel<T, decltype(npl)::value>
-        <<<grid, block, 0, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, x, out);
+        <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, x, out);
   };
   auto dispatch = [&](auto npl) {
     switch (t) {
@@ -152,7 +165,8 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
 
 void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, int E, const float* g,
                      const float* b, const float* head, int classes, float* logits, cudaStream_t s) {
-  if (E > kMaxHeadE) throw Error(fmt::format("final_norm_head: embed_dim {} exceeds the kernel's {}", E, kMaxHeadE));
+  if (E > kMaxHeadE || E % 8 != 0)
+    throw Error(fmt::format("final_norm_head: embed_dim {} must be a multiple of 8 and at most {}", E, kMaxHeadE));
   const unsigned grid = ceil_div(rows * 16, 128);
   const size_t smem = sizeof(float) * (classes + 2) * E;
   auto go = [&](auto* ptr, auto emax) {
