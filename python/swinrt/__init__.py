@@ -1,0 +1,2 @@
+"""swinrt Python side: the PyTorch reference model, the checkpoint converter
+and helpers for tests and benchmarks."""
