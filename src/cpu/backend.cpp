@@ -1,5 +1,6 @@
 // The CPU backend: executes the layer plan with the ops of src/cpu, FP32.
 #include <algorithm>
+#include <cblas.h>
 #include <chrono>
 #include <omp.h>
 #include <fmt/format.h>
@@ -39,6 +40,7 @@ class CpuEngine final : public Engine {
       throw Error(fmt::format("precision {} is not available on the CPU backend (fp32 only; use --device cuda)",
                               precision_name(o.precision)));
     max_batch_ = std::max(1, o.max_batch);
+    openblas_set_num_threads(1);  // threads come from OpenMP (src/cpu/linear.cpp)
     const Config& c = config_;
     const int64_t P2 = int64_t(c.patches_resolution()) * c.patches_resolution(), E = c.embed_dim;
     const int64_t B = max_batch_;
