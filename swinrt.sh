@@ -44,9 +44,8 @@ setup_venv() {
 
 build() {
   log "building $BUILD"
-  if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWINRT_WERROR=ON -DSWINRT_CUDA=${SWINRT_CUDA:-OFF} >/dev/null
-  fi
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWINRT_WERROR=ON -DSWINRT_CUDA="${SWINRT_CUDA:-OFF}" \
+    -DSWINRT_PYTHON="$VENV/bin/python" >/dev/null
   cmake --build "$BUILD" -j "$(nproc)"
 }
 
