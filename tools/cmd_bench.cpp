@@ -32,6 +32,7 @@ struct BenchArgs {
   std::vector<std::string> precisions{"fp16"};
   std::vector<int> batches{1, 8, 128};
   int warmup = 20, iterations = 100;
+  std::string compare_modes = "eager,graph,compile";
   bool compare = false, profile = false;
 };
 
@@ -51,9 +52,9 @@ nlohmann::json run_peer(const BenchArgs& a, const Config& c) {
   for (int b : a.batches) batches += fmt::format("{}{}", batches.empty() ? "" : ",", b);
   for (const auto& p : a.precisions) precs += fmt::format("{}{}", precs.empty() ? "" : ",", p);
   const std::string cmd = fmt::format("{} {}/bench/torch_peer.py --config-json '{}' --batch {} --precision {} "
-                                      "--warmup {} --iterations {} --json {}",
-                                      py ? py : "python3", SWINRT_SOURCE_DIR, c.to_json(), batches, precs, a.warmup,
-                                      a.iterations, tmp);
+                                      "--modes {} --warmup {} --iterations {} --json {}",
+                                      py ? py : "python3", SWINRT_SOURCE_DIR, c.to_json(), batches, precs,
+                                      a.compare_modes, a.warmup, a.iterations, tmp);
   fmt::print(stderr, "running the PyTorch peer: {}\n", cmd);
   if (std::system(cmd.c_str()) != 0) throw Error("the PyTorch peer (bench/torch_peer.py) failed; see above");
   std::ifstream f(tmp);
@@ -142,6 +143,7 @@ Action add_bench(CLI::App& app) {
   b->add_option("--warmup", a->warmup, "untimed forwards first")->check(CLI::Range(0, 100000));
   b->add_option("--iterations", a->iterations, "timed forwards")->check(CLI::Range(1, 100000));
   b->add_flag("--compare", a->compare, "also time the PyTorch reference (eager, CUDA graph, torch.compile)");
+  b->add_option("--compare-modes", a->compare_modes, "PyTorch modes to time: eager,graph,compile");
   b->add_flag("--profile", a->profile, "print a per-kernel time table for each precision and batch");
   b->add_option("--json", a->json, "write the results as JSON");
   return [a, b]() { return b->parsed() ? bench(*a) : -1; };
