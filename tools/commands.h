@@ -13,5 +13,7 @@ using Action = std::function<int()>;
 Action add_run(CLI::App& app);
 Action add_info(CLI::App& app);
 Action add_bench(CLI::App& app);
+Action add_metrics(CLI::App& app);
+Action add_eval(CLI::App& app);
 
 }  // namespace swinrt::cli

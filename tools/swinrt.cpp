@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   CLI::App app{"swinrt: Swin-Unet inference runtime"};
   app.require_subcommand(1);
   const std::vector<swinrt::cli::Action> actions = {swinrt::cli::add_run(app), swinrt::cli::add_info(app),
-                                                     swinrt::cli::add_bench(app)};
+                                                     swinrt::cli::add_bench(app), swinrt::cli::add_metrics(app),
+                                                     swinrt::cli::add_eval(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

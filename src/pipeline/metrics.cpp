@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <utility>
 #include <cmath>
 #include <fmt/format.h>
 
@@ -104,23 +106,49 @@ double hd95_of_surfaces(const uint8_t* sa, const uint8_t* sb, const Dims3& box, 
   return percentile_linear(dist, 95.0);
 }
 
+// First and last nonzero byte of a row (-1 when none), eight bytes at a time.
+std::pair<int64_t, int64_t> nonzero_span(const uint8_t* row, int64_t n) {
+  auto word = [row](int64_t i) {
+    uint64_t w;
+    std::memcpy(&w, row + i, 8);
+    return w;
+  };
+  int64_t first = -1;
+  int64_t i = 0;
+  for (; i + 8 <= n && first < 0; i += 8)
+    if (word(i)) first = i;
+  if (first < 0)
+    for (; i < n; ++i)
+      if (row[i]) {
+        first = i;
+        break;
+      }
+  if (first < 0) return {-1, -1};
+  while (!row[first]) ++first;
+  int64_t last = n - 1;
+  while (last >= first + 8 && !word(last - 7)) last -= 8;
+  while (!row[last]) --last;
+  return {first, last};
+}
+
 Box mask_box(const uint8_t* m, const VolumeShape& shape) {
   const Dims3& d = shape.dims;
+  const int64_t rows = d[0] * d[1];
   Box box;
-  for (int64_t i0 = 0; i0 < d[0]; ++i0)
-    for (int64_t i1 = 0; i1 < d[1]; ++i1) {
-      const uint8_t* row = m + (i0 * d[1] + i1) * d[2];
-      int64_t first = -1, last = -1;
-      for (int64_t i2 = 0; i2 < d[2]; ++i2)
-        if (row[i2]) {
-          if (first < 0) first = i2;
-          last = i2;
-        }
+#pragma omp parallel
+  {
+    Box local;
+#pragma omp for schedule(static) nowait
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto [first, last] = nonzero_span(m + r * d[2], d[2]);
       if (first >= 0) {
-        box.add_point(i0, i1, first);
-        box.add_point(i0, i1, last);
+        local.add_point(r / d[1], r % d[1], first);
+        local.add_point(r / d[1], r % d[1], last);
       }
     }
+#pragma omp critical
+    box.add(local);
+  }
   return box;
 }
 

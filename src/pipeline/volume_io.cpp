@@ -3,7 +3,9 @@
 #include "volume_io.h"
 
 #include <hdf5.h>
+#ifdef SWINRT_WITH_NIFTI
 #include <nifti2_io.h>
+#endif
 #include <zlib.h>
 
 #include <cerrno>
@@ -176,6 +178,7 @@ SynapseCase read_synapse_case(const std::string& path, const std::string& case_n
 
 bool has_nifti_extension(const std::string& path) { return ends_with(path, ".nii") || ends_with(path, ".nii.gz"); }
 
+#ifdef SWINRT_WITH_NIFTI
 namespace {
 
 struct NiftiFree {
@@ -247,6 +250,14 @@ void read_nifti_values(const std::string& path, std::vector<int64_t>& shape, std
 }
 
 }  // namespace
+#else
+namespace {
+template <typename Out>
+void read_nifti_values(const std::string& path, std::vector<int64_t>&, std::vector<double>&, std::vector<Out>&) {
+  throw Error(fmt::format("{}: this swinrt was built without NIfTI support (install libnifti2-dev and rebuild)", path));
+}
+}  // namespace
+#endif
 
 ImageVolume read_nifti(const std::string& path) {
   ImageVolume v;
@@ -274,6 +285,10 @@ LabelVolume read_label_volume(const std::string& path) {
 
 void write_nifti(const std::string& path, const std::vector<int64_t>& shape, const float* data,
                  const std::array<double, 3>& spacing_xyz) {
+#ifndef SWINRT_WITH_NIFTI
+  (void)shape, (void)data, (void)spacing_xyz;
+  throw Error(fmt::format("{}: this swinrt was built without NIfTI support (install libnifti2-dev and rebuild)", path));
+#else
   if (shape.size() != 2 && shape.size() != 3)
     throw Error(fmt::format("{}: NIfTI output of shape {}: 2 or 3 dimensions expected", path, shape_text(shape)));
   nifti_1_header h;
@@ -336,6 +351,7 @@ void write_nifti(const std::string& path, const std::vector<int64_t>& shape, con
     std::remove(tmp.c_str());
     throw Error(fmt::format("{}: write failed ({})", path, why));
   }
+#endif
 }
 
 }  // namespace swinrt

@@ -55,57 +55,51 @@ void cubic_weights(double x, double* w) {
   w[3] = last;
 }
 
-// The prefilter of `lanes` independent lines of length n whose element i sits
-// at c[i * stride + lane]. Lane by lane the arithmetic is identical to
-// spline_prefilter_line; running many lanes at once keeps the memory access
-// of the axis-0 pass sequential.
-void prefilter_lanes(double* c, int64_t n, int64_t stride, int64_t lanes) {
+// The filter gain (1 - z)(1 - 1/z) of the single pole.
+const double kGain = (1.0 - kPole) * (1.0 - 1.0 / kPole);
+
+// The prefilter of `lanes` independent lines of length n: element i of lane
+// j sits at c[i * step + j * lane_step]. Lane by lane the arithmetic is that
+// of scipy's filter of one line; running many lanes at once turns the
+// recursions' dependency chains into independent work (SIMD along axis 0,
+// where lanes are adjacent; instruction-level parallelism along axis 1).
+// The lines must already be multiplied by kGain (done by the callers while
+// they copy the data in).
+template <int64_t kLanesMax>
+void prefilter_lanes(double* c, int64_t n, int64_t step, int64_t lanes, int64_t lane_step) {
   if (n < 2) return;
   const double z = kPole;
-  const double gain = (1.0 - z) * (1.0 - 1.0 / z);
-  for (int64_t i = 0; i < n; ++i) {
-    double* row = c + i * stride;
-    for (int64_t j = 0; j < lanes; ++j) row[j] *= gain;
-  }
+  auto at = [&](int64_t i, int64_t j) -> double& { return c[i * step + j * lane_step]; };
   // Causal initialisation for a mirror-symmetric extension of the line.
   const double z_last = std::pow(z, static_cast<double>(n - 1));
-  std::vector<double> first(static_cast<size_t>(lanes));
-  {
-    const double* r0 = c;
-    const double* rn = c + (n - 1) * stride;
-    for (int64_t j = 0; j < lanes; ++j) first[j] = r0[j] + z_last * rn[j];
-  }
+  double first[kLanesMax];
+  for (int64_t j = 0; j < lanes; ++j) first[j] = at(0, j) + z_last * at(n - 1, j);
   double zi = z;
   for (int64_t i = 1; i < n - 1; ++i) {
-    const double* a = c + i * stride;
-    const double* b = c + (n - 1 - i) * stride;
-    for (int64_t j = 0; j < lanes; ++j) first[j] += zi * (a[j] + z_last * b[j]);
+    for (int64_t j = 0; j < lanes; ++j) first[j] += zi * (at(i, j) + z_last * at(n - 1 - i, j));
     zi *= z;
   }
   const double denom = 1 - z_last * z_last;
-  for (int64_t j = 0; j < lanes; ++j) c[j] = first[j] / denom;
+  for (int64_t j = 0; j < lanes; ++j) at(0, j) = first[j] / denom;
   // Causal pass.
-  for (int64_t i = 1; i < n; ++i) {
-    double* row = c + i * stride;
-    const double* prev = row - stride;
-    for (int64_t j = 0; j < lanes; ++j) row[j] += z * prev[j];
-  }
+  for (int64_t i = 1; i < n; ++i)
+    for (int64_t j = 0; j < lanes; ++j) at(i, j) += z * at(i - 1, j);
   // Anticausal initialisation and pass.
-  {
-    double* last = c + (n - 1) * stride;
-    const double* before = last - stride;
-    for (int64_t j = 0; j < lanes; ++j) last[j] = (z * before[j] + last[j]) * z / (z * z - 1);
-  }
-  for (int64_t i = n - 2; i >= 0; --i) {
-    double* row = c + i * stride;
-    const double* next = row + stride;
-    for (int64_t j = 0; j < lanes; ++j) row[j] = z * (next[j] - row[j]);
-  }
+  for (int64_t j = 0; j < lanes; ++j) at(n - 1, j) = (z * at(n - 2, j) + at(n - 1, j)) * z / (z * z - 1);
+  for (int64_t i = n - 2; i >= 0; --i)
+    for (int64_t j = 0; j < lanes; ++j) at(i, j) = z * (at(i + 1, j) - at(i, j));
 }
+
+constexpr int64_t kColumnLanes = 64;  // axis 0: adjacent columns per task
+constexpr int64_t kRowLanes = 8;      // axis 1: rows filtered together
 
 }  // namespace
 
-void spline_prefilter_line(double* c, int64_t n) { prefilter_lanes(c, n, 1, 1); }
+void spline_prefilter_line(double* c, int64_t n) {
+  if (n < 2) return;
+  for (int64_t i = 0; i < n; ++i) c[i] *= kGain;
+  prefilter_lanes<1>(c, n, 1, 1, 1);
+}
 
 int64_t zoom_output_size(int64_t in, double factor) {
   // Python's round() on a float rounds half to even: nearbyint in the
@@ -153,24 +147,45 @@ Zoom2D::Zoom2D(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int ord
 
 void Zoom2D::prefilter(const float* in, double* coef) const {
   const int64_t H = in_h_, W = in_w_;
-  constexpr int64_t kBlock = 64;  // columns per task of the axis-0 pass
-  const int64_t blocks = (W + kBlock - 1) / kBlock;
+  const int64_t col_blocks = (W + kColumnLanes - 1) / kColumnLanes;
+  const int64_t row_blocks = (H + kRowLanes - 1) / kRowLanes;
+  // A line of one sample is left alone, gain included.
+  const double g0 = H > 1 ? kGain : 1.0, g1 = W > 1 ? kGain : 1.0;
 #pragma omp parallel
   {
+    // Axis 0: blocks of adjacent columns, filtered in place.
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t j0 = b * kBlock, nj = std::min(kBlock, W - j0);
+    for (int64_t b = 0; b < col_blocks; ++b) {
+      const int64_t j0 = b * kColumnLanes, nj = std::min(kColumnLanes, W - j0);
       for (int64_t i = 0; i < H; ++i)
-        for (int64_t j = 0; j < nj; ++j) coef[i * W + j0 + j] = static_cast<double>(in[i * W + j0 + j]);
-      prefilter_lanes(coef + j0, H, W, nj);
+        for (int64_t j = 0; j < nj; ++j) coef[i * W + j0 + j] = static_cast<double>(in[i * W + j0 + j]) * g0;
+      prefilter_lanes<kColumnLanes>(coef + j0, H, W, nj, 1);
     }
+    // Axis 1: blocks of rows, transposed into a small tile so that the rows
+    // become adjacent lanes, filtered, and written back.
+    std::vector<double> tile(static_cast<size_t>(W * kRowLanes));
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < H; ++i) prefilter_lanes(coef + i * W, W, 1, 1);
+    for (int64_t b = 0; b < row_blocks; ++b) {
+      const int64_t i0 = b * kRowLanes, ni = std::min(kRowLanes, H - i0);
+      for (int64_t r = 0; r < ni; ++r) {
+        const double* row = coef + (i0 + r) * W;
+        for (int64_t k = 0; k < W; ++k) tile[k * kRowLanes + r] = row[k] * g1;
+      }
+      prefilter_lanes<kRowLanes>(tile.data(), W, kRowLanes, ni, 1);
+      for (int64_t r = 0; r < ni; ++r) {
+        double* row = coef + (i0 + r) * W;
+        for (int64_t k = 0; k < W; ++k) row[k] = tile[k * kRowLanes + r];
+      }
+    }
   }
 }
 
 void Zoom2D::interpolate(const double* coef, float* out) const {
   const int64_t W = in_w_, OW = out_w_;
+  // Each output sums its 16 taps in scipy's order (row tap outer, column tap
+  // inner, ((value * row weight) * column weight)); four outputs at a time so
+  // that their addition chains overlap.
+  constexpr int kGroup = 4;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < out_h_; ++r) {
     float* o = out + r * OW;
@@ -180,24 +195,34 @@ void Zoom2D::interpolate(const double* coef, float* out) const {
     }
     const int64_t* ri = &rows_.index[r * 4];
     const double* rw = &rows_.weight[r * 4];
-    for (int64_t c = 0; c < OW; ++c) {
-      if (cols_.zero[c]) {
-        o[c] = 0.f;
-        continue;
-      }
+    const double* lines[4] = {coef + ri[0] * W, coef + ri[1] * W, coef + ri[2] * W, coef + ri[3] * W};
+    int64_t c = 0;
+    for (; c + kGroup <= OW; c += kGroup) {
+      const int64_t* ci = &cols_.index[c * 4];
+      const double* cw = &cols_.weight[c * 4];
+      double t[kGroup] = {0.0, 0.0, 0.0, 0.0};
+      for (int a = 0; a < 4; ++a)
+        for (int b = 0; b < 4; ++b)
+          for (int u = 0; u < kGroup; ++u) {
+            double v = lines[a][ci[u * 4 + b]];
+            v *= rw[a];
+            v *= cw[u * 4 + b];
+            t[u] += v;
+          }
+      for (int u = 0; u < kGroup; ++u) o[c + u] = cols_.zero[c + u] ? 0.f : static_cast<float>(t[u]);
+    }
+    for (; c < OW; ++c) {
       const int64_t* ci = &cols_.index[c * 4];
       const double* cw = &cols_.weight[c * 4];
       double t = 0.0;
-      for (int a = 0; a < 4; ++a) {
-        const double* line = coef + ri[a] * W;
+      for (int a = 0; a < 4; ++a)
         for (int b = 0; b < 4; ++b) {
-          double v = line[ci[b]];
+          double v = lines[a][ci[b]];
           v *= rw[a];
           v *= cw[b];
           t += v;
         }
-      }
-      o[c] = static_cast<float>(t);
+      o[c] = cols_.zero[c] ? 0.f : static_cast<float>(t);
     }
   }
 }

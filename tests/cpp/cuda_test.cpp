@@ -65,13 +65,19 @@ TEST_P(CudaVsCpu, LogitsAgree) {
   EXPECT_GE(frac, cs.min_agree) << what;
 }
 
+// Bounds: the for Swin-Unet-T (fp32 1e-4, tf32 5e-3, fp16 99.9% argmax
+// agreement). Where PyTorch itself does not reach the figure on these
+// random weights, the bound is set from PyTorch's own run in that precision,
+// measured on the H100 by tests/python/test_cuda.py (see docs/PERFORMANCE.md):
+// TF32 on the narrow configs (PyTorch: 8.5e-3 max error on "ape"), and BF16
+// (PyTorch .bfloat16(): 99.16% agreement on swin-t, 99.39% on "ape").
 INSTANTIATE_TEST_SUITE_P(
     Table, CudaVsCpu,
     ::testing::Values(Case{"tiny", Precision::FP32, 1e-4, 0.9999}, Case{"ape", Precision::FP32, 1e-4, 0.9999},
                       Case{"w8", Precision::FP32, 1e-4, 0.9999}, Case{"swin-t", Precision::FP32, 1e-4, 0.9999},
-                      Case{"swin-t", Precision::TF32, 5e-3, 0.999}, Case{"tiny", Precision::TF32, 5e-3, 0.999},
+                      Case{"swin-t", Precision::TF32, 5e-3, 0.999}, Case{"tiny", Precision::TF32, 1e-2, 0.999},
                       Case{"swin-t", Precision::FP16, 0, 0.999}, Case{"w8", Precision::FP16, 0, 0.999},
-                      Case{"swin-t", Precision::BF16, 0, 0.999}, Case{"ape", Precision::BF16, 0, 0.999}),
+                      Case{"swin-t", Precision::BF16, 0, 0.99}, Case{"ape", Precision::BF16, 0, 0.99}),
     [](const auto& info) {
       std::string n = std::string(info.param.config) + "_" + precision_name(info.param.precision);
       std::replace(n.begin(), n.end(), '-', '_');

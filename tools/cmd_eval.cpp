@@ -1,0 +1,128 @@
+// swinrt eval: the original Swin-Unet Synapse test protocol (test.py,
+// utils.test_single_volume) on the swinrt engine; see src/pipeline/evaluate.h
+// and docs/EVALUATION.md.
+#include <cstdio>
+#include <filesystem>
+#include <fmt/format.h>
+#include <memory>
+
+#include "commands.h"
+#include "pipeline/evaluate.h"
+#include "pipeline/npy.h"
+#include "swinrt/engine.h"
+#include "swinrt/error.h"
+#include "swinrt/weights.h"
+
+namespace swinrt::cli {
+
+namespace {
+
+struct EvalArgs {
+  std::string weights, volume_path, list_dir, list, json, csv, save_nifti, device = "auto", precision = "fp32";
+  int num_classes = 0, img_size = 0, batch = 8;
+  double z_spacing = 1.0;
+};
+
+std::string case_list_path(const EvalArgs& a) {
+  namespace fs = std::filesystem;
+  if (!a.list.empty()) return a.list;
+  if (!a.list_dir.empty()) return (fs::path(a.list_dir) / "test_vol.txt").string();
+  // Default: next to the volumes (swinrt-phantom's layout), else the
+  // original's ./lists/lists_Synapse.
+  const std::string beside = (fs::path(a.volume_path) / "lists_Synapse" / "test_vol.txt").string();
+  const std::string original = "lists/lists_Synapse/test_vol.txt";
+  std::error_code ec;
+  if (fs::exists(beside, ec)) return beside;
+  if (fs::exists(original, ec)) return original;
+  throw Error(fmt::format("no case list: neither {} nor {} exists (give --list FILE or --list-dir DIR)", beside,
+                          original));
+}
+
+void check_output_dir(const std::string& path, const char* flag) {
+  if (path.empty()) return;
+  namespace fs = std::filesystem;
+  const fs::path parent = fs::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !fs::is_directory(parent, ec))
+    throw Error(fmt::format("{} {}: directory {} does not exist", flag, path, parent.string()));
+}
+
+int run(const EvalArgs& a) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(a.volume_path, ec))
+    throw Error(fmt::format("--volume-path {}: not a directory (the <case>.npy.h5 files expected there)", a.volume_path));
+  EvalOptions o;
+  o.volume_path = a.volume_path;
+  o.cases = read_case_list(case_list_path(a));
+  o.batch = a.batch;
+  o.z_spacing = a.z_spacing;
+  check_output_dir(a.json, "--json");
+  check_output_dir(a.csv, "--csv");
+  if (!a.save_nifti.empty()) {
+    fs::create_directories(a.save_nifti, ec);
+    if (!fs::is_directory(a.save_nifti, ec))
+      throw Error(fmt::format("--save-nifti {}: cannot create the directory", a.save_nifti));
+    o.save_nifti_dir = a.save_nifti;
+  }
+
+  Weights w = Weights::load(a.weights);
+  const Config& c = w.config();
+  if (a.img_size && a.img_size != c.img_size)
+    throw Error(fmt::format("{}: the model takes {}x{} slices; --img-size {} does not match", a.weights, c.img_size,
+                            c.img_size, a.img_size));
+  if (a.num_classes && a.num_classes != c.num_classes)
+    throw Error(fmt::format("{}: the model has {} classes; --num-classes {} does not match", a.weights, c.num_classes,
+                            a.num_classes));
+  if (c.num_classes < 2) throw Error(fmt::format("{}: {} class(es): nothing to evaluate", a.weights, c.num_classes));
+  EngineOptions eo;
+  eo.device = parse_device(a.device);
+  eo.precision = parse_precision(a.precision);
+  eo.max_batch = a.batch;
+  auto engine = Engine::create(w, eo);
+  fmt::print(stderr, "swinrt eval: {} case(s) from {} on {} ({}), {}x{} slices, batch {}\n", o.cases.size(),
+             a.volume_path, engine->device_name(), precision_name(engine->precision()), c.img_size, c.img_size,
+             a.batch);
+
+  const EvalSummary s = evaluate_cases(
+      *engine, o,
+      [](const std::string& line) {
+        fmt::print("{}\n", line);
+        std::fflush(stdout);
+      },
+      [](const std::string& line) { fmt::print(stderr, "swinrt: error: {}\n", line); });
+
+  if (!a.json.empty()) write_file_atomic(a.json, eval_json(s));
+  if (!a.csv.empty()) write_file_atomic(a.csv, eval_csv(s));
+  if (s.failed > 0) {
+    fmt::print(stderr, "swinrt: error: {} of {} case(s) failed (see above); {} evaluated\n", s.failed, s.cases.size(),
+               s.evaluated);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  CLI::App* e = app.add_subcommand("eval", "the Synapse test protocol of the original Swin-Unet (test.py)");
+  e->add_option("--weights", a->weights, "weights (.safetensors from swinrt-convert)")->required();
+  e->add_option("--volume-path", a->volume_path, "directory of the <case>.npy.h5 test volumes")->required();
+  auto* ld = e->add_option("--list-dir", a->list_dir, "directory of test_vol.txt");
+  e->add_option("--list", a->list, "the case list file itself")->excludes(ld);
+  e->add_option("--num-classes", a->num_classes, "must equal the model's (checked)")->check(CLI::Range(2, 65536));
+  e->add_option("--img-size", a->img_size, "must equal the model's (checked)")->check(CLI::Range(1, 1 << 16));
+  e->add_option("--json", a->json, "write per-case, per-class and mean metrics (JSON)");
+  e->add_option("--csv", a->csv, "write case,class,dice,hd95 rows");
+  e->add_option("--save-nifti", a->save_nifti, "write <case>_pred/_img/_gt.nii.gz here");
+  e->add_option("--z-spacing", a->z_spacing, "z spacing of the NIfTI outputs (the original's z_spacing, 1)")
+      ->check(CLI::PositiveNumber);
+  e->add_option("--device", a->device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
+  e->add_option("--precision", a->precision, "fp32, tf32, fp16 or bf16")
+      ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}));
+  e->add_option("--batch", a->batch, "slices per engine call")->check(CLI::Range(1, 4096));
+  return [a, e]() { return e->parsed() ? run(*a) : -1; };
+}
+
+}  // namespace swinrt::cli
