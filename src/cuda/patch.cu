@@ -15,58 +15,64 @@ namespace swinrt::cuda {
 namespace {
 
 constexpr int kMaxE = 32 * 8;  // embed_dim up to 256 (8 channels per lane)
-constexpr int kMaxHeadE = 128;  // the head kernel keeps a pixel's E-vector in one thread
+constexpr int kMaxHeadE = 128;     // the head kernel keeps a pixel's E-vector in one thread
+constexpr int kTokensPerWarp = 8;  // patch embedding: tokens per warp
 
 template <typename T, int NPL>
 __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens_total, int img_size, int patch,
                                    const float* __restrict__ w, const float* __restrict__ bias, int E,
                                    const float* __restrict__ g, const float* __restrict__ bt,
                                    const float* __restrict__ ape, float* __restrict__ x, T* __restrict__ xt) {
-  extern __shared__ float ws[];  // w [E][pp]
+  extern __shared__ float ws[];  // w transposed, [pp][E]: lanes read consecutive channels, no bank conflicts
   const int pp = patch * patch;
-  for (int i = threadIdx.y * 32 + threadIdx.x; i < E * pp; i += 32 * blockDim.y) ws[i] = w[i];
+  for (int i = threadIdx.y * 32 + threadIdx.x; i < E * pp; i += 32 * blockDim.y) ws[(i % pp) * E + i / pp] = w[i];
   __syncthreads();
-  const int64_t tok = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
-  if (tok >= tokens_total) return;
   const int lane = threadIdx.x, grid = img_size / patch;
-  const int64_t b = tok / (int64_t(grid) * grid);
-  const int p = static_cast<int>(tok - b * grid * grid), py = p / grid, px = p % grid;
-  const float* src = img + (b * img_size + py * patch) * img_size + px * patch;
-  float v[NPL];
-  float sum = 0.f;
-#pragma unroll
-  for (int i = 0; i < NPL; ++i) {
-    const int e = lane + 32 * i;
-    float acc = 0.f;
-    if (e < E) {
-      acc = bias[e];
-      for (int k = 0; k < pp; ++k) acc += ws[e * pp + k] * src[(k / patch) * img_size + k % patch];
-    }
-    v[i] = acc;
-    sum += acc;
-  }
-  if (g) {
-    const float mean = warp_sum(sum) / E;
-    float sq = 0.f;
-#pragma unroll
-    for (int i = 0; i < NPL; ++i) {
-      const float dlt = lane + 32 * i < E ? v[i] - mean : 0.f;
-      sq += dlt * dlt;
-    }
-    const float rstd = rsqrtf(warp_sum(sq) / E + 1e-5f);
+  // Each warp embeds kTokensPerWarp tokens, so the weight staging is amortised.
+  for (int t = 0; t < kTokensPerWarp; ++t) {
+    const int64_t tok = (blockIdx.x * int64_t(blockDim.y) + threadIdx.y) * kTokensPerWarp + t;
+    if (tok >= tokens_total) return;
+    const int64_t b = tok / (int64_t(grid) * grid);
+    const int p = static_cast<int>(tok - b * grid * grid), py = p / grid, px = p % grid;
+    const float* src = img + (b * img_size + py * patch) * img_size + px * patch;
+    // Lane k holds pixel k of the patch (pp <= 32, checked by the launcher).
+    const float pix = lane < pp ? src[(lane / patch) * img_size + lane % patch] : 0.f;
+    float v[NPL];
+    float sum = 0.f;
 #pragma unroll
     for (int i = 0; i < NPL; ++i) {
       const int e = lane + 32 * i;
-      if (e < E) v[i] = (v[i] - mean) * rstd * g[e] + bt[e];
+      float acc = e < E ? bias[e] : 0.f;
+      for (int k = 0; k < pp; ++k) {
+        const float pk = __shfl_sync(0xffffffffu, pix, k);
+        if (e < E) acc += ws[k * E + e] * pk;
+      }
+      v[i] = acc;
+      sum += acc;
     }
-  }
+    if (g) {
+      const float mean = warp_sum(sum) / E;
+      float sq = 0.f;
 #pragma unroll
-  for (int i = 0; i < NPL; ++i) {
-    const int e = lane + 32 * i;
-    if (e < E) {
-      const float y = ape ? v[i] + ape[int64_t(p) * E + e] : v[i];
-      x[tok * E + e] = y;
-      xt[tok * E + e] = from_f<T>(y);
+      for (int i = 0; i < NPL; ++i) {
+        const float dlt = lane + 32 * i < E ? v[i] - mean : 0.f;
+        sq += dlt * dlt;
+      }
+      const float rstd = rsqrtf(warp_sum(sq) / E + 1e-5f);
+#pragma unroll
+      for (int i = 0; i < NPL; ++i) {
+        const int e = lane + 32 * i;
+        if (e < E) v[i] = (v[i] - mean) * rstd * g[e] + bt[e];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < NPL; ++i) {
+      const int e = lane + 32 * i;
+      if (e < E) {
+        const float y = ape ? v[i] + ape[int64_t(p) * E + e] : v[i];
+        x[tok * E + e] = y;
+        xt[tok * E + e] = from_f<T>(y);
+      }
     }
   }
 }
@@ -143,8 +149,9 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
   if (E > kMaxE) throw Error(fmt::format("patch_embed: embed_dim {} exceeds the kernel's {}", E, kMaxE));
   const int64_t tokens = int64_t(B) * (img_size / patch) * (img_size / patch);
   const dim3 block(32, 8);
-  const unsigned grid = ceil_div(tokens, 8);
+  const unsigned grid = ceil_div(tokens, 8 * kTokensPerWarp);
   const size_t smem = sizeof(float) * E * patch * patch;
+  if (patch * patch > 32) throw Error(fmt::format("patch_embed: patch size {} exceeds the kernel's 5x5", patch));
   if (smem > 48 * 1024) throw Error(fmt::format("patch_embed: {}x{} patches of {} channels exceed the kernel", patch, patch, E));
   auto go = [&](auto* out, auto npl) {
     using T = std::remove_pointer_t<decltype(out)>;
