@@ -36,7 +36,9 @@ void window_attention(const float* qkv, int B, int res, int C, int heads, int wi
 #pragma omp parallel
   {
     std::vector<int> token(N), reg(N);
-    std::vector<float> q(N * d), k(N * d), v(N * d), s(N);
+    // k is stored transposed ([d][N]) so the score loop runs over j with no
+    // reduction in the inner loop, which the compiler vectorises.
+    std::vector<float> q(N * d), kT(d * N), v(N * d), s(N);
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; ++b) {
       for (int w = 0; w < nw * nw; ++w) {
@@ -51,16 +53,20 @@ void window_attention(const float* qkv, int B, int res, int C, int heads, int wi
             const float* row = qkv + (static_cast<int64_t>(b) * res * res + token[i]) * 3 * C + h * d;
             for (int e = 0; e < d; ++e) {
               q[i * d + e] = row[e] * scale;
-              k[i * d + e] = row[C + e];
+              kT[e * N + i] = row[C + e];
               v[i * d + e] = row[2 * C + e];
             }
           }
           for (int i = 0; i < N; ++i) {
+            for (int j = 0; j < N; ++j) s[j] = 0.f;
+            for (int e = 0; e < d; ++e) {
+              const float qe = q[i * d + e];
+              const float* kr = kT.data() + e * N;
+              for (int j = 0; j < N; ++j) s[j] += qe * kr[j];
+            }
             float mx = -INFINITY;
             for (int j = 0; j < N; ++j) {
-              float acc = 0;
-              for (int e = 0; e < d; ++e) acc += q[i * d + e] * k[j * d + e];
-              acc += table[rpi[i * N + j] * heads + h];
+              float acc = s[j] + table[rpi[i * N + j] * heads + h];
               if (reg[i] != reg[j]) acc += -100.0f;
               s[j] = acc;
               mx = std::max(mx, acc);
