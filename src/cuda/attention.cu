@@ -173,73 +173,69 @@ __global__ void window_attention_tc_kernel(const T* __restrict__ qkv, int res, i
   }
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
-  const int tiles = NP / 16, dt = d / 16;
+  const int tiles = NP / 16;
+  // S = q k^T: each warp takes 16x16 output tiles in turn.
+  for (int t = warp; t < tiles * tiles; t += nwarps) {
+    const int ti = t / tiles, tj = t % tiles;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int e = 0; e < d; e += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb;
+      wmma::load_matrix_sync(fa, q + ti * 16 * ldq + e, ldq);
+      wmma::load_matrix_sync(fb, k + tj * 16 * ldq + e, ldq);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(S + ti * 16 * lds + tj * 16, acc, lds, wmma::mem_row_major);
+  }
+  __syncthreads();
+  // Softmax over the N real columns, FP32; p in fp16, zero in the padding.
   const float* bh = bias + int64_t(h) * N * N;
-  // Each warp owns whole 16-row strips of the window's queries: scores,
-  // softmax, p v and the store of a strip touch only that warp's rows of S
-  // and P, so after the loads the warps run without block barriers.
-  for (int ti = warp; ti < tiles; ti += nwarps) {
-    // S strip = q[ti] k^T.
-    for (int tj = 0; tj < tiles; ++tj) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int e = 0; e < d; e += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb;
-        wmma::load_matrix_sync(fa, q + ti * 16 * ldq + e, ldq);
-        wmma::load_matrix_sync(fb, k + tj * 16 * ldq + e, ldq);
-        wmma::mma_sync(acc, fa, fb, acc);
-      }
-      wmma::store_matrix_sync(S + ti * 16 * lds + tj * 16, acc, lds, wmma::mem_row_major);
+  for (int i = warp; i < NP; i += nwarps) {
+    if (i >= N) {
+      for (int j = lane; j < NP; j += 32) P[i * ldp + j] = __float2half_rn(0.f);
+      continue;
     }
-    __syncwarp();
-    // Softmax over the N real columns, FP32; p in fp16, zero in the padding.
-    for (int i = ti * 16; i < ti * 16 + 16; ++i) {
-      if (i >= N) {
-        for (int j = lane; j < NP; j += 32) P[i * ldp + j] = __float2half_rn(0.f);
-        continue;
-      }
-      float mx = -INFINITY;
-      for (int j = lane; j < N; j += 32) {
-        float sc = S[i * lds + j] + bh[i * N + j];
-        if (reg[i] != reg[j]) sc += -100.0f;
-        S[i * lds + j] = sc;
-        mx = fmaxf(mx, sc);
-      }
-      mx = warp_max(mx);
-      float sum = 0.f;
-      for (int j = lane; j < N; j += 32) {
-        const float e = expf(S[i * lds + j] - mx);
-        S[i * lds + j] = e;
-        sum += e;
-      }
-      const float inv = 1.0f / warp_sum(sum);
-      for (int j = lane; j < NP; j += 32) P[i * ldp + j] = __float2half_rn(j < N ? S[i * lds + j] * inv : 0.f);
+    float mx = -INFINITY;
+    for (int j = lane; j < N; j += 32) {
+      float sc = S[i * lds + j] + bh[i * N + j];
+      if (reg[i] != reg[j]) sc += -100.0f;
+      S[i * lds + j] = sc;
+      mx = fmaxf(mx, sc);
     }
-    __syncwarp();
-    // O strip = p[ti] v, into the same rows of S (stride lds >= d).
-    for (int te = 0; te < dt; ++te) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int j = 0; j < NP; j += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fb;
-        wmma::load_matrix_sync(fa, P + ti * 16 * ldp + j, ldp);
-        wmma::load_matrix_sync(fb, v + j * ldq + te * 16, ldq);
-        wmma::mma_sync(acc, fa, fb, acc);
-      }
-      wmma::store_matrix_sync(S + ti * 16 * lds + te * 16, acc, lds, wmma::mem_row_major);
+    mx = warp_max(mx);
+    float sum = 0.f;
+    for (int j = lane; j < N; j += 32) {
+      const float e = expf(S[i * lds + j] - mx);
+      S[i * lds + j] = e;
+      sum += e;
     }
-    __syncwarp();
-    for (int idx = lane; idx < 16 * dv; idx += 32) {
-      const int i = ti * 16 + idx / dv, e = (idx % dv) * 8;
-      if (i >= N) break;
-      __align__(16) T o[8];
+    const float inv = 1.0f / warp_sum(sum);
+    for (int j = lane; j < NP; j += 32) P[i * ldp + j] = __float2half_rn(j < N ? S[i * lds + j] * inv : 0.f);
+  }
+  __syncthreads();
+  // O = p v, into S (reused as [NP][d] fp32 with stride lds >= d).
+  const int dt = d / 16;
+  for (int t = warp; t < tiles * dt; t += nwarps) {
+    const int ti = t / dt, te = t % dt;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int j = 0; j < NP; j += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fb;
+      wmma::load_matrix_sync(fa, P + ti * 16 * ldp + j, ldp);
+      wmma::load_matrix_sync(fb, v + j * ldq + te * 16, ldq);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(S + ti * 16 * lds + te * 16, acc, lds, wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < N * dv; idx += blockDim.x) {
+    const int i = idx / dv, e = (idx - i * dv) * 8;
+    __align__(16) T o[8];
 #pragma unroll
-      for (int t = 0; t < 8; ++t) o[t] = from_f<T>(S[i * lds + e + t]);
-      *reinterpret_cast<uint4*>(out + (base + tok[i]) * C + h * d + e) = *reinterpret_cast<const uint4*>(o);
-    }
-    __syncwarp();
+    for (int t = 0; t < 8; ++t) o[t] = from_f<T>(S[i * lds + e + t]);
+    *reinterpret_cast<uint4*>(out + (base + tok[i]) * C + h * d + e) = *reinterpret_cast<const uint4*>(o);
   }
 }
 
