@@ -13,7 +13,9 @@
 // head dims that are not multiples of 16) a register-tiled FP32 kernel keeps
 // the strict path exact.
 #include <algorithm>
+#include <cstdint>
 #include <mma.h>
+#include <type_traits>
 
 #include "ops.cuh"
 
@@ -118,6 +120,188 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
     o[2] = from_f<T>(acc.z);
     o[3] = from_f<T>(acc.w);
   }
+}
+
+// Register-resident variant (windows of up to 64 tokens, head_dim <= 64):
+// one warp per 16-query strip computes q k^T with mma.sync m16n8k16 into
+// registers, adds bias and mask, takes the softmax there (row max and sum
+// across the 4 lanes that share a row), and feeds p straight back as the A
+// operand of p v: scores never touch shared memory, and after the loads no
+// block barrier is needed. Shared memory holds only q, k and v^T in fp16.
+__device__ __forceinline__ uint32_t ld_h2(const __half* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <typename T>
+__device__ __forceinline__ void store_pair(T* p, float a, float b) {
+  if constexpr (std::is_same_v<T, __half>) *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
+  else *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+}
+
+template <typename T>
+__global__ void window_attention_mma_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window,
+                                            int shift, float scale, const float* __restrict__ bias,
+                                            T* __restrict__ out) {
+  extern __shared__ float4 smem4[];
+  const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
+  const int ldq = d + 8, ldv = NP + 8;  // padded rows: conflict-free fragment loads
+  __half* q = reinterpret_cast<__half*>(smem4);
+  __half* k = q + NP * ldq;
+  __half* vT = k + NP * ldq;  // v transposed: [d][ldv]
+  int* tok = reinterpret_cast<int*>(vT + d * ldv);
+  int* reg = tok + NP;
+
+  const int nw = res / window, w = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int wy = w / nw, wx = w % nw;
+  const int64_t base = int64_t(b) * res * res;
+  for (int i = threadIdx.x; i < NP; i += blockDim.x) {
+    if (i < N) {
+      const int ys = wy * window + i / window, xs = wx * window + i % window;
+      tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
+      reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
+    } else {
+      tok[i] = 0;
+      reg[i] = -1;
+    }
+  }
+  __syncthreads();
+  const int dv = d / 8;
+  for (int idx = threadIdx.x; idx < NP * dv; idx += blockDim.x) {
+    const int i = idx / dv, e = (idx - i * dv) * 8;
+    uint4 qa = make_uint4(0, 0, 0, 0), ka = qa, va = qa;
+    if (i < N) {
+      const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
+      qa = *reinterpret_cast<const uint4*>(row);
+      ka = *reinterpret_cast<const uint4*>(row + C);
+      va = *reinterpret_cast<const uint4*>(row + 2 * C);
+    }
+    const T* qe = reinterpret_cast<const T*>(&qa);
+    const T* ke = reinterpret_cast<const T*>(&ka);
+    const T* ve = reinterpret_cast<const T*>(&va);
+    __align__(16) __half qh[8], kh[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      qh[t] = __float2half_rn(to_f(qe[t]) * scale);
+      kh[t] = __float2half_rn(to_f(ke[t]));
+      vT[(e + t) * ldv + i] = __float2half_rn(to_f(ve[t]));
+    }
+    *reinterpret_cast<uint4*>(q + i * ldq + e) = *reinterpret_cast<const uint4*>(qh);
+    *reinterpret_cast<uint4*>(k + i * ldq + e) = *reinterpret_cast<const uint4*>(kh);
+  }
+  __syncthreads();
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+  const int g = lane >> 2, c2 = (lane & 3) * 2;
+  const int key_tiles = NP / 8, ksteps = d / 16, dtiles = d / 8;
+  const float* bh = bias + int64_t(h) * N * N;
+  for (int strip = warp; strip < NP / 16; strip += nwarps) {
+    const int r0 = strip * 16 + g, r1 = r0 + 8;
+    uint32_t qa[4][4];
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks)
+      if (ks < ksteps) {
+        const __half* p = q + ks * 16 + c2;
+        qa[ks][0] = ld_h2(p + r0 * ldq);
+        qa[ks][1] = ld_h2(p + r1 * ldq);
+        qa[ks][2] = ld_h2(p + r0 * ldq + 8);
+        qa[ks][3] = ld_h2(p + r1 * ldq + 8);
+      }
+    // Scores: 8 key tiles of 8; this thread holds rows r0, r1 x columns t*8 + c2 + {0, 1}.
+    float sc[8][4];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.f;
+      if (t < key_tiles) {
+        const __half* kr = k + (t * 8 + g) * ldq + c2;
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks)
+          if (ks < ksteps) mma_16816(sc[t], qa[ks], ld_h2(kr + ks * 16), ld_h2(kr + ks * 16 + 8));
+      }
+    }
+    const int reg0 = reg[r0], reg1 = reg[r1];
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int j = t * 8 + c2 + u;
+        if (t < key_tiles && j < N) {
+          if (r0 < N) sc[t][u] += bh[r0 * N + j] + (reg0 != reg[j] ? -100.0f : 0.f);
+          if (r1 < N) sc[t][2 + u] += bh[r1 * N + j] + (reg1 != reg[j] ? -100.0f : 0.f);
+          mx0 = fmaxf(mx0, sc[t][u]);
+          mx1 = fmaxf(mx1, sc[t][2 + u]);
+        }
+      }
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int j = t * 8 + c2 + u;
+        const bool real = t < key_tiles && j < N;
+        sc[t][u] = real ? expf(sc[t][u] - mx0) : 0.f;
+        sc[t][2 + u] = real ? expf(sc[t][2 + u] - mx1) : 0.f;
+        sum0 += sc[t][u];
+        sum1 += sc[t][2 + u];
+      }
+    }
+    sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+    sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+    sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+    sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+    const float inv0 = 1.0f / sum0, inv1 = 1.0f / sum1;
+    // p (normalised, fp16) as A fragments: key step kk = score tiles 2kk, 2kk+1.
+    float o[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      if (2 * kk >= key_tiles) break;
+      const uint32_t pa[4] = {pack_h2(sc[2 * kk][0] * inv0, sc[2 * kk][1] * inv0),
+                              pack_h2(sc[2 * kk][2] * inv1, sc[2 * kk][3] * inv1),
+                              pack_h2(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
+                              pack_h2(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+        if (nt < dtiles) {
+          const __half* vr = vT + (nt * 8 + g) * ldv + kk * 16 + c2;
+          mma_16816(o[nt], pa, ld_h2(vr), ld_h2(vr + 8));
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+      if (nt < dtiles) {
+        const int e = h * d + nt * 8 + c2;
+        if (r0 < N) store_pair(out + (base + tok[r0]) * C + e, o[nt][0], o[nt][1]);
+        if (r1 < N) store_pair(out + (base + tok[r1]) * C + e, o[nt][2], o[nt][3]);
+      }
+  }
+}
+
+template <typename T>
+void launch_mma(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
+                const float* bias, void* out, cudaStream_t s) {
+  const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
+  const size_t smem = sizeof(__half) * (2 * NP * (d + 8) + d * (NP + 8)) + sizeof(int) * 2 * NP;
+  const dim3 grid((res / window) * (res / window), heads, B);
+  window_attention_mma_kernel<T><<<grid, 128, smem, s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift,
+                                                          scale, bias, static_cast<T*>(out));
 }
 
 // Tensor-core variant. Shared memory: q, k, v, p as fp16 [NP][ld16], the
@@ -271,15 +455,19 @@ void launch(const void* qkv, int B, int res, int C, int heads, int window, int s
 
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                       const float* bias, void* out, cudaStream_t s) {
-  const bool tc = (C / heads) % 16 == 0 && window * window <= 144;
+  const int d = C / heads;
+  const bool tc = d % 16 == 0 && window * window <= 144;
+  const bool mma = d % 16 == 0 && d <= 64 && window * window <= 64;
   switch (t) {
     case DT::F32: launch<float>(qkv, B, res, C, heads, window, shift, scale, bias, out, s); break;
     case DT::F16:
-      if (tc) launch_tc<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      if (mma) launch_mma<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      else if (tc) launch_tc<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       else launch<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;
     case DT::BF16:
-      if (tc) launch_tc<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      if (mma) launch_mma<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      else if (tc) launch_tc<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       else launch<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;
   }
