@@ -85,7 +85,8 @@ template <typename T, int EMAX>
 __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, int64_t rows, int res, int E,
                                        const float* __restrict__ g, const float* __restrict__ bt,
                                        const float* __restrict__ head, int classes, float* __restrict__ logits) {
-  extern __shared__ float wsm[];  // head [classes][E], then g [E], b [E]
+  extern __shared__ float4 smem4[];
+  float* wsm = reinterpret_cast<float*>(smem4);  // head [classes][E], then g [E], b [E], then the staging rows
   float* gs = wsm + classes * E;
   float* bs = gs + E;
   for (int i = threadIdx.x; i < classes * E; i += blockDim.x) wsm[i] = head[i];
@@ -98,7 +99,7 @@ __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, i
   // consecutive threads walk along an output row.
   const int64_t item = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t tok0 = row0;  // chunk starts at a token; it holds `rows` tokens
-  if (item >= rows * 16) return;
+  const bool valid = item < rows * 16;
   const int64_t tokens = int64_t(res) * res, H = 4 * res;
   // The chunk's tokens [tok0, tok0 + rows) are whole token rows, so its pixels
   // are one contiguous run of the output in (b, y, x) order.
@@ -108,10 +109,26 @@ __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, i
   const int64_t yx = gp - b * H * H, y = yx / H, x = yx - y * H;
   const int64_t tok = b * tokens + (y / 4) * res + x / 4;
   const int sub = int(y % 4) * 4 + int(x % 4);
-  const T* src = ex + (tok - tok0) * 16 * E + sub * E;
+  // Stage the warp's 32 E-vectors through shared memory with coalesced
+  // 16-byte loads (neighbouring pixels' vectors are neighbours in memory),
+  // then each lane reads its own row: padded rows, no bank conflicts.
+  constexpr int kVec = 16 / sizeof(T);  // E % kVec == 0, checked by the launcher
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, ldr = E + kVec, chunks = E / kVec;
+  T* stage = reinterpret_cast<T*>(bs + E + ((2 * E + classes * E) % 4 ? 4 - (2 * E + classes * E) % 4 : 0)) +
+             int64_t(warp) * 32 * ldr;
+  const long long my_off = valid ? ((tok - tok0) * 16 + sub) * E : -1;
+  for (int c = lane; c < 32 * chunks; c += 32) {
+    const int vl = c / chunks, part = c - vl * chunks;
+    const long long off = __shfl_sync(0xffffffffu, my_off, vl);
+    if (off >= 0)
+      *reinterpret_cast<uint4*>(stage + vl * ldr + part * kVec) =
+          *reinterpret_cast<const uint4*>(ex + off + part * kVec);
+  }
+  __syncwarp();
+  if (!valid) return;
+  const T* src = stage + lane * ldr;
   float v[EMAX];
   float sum = 0.f;
-  constexpr int kVec = 16 / sizeof(T);  // 16-byte loads (E % kVec == 0, checked by the launcher)
 #pragma unroll
   for (int e0 = 0; e0 < EMAX; e0 += kVec) {
     uint4 raw = make_uint4(0, 0, 0, 0);
@@ -175,11 +192,17 @@ void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, i
   if (E > kMaxHeadE || E % 8 != 0)
     throw Error(fmt::format("final_norm_head: embed_dim {} must be a multiple of 8 and at most {}", E, kMaxHeadE));
   const unsigned grid = ceil_div(rows * 16, 128);
-  const size_t smem = sizeof(float) * (classes + 2) * E;
+  // head, g, b (FP32, padded to 16 bytes), then 4 warps x 32 staged rows of E + 16 bytes.
+  const size_t head_floats = (size_t(classes + 2) * E + 3) / 4 * 4;
+  const size_t smem = sizeof(float) * head_floats + 128 * (E * dt_size(t) + 16);
+  if (smem > 200 * 1024)
+    throw Error(fmt::format("final_norm_head: {} classes x embed_dim {} exceed the kernel", classes, E));
   auto go = [&](auto* ptr, auto emax) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(ptr)>>;
-    final_norm_head_kernel<T, decltype(emax)::value>
-        <<<grid, 128, smem, s>>>(ptr, row0, rows, res, E, g, b, head, classes, logits);
+    auto kernel = final_norm_head_kernel<T, decltype(emax)::value>;
+    if (smem > 48 * 1024)
+      SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    kernel<<<grid, 128, smem, s>>>(ptr, row0, rows, res, E, g, b, head, classes, logits);
   };
   auto dispatch = [&](auto emax) {
     switch (t) {
