@@ -122,6 +122,57 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
   }
 }
 
+// The window's token map and its q (scaled), k and v rows, widened to fp16 in
+// shared memory with 16-byte loads; rows N..NP-1 are zero. v is stored
+// row-major [NP][ldv] or, for the mma kernel's p v, transposed [d][ldv]. The
+// grid is (window, head, slice), as both tensor-core kernels launch it.
+template <typename T, bool kTransposeV>
+__device__ __forceinline__ void load_window_fp16(const T* __restrict__ qkv, int res, int C, int window, int shift,
+                                                 float scale, int ldq, int ldv, __half* q, __half* k, __half* v,
+                                                 int* tok, int* reg) {
+  const int N = window * window, NP = (N + 15) & ~15, d = C / gridDim.y;
+  const int nw = res / window, w = blockIdx.x, h = blockIdx.y;
+  const int wy = w / nw, wx = w % nw;
+  const int64_t base = int64_t(blockIdx.z) * res * res;
+  for (int i = threadIdx.x; i < NP; i += blockDim.x) {
+    if (i < N) {
+      const int ys = wy * window + i / window, xs = wx * window + i % window;
+      tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
+      reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
+    } else {
+      tok[i] = 0;
+      reg[i] = -1;
+    }
+  }
+  __syncthreads();
+  const int dv = d / 8;
+  for (int idx = threadIdx.x; idx < NP * dv; idx += blockDim.x) {
+    const int i = idx / dv, e = (idx - i * dv) * 8;
+    uint4 qa = make_uint4(0, 0, 0, 0), ka = qa, va = qa;
+    if (i < N) {
+      const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
+      qa = *reinterpret_cast<const uint4*>(row);
+      ka = *reinterpret_cast<const uint4*>(row + C);
+      va = *reinterpret_cast<const uint4*>(row + 2 * C);
+    }
+    const T* qe = reinterpret_cast<const T*>(&qa);
+    const T* ke = reinterpret_cast<const T*>(&ka);
+    const T* ve = reinterpret_cast<const T*>(&va);
+    __align__(16) __half qh[8], kh[8], vh[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      qh[t] = __float2half_rn(to_f(qe[t]) * scale);
+      kh[t] = __float2half_rn(to_f(ke[t]));
+      vh[t] = __float2half_rn(to_f(ve[t]));
+      if constexpr (kTransposeV) v[(e + t) * ldv + i] = vh[t];
+    }
+    *reinterpret_cast<uint4*>(q + i * ldq + e) = *reinterpret_cast<const uint4*>(qh);
+    *reinterpret_cast<uint4*>(k + i * ldq + e) = *reinterpret_cast<const uint4*>(kh);
+    if constexpr (!kTransposeV) *reinterpret_cast<uint4*>(v + i * ldv + e) = *reinterpret_cast<const uint4*>(vh);
+  }
+  __syncthreads();
+}
+
 // Register-resident variant (windows of up to 64 tokens, head_dim <= 64):
 // one warp per 16-query strip computes q k^T with mma.sync m16n8k16 into
 // registers, adds bias and mask, takes the softmax there (row max and sum
@@ -162,44 +213,9 @@ __global__ void window_attention_mma_kernel(const T* __restrict__ qkv, int res, 
   int* tok = reinterpret_cast<int*>(vT + d * ldv);
   int* reg = tok + NP;
 
-  const int nw = res / window, w = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int wy = w / nw, wx = w % nw;
-  const int64_t base = int64_t(b) * res * res;
-  for (int i = threadIdx.x; i < NP; i += blockDim.x) {
-    if (i < N) {
-      const int ys = wy * window + i / window, xs = wx * window + i % window;
-      tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
-      reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
-    } else {
-      tok[i] = 0;
-      reg[i] = -1;
-    }
-  }
-  __syncthreads();
-  const int dv = d / 8;
-  for (int idx = threadIdx.x; idx < NP * dv; idx += blockDim.x) {
-    const int i = idx / dv, e = (idx - i * dv) * 8;
-    uint4 qa = make_uint4(0, 0, 0, 0), ka = qa, va = qa;
-    if (i < N) {
-      const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
-      qa = *reinterpret_cast<const uint4*>(row);
-      ka = *reinterpret_cast<const uint4*>(row + C);
-      va = *reinterpret_cast<const uint4*>(row + 2 * C);
-    }
-    const T* qe = reinterpret_cast<const T*>(&qa);
-    const T* ke = reinterpret_cast<const T*>(&ka);
-    const T* ve = reinterpret_cast<const T*>(&va);
-    __align__(16) __half qh[8], kh[8];
-#pragma unroll
-    for (int t = 0; t < 8; ++t) {
-      qh[t] = __float2half_rn(to_f(qe[t]) * scale);
-      kh[t] = __float2half_rn(to_f(ke[t]));
-      vT[(e + t) * ldv + i] = __float2half_rn(to_f(ve[t]));
-    }
-    *reinterpret_cast<uint4*>(q + i * ldq + e) = *reinterpret_cast<const uint4*>(qh);
-    *reinterpret_cast<uint4*>(k + i * ldq + e) = *reinterpret_cast<const uint4*>(kh);
-  }
-  __syncthreads();
+  const int h = blockIdx.y;
+  const int64_t base = int64_t(blockIdx.z) * res * res;
+  load_window_fp16<T, true>(qkv, res, C, window, shift, scale, ldq, ldv, q, k, vT, tok, reg);
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
   const int g = lane >> 2, c2 = (lane & 3) * 2;
@@ -321,41 +337,10 @@ __global__ void window_attention_tc_kernel(const T* __restrict__ qkv, int res, i
   int* tok = reinterpret_cast<int*>(S + NP * lds);
   int* reg = tok + NP;
 
-  const int nw = res / window, w = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int wy = w / nw, wx = w % nw;
-  const int64_t base = int64_t(b) * res * res;
-  for (int i = threadIdx.x; i < N; i += blockDim.x) {
-    const int ys = wy * window + i / window, xs = wx * window + i % window;
-    tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
-    reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
-  }
-  __syncthreads();
-  // 16-byte loads: 8 channels of q, k and v per thread and step.
+  const int h = blockIdx.y;
+  const int64_t base = int64_t(blockIdx.z) * res * res;
+  load_window_fp16<T, false>(qkv, res, C, window, shift, scale, ldq, ldq, q, k, v, tok, reg);
   const int dv = d / 8;
-  for (int idx = threadIdx.x; idx < NP * dv; idx += blockDim.x) {
-    const int i = idx / dv, e = (idx - i * dv) * 8;
-    uint4 qa = make_uint4(0, 0, 0, 0), ka = qa, va = qa;
-    if (i < N) {
-      const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
-      qa = *reinterpret_cast<const uint4*>(row);
-      ka = *reinterpret_cast<const uint4*>(row + C);
-      va = *reinterpret_cast<const uint4*>(row + 2 * C);
-    }
-    const T* qe = reinterpret_cast<const T*>(&qa);
-    const T* ke = reinterpret_cast<const T*>(&ka);
-    const T* ve = reinterpret_cast<const T*>(&va);
-    __align__(16) __half qh[8], kh[8], vh[8];
-#pragma unroll
-    for (int t = 0; t < 8; ++t) {
-      qh[t] = __float2half_rn(to_f(qe[t]) * scale);
-      kh[t] = __float2half_rn(to_f(ke[t]));
-      vh[t] = __float2half_rn(to_f(ve[t]));
-    }
-    *reinterpret_cast<uint4*>(q + i * ldq + e) = *reinterpret_cast<const uint4*>(qh);
-    *reinterpret_cast<uint4*>(k + i * ldq + e) = *reinterpret_cast<const uint4*>(kh);
-    *reinterpret_cast<uint4*>(v + i * ldq + e) = *reinterpret_cast<const uint4*>(vh);
-  }
-  __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
   const int tiles = NP / 16;
   // S = q k^T: each warp takes 16x16 output tiles in turn.
