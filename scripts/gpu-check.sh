@@ -12,7 +12,7 @@ cmake -S . -B build/cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWINRT_CUDA=ON -D
   -DSWINRT_PYTHON="$PY" > "$LOGS/configure.log" 2>&1 || { tail -30 "$LOGS/configure.log"; exit 1; }
 cmake --build build/cuda -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -A5 error "$LOGS/build.log" | head -60; exit 1; }
 ctest --test-dir build/cuda -j 8 --output-on-failure 2>&1 | tee "$LOGS/ctest.log" | tail -3
-SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH=$PWD/python "$PY" -m pytest tests/python/test_cuda.py -q -s 2>&1 |
+SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest tests/python/test_cuda.py -q -s 2>&1 |
   tee "$LOGS/pytest_cuda.log" | grep -E "swinrt max|passed|failed"
 compute-sanitizer --tool memcheck build/cuda/tests/swinrt_gpu_tests \
   --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*' > "$LOGS/memcheck.log" 2>&1
