@@ -11,7 +11,7 @@ VENV=${SWINRT_VENV:-$HOME/.cache/swinrt-venv}
 BUILD=${SWINRT_BUILD:-build/release}
 
 APT_PACKAGES=(cmake ninja-build g++ pkg-config libopenblas-dev libfmt-dev nlohmann-json3-dev libcli11-dev
-              libgtest-dev libbenchmark-dev libhdf5-dev libnifti2-dev zlib1g-dev)
+              libgtest-dev libbenchmark-dev libhdf5-dev libnifti2-dev zlib1g-dev libpng-dev)
 PY_PACKAGES=(torch numpy scipy safetensors pyyaml pytest onnx h5py medpy)
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }

@@ -18,7 +18,7 @@ namespace swinrt::cli {
 namespace {
 
 struct EvalArgs {
-  std::string weights, volume_path, list_dir, list, json, csv, save_nifti, device = "auto", precision = "fp32";
+  std::string weights, volume_path, list_dir, list, json, csv, save_nifti, save_png, device = "auto", precision = "fp32";
   int num_classes = 0, img_size = 0, batch = 8;
   double z_spacing = 1.0;
 };
@@ -64,6 +64,12 @@ int run(const EvalArgs& a) {
     if (!fs::is_directory(a.save_nifti, ec))
       throw Error(fmt::format("--save-nifti {}: cannot create the directory", a.save_nifti));
     o.save_nifti_dir = a.save_nifti;
+  }
+  if (!a.save_png.empty()) {
+    fs::create_directories(a.save_png, ec);
+    if (!fs::is_directory(a.save_png, ec))
+      throw Error(fmt::format("--save-png {}: cannot create the directory", a.save_png));
+    o.save_png_dir = a.save_png;
   }
 
   Weights w = Weights::load(a.weights);
@@ -116,6 +122,7 @@ Action add_eval(CLI::App& app) {
   e->add_option("--json", a->json, "write per-case, per-class and mean metrics (JSON)");
   e->add_option("--csv", a->csv, "write case,class,dice,hd95 rows");
   e->add_option("--save-nifti", a->save_nifti, "write <case>_pred/_img/_gt.nii.gz here");
+  e->add_option("--save-png", a->save_png, "write overlays <case>_slice<z>.png (CT, ground truth | prediction, legend)");
   e->add_option("--z-spacing", a->z_spacing, "z spacing of the NIfTI outputs (the original's z_spacing, 1)")
       ->check(CLI::PositiveNumber);
   e->add_option("--device", a->device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));

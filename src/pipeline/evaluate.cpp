@@ -1,5 +1,6 @@
 // The Synapse test protocol (see evaluate.h).
 #include "evaluate.h"
+#include "overlay.h"
 
 #include <cstring>
 #include <filesystem>
@@ -90,6 +91,7 @@ void finish_case(CaseResult& r, const SynapseCase& c, const std::vector<int32_t>
     f.assign(c.label.begin(), c.label.end());
     write_nifti((dir / (c.name + "_gt.nii.gz")).string(), c.shape, f.data(), spacing);
   }
+  if (!o.save_png_dir.empty()) write_overlays(o.save_png_dir, c, pred, num_classes);
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ struct EvalOptions {
   std::vector<std::string> cases;   // in list order
   int batch = 8;                    // slices per engine call
   std::string save_nifti_dir;       // when set: <case>_{pred,img,gt}.nii.gz
+  std::string save_png_dir;         // when set: <case>_slice<z>.png overlays (pipeline/overlay.h)
   double z_spacing = 1.0;           // NIfTI spacing (1, 1, z_spacing), as the original
 };
 

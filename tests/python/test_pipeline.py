@@ -300,6 +300,7 @@ def eval_run(swinrt_bin, tmp_path_factory):
     out_json, out_csv = tmp / "eval.json", tmp / "eval.csv"
     r = subprocess.run([swinrt_bin, "eval", "--weights", str(weights), "--volume-path", str(vol), "--device", "cpu",
                         "--json", str(out_json), "--csv", str(out_csv), "--save-nifti", str(nii), "--batch", "4",
+                        "--save-png", str(tmp / "png"),
                         "--img-size", str(IMG_SIZE), "--num-classes", str(NUM_CLASSES)],
                        capture_output=True, text=True)
     return dict(torch=torch, tmp=tmp, vol=vol, weights=weights, ref=ref, ref_logs=ref_logs, flips_input=flips_input,
@@ -399,6 +400,58 @@ def test_eval_outputs(eval_run):
             assert arr.dtype == np.float32 and np.array_equal(arr, want), (case, kind)
         pred = sitk.GetArrayFromImage(sitk.ReadImage(str(e["nii"] / f"{case}_pred.nii.gz")))
         assert pred.shape == shape
+
+
+# The overlay palette of docs/EVALUATION.md (organs 1..8).
+PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (145, 30, 180), (70, 240, 240),
+           (245, 130, 48), (240, 50, 230)]
+
+
+def read_png_rgb(path):
+    """Decodes the 8-bit RGB, unfiltered PNGs that --save-png writes."""
+    import struct
+    import zlib
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert (depth, colour) == (8, 2)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + 3 * width)
+    assert (raw[:, 0] == 0).all()  # no row filters
+    return raw[:, 1:].reshape(height, width, 3)
+
+
+def test_eval_png_overlays(eval_run):
+    e = eval_run
+    assert e["proc"].returncode == 0, e["proc"].stderr
+    sitk = pytest.importorskip("SimpleITK")
+    for case, shape in CASES:
+        pngs = sorted((e["tmp"] / "png").glob(f"{case}_slice*.png"))
+        assert 1 <= len(pngs) <= 4, pngs
+        with h5py.File(e["vol"] / f"{case}.npy.h5", "r") as f:
+            image, label = f["image"][:], f["label"][:]
+        pred = sitk.GetArrayFromImage(sitk.ReadImage(str(e["nii"] / f"{case}_pred.nii.gz"))).astype(int)
+        D, H, W = shape
+        for png in pngs:
+            z = int(png.stem.split("_slice")[1])
+            rgb = read_png_rgb(png).astype(int)
+            assert rgb.shape == (H + 20, 2 * W + 4, 3)
+            grey = np.rint(np.clip(image[z], 0, 1) * 255).astype(int)
+            for panel, lab in ((0, label[z].astype(int)), (1, pred[z])):
+                want = np.repeat(grey[:, :, None], 3, axis=2)
+                for k in range(1, NUM_CLASSES):
+                    m = lab == k
+                    if k <= len(PALETTE):
+                        want[m] = (grey[m][:, None] + np.array(PALETTE[k - 1]) + 1) // 2
+                got = rgb[:H, panel * (W + 4):panel * (W + 4) + W]
+                assert np.abs(got - want).max() <= 1, (case, z, panel)
 
 
 def test_eval_bad_cases_are_reported(swinrt_bin, eval_run):
