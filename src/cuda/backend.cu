@@ -460,11 +460,15 @@ class CudaEngine final : public Engine {
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm2.weight")),
                     W.f32(st.param("norm2.bias")), cx.t.ptr, act_, nullptr, s);
           mark(st.param("norm2"));
+          // FP16/BF16: GELU in the GEMM epilogue (tanh form); FP32/TF32: the exact erf kernel.
+          const bool fused_gelu = act_ != DT::F32;
           linear(cx.gemm, cx.t.ptr, W.get(st.param("mlp.fc1.weight")), C, act_, rows, C, st.hidden,
-                 W.get(st.param("mlp.fc1.bias")), cx.hid.ptr, act_, false, s);
+                 W.get(st.param("mlp.fc1.bias")), cx.hid.ptr, act_, false, s, fused_gelu);
           mark(st.param("mlp.fc1"));
-          gelu(cx.hid.ptr, act_, rows * st.hidden, s);
-          mark(st.param("mlp.act"));
+          if (!fused_gelu) {
+            gelu(cx.hid.ptr, act_, rows * st.hidden, s);
+            mark(st.param("mlp.act"));
+          }
           linear(cx.gemm, cx.hid.ptr, W.get(st.param("mlp.fc2.weight")), st.hidden, act_, rows, st.hidden, C,
                  W.get(st.param("mlp.fc2.bias")), x, DT::F32, true, s);
           mark(st.param("mlp.fc2"));

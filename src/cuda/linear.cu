@@ -1,9 +1,9 @@
 // linear: nn.Linear as one cuBLASLt matmul with the bias fused in its
 // epilogue and the residual add as beta = 1 into the FP32 stream; mirror of
 // src/cpu/linear.cpp. Row-major y = x . w^T is column-major y^T = w . x^T,
-// so A = w (transposed), B = x. GELU stays a separate exact-erf kernel:
-// cuBLASLt's GELU epilogue is the tanh approximation, which would cost the
-// FP32 path its 1e-4 match.
+// so A = w (transposed), B = x. For FP32/TF32 GELU stays a separate exact-erf
+// kernel (cuBLASLt's GELU epilogue is the tanh approximation, which would cost
+// the FP32 path its 1e-4 match); FP16/BF16 take the epilogue.
 #include <cmath>
 
 #include "ops.cuh"
@@ -43,7 +43,7 @@ struct Descs {
 }  // namespace
 
 void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, int64_t M, int K, int N,
-            const void* bias, void* y, DT out, bool accumulate, cudaStream_t s) {
+            const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu) {
   if (M == 0) return;
   const cublasComputeType_t compute =
       in == DT::F32 ? (g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F) : CUBLAS_COMPUTE_32F;
@@ -52,10 +52,12 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   lt_check(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "TRANSA");
   lt_check(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "TRANSB");
-  if (bias) {
-    const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+  if (bias || tanh_gelu) {
+    const cublasLtEpilogue_t ep = tanh_gelu ? (bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+                                            : CUBLASLT_EPILOGUE_BIAS;
     lt_check(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)), "EPILOGUE");
-    lt_check(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "BIAS");
+    if (bias)
+      lt_check(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "BIAS");
   }
   lt_check(cublasLtMatrixLayoutCreate(&d.a, cuda_type(in), K, N, ldw), "layout A");
   lt_check(cublasLtMatrixLayoutCreate(&d.b, cuda_type(in), K, M, K), "layout B");
