@@ -34,7 +34,8 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     weights = os.path.join(a.out, "swin_unet_t.safetensors")
     if not os.path.exists(weights):
-        save_safetensors(randomize_(SwinUnet(ModelConfig()), a.seed), weights, source="random (swinrt.demo_inputs)")
+        cfg = ModelConfig()
+        save_safetensors(randomize_(SwinUnet(cfg), a.seed), cfg, weights, source="random (swinrt.demo_inputs)")
     np.save(os.path.join(a.out, "slice.npy"), ct_like_slice(seed=a.seed))
     print(f"wrote {weights} and {os.path.join(a.out, 'slice.npy')}")
 

@@ -4,7 +4,13 @@ Module tree, parameter and buffer names follow the public Swin-Unet code
 (networks/swin_transformer_unet_skip_expand_decoder_sys.py and the SwinUnet
 wrapper of networks/vision_transformer.py), so a state_dict saved by the
 original training code loads here with strict=True. Written for inference:
-dropout and drop-path are identities, as in eval mode.
+dropout and drop-path are identities, as in eval mode, and hold no parameters.
+
+As in the original, the decoder ends with a fixed x4 expansion of the patch
+grid, so the logits are [B, num_classes, 4 * img_size / patch_size, ...]:
+[B, num_classes, img_size, img_size] for the usual patch_size 4. The decoder
+takes the skip of encoder stage L-1-i at layers_up.i (the original writes 3-i,
+its L being 4).
 """
 from __future__ import annotations
 
@@ -12,7 +18,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .config import ModelConfig
 
@@ -209,12 +214,16 @@ class BasicLayer_up(nn.Module):
 class PatchEmbed(nn.Module):
     def __init__(self, img_size, patch_size, in_chans, embed_dim, norm: bool):
         super().__init__()
+        self.img_size = img_size
         self.patches_resolution = [img_size // patch_size] * 2
         self.num_patches = self.patches_resolution[0] ** 2
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(embed_dim) if norm else None
 
     def forward(self, x):
+        if tuple(x.shape[2:]) != (self.img_size, self.img_size):
+            raise ValueError(f"input of {tuple(x.shape[2:])} pixels; the model expects "
+                             f"{self.img_size}x{self.img_size}")
         x = self.proj(x).flatten(2).transpose(1, 2)
         return self.norm(x) if self.norm is not None else x
 
@@ -251,7 +260,8 @@ class SwinTransformerSys(nn.Module):
         self.up = FinalPatchExpand_X4((P, P), c.embed_dim)
         self.output = nn.Conv2d(c.embed_dim, c.num_classes, kernel_size=1, bias=False)
 
-    def forward(self, x):
+    def forward_features(self, x):
+        """Encoder and bottleneck; each stage's input is kept as a skip."""
         x = self.patch_embed(x)
         if self.ape:
             x = x + self.absolute_pos_embed
@@ -259,16 +269,26 @@ class SwinTransformerSys(nn.Module):
         for layer in self.layers:
             skips.append(x)
             x = layer(x)
-        x = self.norm(x)
+        return self.norm(x), skips
+
+    def forward_up_features(self, x, skips):
+        """Decoder: layers_up.i (i > 0) takes [x, skip of stage L-1-i] through concat_back_dim.i."""
         for i, layer_up in enumerate(self.layers_up):
             if i > 0:
                 x = self.concat_back_dim[i](torch.cat([x, skips[self.num_layers - 1 - i]], -1))
             x = layer_up(x)
-        x = self.up(self.norm_up(x))
+        return self.norm_up(x)
+
+    def up_x4(self, x):
+        """Tokens of the patch grid -> x4 expansion -> 1x1 conv head, [B, classes, 4P, 4P]."""
         P = self.patches_resolution[0]
-        B = x.shape[0]
-        x = x.view(B, 4 * P, 4 * P, -1).permute(0, 3, 1, 2)
+        x = self.up(x)
+        x = x.view(x.shape[0], 4 * P, 4 * P, -1).permute(0, 3, 1, 2)
         return self.output(x)
+
+    def forward(self, x):
+        x, skips = self.forward_features(x)
+        return self.up_x4(self.forward_up_features(x, skips))
 
 
 class SwinUnet(nn.Module):
@@ -287,19 +307,26 @@ class SwinUnet(nn.Module):
 
 @torch.no_grad()
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Fills every parameter with random values at scales that keep the
-    activations O(1), so a test exercises all of them (the same recipe as the
-    C++ random_weights: linear/conv weights N(0, 1/fan_in), LayerNorm gains
-    1 + N(0, 0.1), biases N(0, 0.1), position bias tables N(0, 0.5))."""
+    """Fills every parameter of `model` (a SwinUnet or any of its parts) with
+    seeded random values at scales that keep the activations O(1), so that a
+    test exercises each of them: Linear/Conv2d weights N(0, 1/fan_in) (std
+    1/sqrt(fan_in)), their biases N(0, 0.1^2); LayerNorm gains 1 + N(0, 0.1^2)
+    and biases N(0, 0.1^2); relative position bias tables N(0, 0.5^2); the
+    absolute position embedding N(0, 0.1^2). The C++ random models
+    (src/model/random.cpp) use the same scales."""
     g = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        if name.endswith("relative_position_bias_table"):
-            v = torch.randn(p.shape, generator=g) * 0.5
-        elif "norm" in name and name.endswith(".weight"):
-            v = 1 + torch.randn(p.shape, generator=g) * 0.1
-        elif name.endswith(".weight") and p.dim() >= 2:
-            v = torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel())
-        else:
-            v = torch.randn(p.shape, generator=g) * 0.1
-        p.copy_(v)
+
+    def normal(p, std, mean=0.0):
+        p.copy_(torch.randn(p.shape, generator=g) * std + mean)
+
+    for m in model.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if isinstance(m, nn.LayerNorm) and name == "weight":
+                normal(p, 0.1, 1.0)
+            elif isinstance(m, (nn.Linear, nn.Conv2d)) and name == "weight":
+                normal(p, 1 / math.sqrt(p[0].numel()))
+            elif name == "relative_position_bias_table":
+                normal(p, 0.5)
+            else:  # biases, absolute_pos_embed
+                normal(p, 0.1)
     return model

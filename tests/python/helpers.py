@@ -32,5 +32,5 @@ def random_model(cfg, seed=0):
 def saved_model(tmp_path, cfg, seed=0, dtype="fp32", name="model.safetensors"):
     model = random_model(cfg, seed)
     path = tmp_path / name
-    save_safetensors(model, str(path), dtype)
+    save_safetensors(model, cfg, str(path), dtype)
     return model, path

@@ -291,7 +291,7 @@ def eval_run(swinrt_bin, tmp_path_factory):
 
     net = make_small_model(model_mod, torch)
     weights = tmp / "model.safetensors"
-    weights_mod.save_safetensors(net, str(weights))
+    weights_mod.save_safetensors(net, net.config, str(weights))
 
     cases = [c for c, _ in CASES]
     ref, ref_logs, flips_input, metric_list = original_protocol(net, vol, cases, torch)
