@@ -138,8 +138,8 @@ Action add_bench(CLI::App& app) {
   b->add_option("--batch", a->batches, "batch sizes")->delimiter(',')->check(CLI::Range(1, 4096));
   b->add_option("--precision", a->precisions, "precisions (fp32,tf32,fp16,bf16)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}));
-  b->add_option("--device", a->device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
+      ->check(CLI::IsMember(precision_names()));
+  add_device_option(b, a->device);
   b->add_option("--warmup", a->warmup, "untimed forwards first")->check(CLI::Range(0, 100000));
   b->add_option("--iterations", a->iterations, "timed forwards")->check(CLI::Range(1, 100000));
   b->add_flag("--compare", a->compare, "also time the PyTorch reference (eager, CUDA graph, torch.compile)");

@@ -125,9 +125,8 @@ Action add_eval(CLI::App& app) {
   e->add_option("--save-png", a->save_png, "write overlays <case>_slice<z>.png (CT, ground truth | prediction, legend)");
   e->add_option("--z-spacing", a->z_spacing, "z spacing of the NIfTI outputs (the original's z_spacing, 1)")
       ->check(CLI::PositiveNumber);
-  e->add_option("--device", a->device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
-  e->add_option("--precision", a->precision, "fp32, tf32, fp16 or bf16")
-      ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}));
+  add_device_option(e, a->device);
+  add_precision_option(e, a->precision);
   e->add_option("--batch", a->batch, "slices per engine call")->check(CLI::Range(1, 4096));
   return [a, e]() { return e->parsed() ? run(*a) : -1; };
 }

@@ -79,9 +79,8 @@ Action add_run(CLI::App& app) {
   r->add_option("--input", a->input, "float32 slices, HxW, 1xHxW or BxHxW (.npy)")->required();
   r->add_option("--output", a->output, "logits BxCxHxW float32, or labels BxHxW with --labels (.npy)")->required();
   r->add_flag("--labels", a->labels, "write argmax labels instead of logits");
-  r->add_option("--device", a->device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
-  r->add_option("--precision", a->precision, "fp32, tf32, fp16 or bf16")
-      ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}));
+  add_device_option(r, a->device);
+  add_precision_option(r, a->precision);
   r->add_option("--max-batch", a->max_batch, "slices per engine call")->check(CLI::Range(1, 4096));
   return [a, r]() { return r->parsed() ? run(*a) : -1; };
 }
