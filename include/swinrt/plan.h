@@ -8,6 +8,7 @@
 // skip slot, and FinalExpand, which writes the logits [B, classes, H, W].
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -42,5 +43,18 @@ struct Step {
 };
 
 std::vector<Step> build_plan(const Config& c);
+
+// Helpers both backends use when they bind a plan to weights.
+class Weights;
+// patch_embed.proj.weight as [embed_dim, patch*patch]: the wrapper feeds a
+// 1-channel slice as 3 identical channels, so summing the conv weight over
+// input channels once gives the same convolution. Throws for in_chans other
+// than 1 or 3 (the only ones the original wrapper accepts for a 1-channel slice).
+std::vector<float> folded_patch_weight(const Weights& w);
+// relative_position_index of the original WindowAttention: [N*N] indices into
+// the (2w-1)^2 bias table, N = w*w.
+std::vector<int> relative_position_index(int window);
+// Deterministic slices in [0, 1) for benchmarks: [batch, img, img].
+std::vector<float> benchmark_slices(int64_t batch, int img);
 
 }  // namespace swinrt

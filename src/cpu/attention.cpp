@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ops.h"
+#include "swinrt/plan.h"
 
 namespace swinrt::cpu {
 
@@ -26,12 +27,8 @@ int region(int ys, int xs, int res, int window, int shift) {
 
 void window_attention(const float* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
                       const float* table, float* out) {
-  const int N = window * window, d = C / heads, nw = res / window, span = 2 * window - 1;
-  // Relative position index, as relative_position_index in the original.
-  std::vector<int> rpi(N * N);
-  for (int i = 0; i < N; ++i)
-    for (int j = 0; j < N; ++j)
-      rpi[i * N + j] = (i / window - j / window + window - 1) * span + (i % window - j % window + window - 1);
+  const int N = window * window, d = C / heads, nw = res / window;
+  const std::vector<int> rpi = relative_position_index(window);
 
 #pragma omp parallel
   {

@@ -16,26 +16,10 @@ namespace swinrt {
 
 namespace {
 
-// The wrapper feeds a 1-channel slice as 3 identical channels; summing the
-// conv weight over input channels once gives the same convolution.
-std::vector<float> fold_patch_weight(const Weights& w) {
-  const Config& c = w.config();
-  if (c.in_chans != 1 && c.in_chans != 3)
-    throw Error(fmt::format("{}: in_chans = {}: swinrt runs single-channel slices, which the original wrapper "
-                            "only accepts for in_chans 1 or 3", w.source(), c.in_chans));
-  const Tensor& t = w.at("patch_embed.proj.weight");
-  const int pp = c.patch_size * c.patch_size;
-  std::vector<float> out(static_cast<size_t>(c.embed_dim) * pp, 0.f);
-  for (int e = 0; e < c.embed_dim; ++e)
-    for (int ch = 0; ch < c.in_chans; ++ch)
-      for (int k = 0; k < pp; ++k) out[e * pp + k] += t.data[(e * c.in_chans + ch) * pp + k];
-  return out;
-}
-
 class CpuEngine final : public Engine {
  public:
   CpuEngine(const Weights& w, const EngineOptions& o)
-      : Engine(w.config()), weights_(w), plan_(build_plan(w.config())), patch_w_(fold_patch_weight(w)) {
+      : Engine(w.config()), weights_(w), plan_(build_plan(w.config())), patch_w_(folded_patch_weight(w)) {
     if (o.precision != Precision::FP32 && o.precision != Precision::TF32)
       throw Error(fmt::format("precision {} is not available on the CPU backend (fp32 only; use --device cuda)",
                               precision_name(o.precision)));
@@ -59,8 +43,7 @@ class CpuEngine final : public Engine {
 
   std::vector<double> time_forward(int64_t batch, int warmup, int iterations) override {
     const int64_t S = config_.img_size;
-    std::vector<float> in(static_cast<size_t>(batch * S * S));
-    for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.f;
+    const std::vector<float> in = benchmark_slices(batch, config_.img_size);
     std::vector<float> out(static_cast<size_t>(batch * config_.num_classes * S * S));
     for (int i = 0; i < warmup; ++i) run(in.data(), batch, out.data());
     std::vector<double> ms;

@@ -88,13 +88,7 @@ class DeviceWeights {
     };
     auto same = [&](const std::string& n, DT t) { add(n, w.at(n).data, t); };
     // Patch embedding: the wrapper's 3-channel repeat summed into the weight.
-    const int pp = c.patch_size * c.patch_size;
-    const Tensor& pw = w.at("patch_embed.proj.weight");
-    std::vector<float> folded(size_t(c.embed_dim) * pp, 0.f);
-    for (int e = 0; e < c.embed_dim; ++e)
-      for (int ch = 0; ch < c.in_chans; ++ch)
-        for (int k = 0; k < pp; ++k) folded[e * pp + k] += pw.data[(e * c.in_chans + ch) * pp + k];
-    add("patch_embed.proj.weight", folded, DT::F32);
+    add("patch_embed.proj.weight", folded_patch_weight(w), DT::F32);
     same("patch_embed.proj.bias", DT::F32);
     if (c.patch_norm) {
       same("patch_embed.norm.weight", DT::F32);
@@ -120,14 +114,12 @@ class DeviceWeights {
           same(st.param("mlp.fc2.bias"), DT::F32);
           // relative_position_bias_table[relative_position_index] as [heads, N, N].
           const Tensor& table = w.at(st.param("attn.relative_position_bias_table"));
-          const int win = st.window, N = win * win, span = 2 * win - 1;
+          const int N = st.window * st.window;
+          const std::vector<int> rpi = relative_position_index(st.window);
           std::vector<float> bias(size_t(st.heads) * N * N);
           for (int h = 0; h < st.heads; ++h)
-            for (int i = 0; i < N; ++i)
-              for (int j = 0; j < N; ++j) {
-                const int idx = (i / win - j / win + win - 1) * span + (i % win - j % win + win - 1);
-                bias[(size_t(h) * N + i) * N + j] = table.data[size_t(idx) * st.heads + h];
-              }
+            for (int ij = 0; ij < N * N; ++ij)
+              bias[size_t(h) * N * N + ij] = table.data[size_t(rpi[ij]) * st.heads + h];
           add(st.param("attn.bias"), bias, DT::F32);
           break;
         }
@@ -216,9 +208,6 @@ class CudaEngine final : public Engine {
     std::string why;
     if (!cuda_available(&why)) throw Error(why);
     const Config& c = config_;
-    if (c.in_chans != 1 && c.in_chans != 3)
-      throw Error(fmt::format("{}: in_chans = {}: swinrt runs single-channel slices (in_chans 1 or 3)", w.source(),
-                              c.in_chans));
     if (size_t(c.num_classes) * c.embed_dim * 4 > 48 * 1024)
       throw Error(fmt::format("{}: {} classes x embed_dim {} exceed the CUDA head kernel", w.source(), c.num_classes,
                               c.embed_dim));
@@ -298,9 +287,7 @@ class CudaEngine final : public Engine {
       throw Error(fmt::format("time_forward: batch {} exceeds the engine's max_batch {}", batch, max_batch_));
     Lease lease(*this);
     Context& cx = *lease.cx;
-    const int64_t S = config_.img_size;
-    std::vector<float> in(static_cast<size_t>(batch * S * S));
-    for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.f;
+    const std::vector<float> in = benchmark_slices(batch, config_.img_size);
     SWINRT_CUDA_CHECK(cudaMemcpy(cx.input.ptr, in.data(), in.size() * 4, cudaMemcpyHostToDevice));
     for (int i = 0; i < warmup; ++i) launch(cx, batch);
     cudaEvent_t e0, e1;

@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "swinrt/error.h"
+#include "swinrt/weights.h"
+
 namespace swinrt {
 
 const char* op_name(OpKind op) {
@@ -59,6 +62,35 @@ std::vector<Step> build_plan(const Config& c) {
   add(OpKind::LayerNorm, "norm_up", 0);
   add(OpKind::FinalExpand, "up", 0);
   return plan;
+}
+
+std::vector<float> folded_patch_weight(const Weights& w) {
+  const Config& c = w.config();
+  if (c.in_chans != 1 && c.in_chans != 3)
+    throw Error(fmt::format("{}: in_chans = {}: swinrt runs single-channel slices, which the original wrapper "
+                            "only accepts for in_chans 1 or 3", w.source(), c.in_chans));
+  const Tensor& t = w.at("patch_embed.proj.weight");
+  const int pp = c.patch_size * c.patch_size;
+  std::vector<float> out(static_cast<size_t>(c.embed_dim) * pp, 0.f);
+  for (int e = 0; e < c.embed_dim; ++e)
+    for (int ch = 0; ch < c.in_chans; ++ch)
+      for (int k = 0; k < pp; ++k) out[e * pp + k] += t.data[(e * c.in_chans + ch) * pp + k];
+  return out;
+}
+
+std::vector<int> relative_position_index(int window) {
+  const int N = window * window, span = 2 * window - 1;
+  std::vector<int> rpi(static_cast<size_t>(N) * N);
+  for (int i = 0; i < N; ++i)
+    for (int j = 0; j < N; ++j)
+      rpi[i * N + j] = (i / window - j / window + window - 1) * span + (i % window - j % window + window - 1);
+  return rpi;
+}
+
+std::vector<float> benchmark_slices(int64_t batch, int img) {
+  std::vector<float> in(static_cast<size_t>(batch * img * img));
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.f;
+  return in;
 }
 
 }  // namespace swinrt
