@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "model_source.h"
 #include "pipeline/npy.h"
 #include "swinrt/engine.h"
 #include "swinrt/error.h"
@@ -28,7 +29,7 @@ namespace swinrt::cli {
 namespace {
 
 struct BenchArgs {
-  std::string weights, random, device = "auto", json;
+  std::string weights, plan, random, device = "auto", json;
   std::vector<std::string> precisions{"fp16"};
   std::vector<int> batches{1, 8, 128};
   int warmup = 20, iterations = 100;
@@ -88,23 +89,44 @@ void print_profile(const std::vector<std::pair<std::string, double>>& rows, cons
   fmt::print("\n");
 }
 
-int bench(const BenchArgs& a) {
-  if (a.weights.empty() == a.random.empty()) throw Error("give exactly one of --weights and --random");
-  const Weights w = a.weights.empty() ? random_weights(named_config(a.random), 1) : Weights::load(a.weights);
-  const Config& c = w.config();
+int bench(const BenchArgs& a, bool precision_given) {
+  if (int(!a.weights.empty()) + int(!a.plan.empty()) + int(!a.random.empty()) != 1)
+    throw CLI::ValidationError("give exactly one of --weights, --plan and --random");
+  ModelSource m;
+  if (a.random.empty()) {
+    m = load_model(a.weights, a.plan);
+  } else {
+    m.path = "random " + a.random;
+    m.weights = random_weights(named_config(a.random), 1);
+  }
+  const Config& c = m.config();
   const int max_b = *std::max_element(a.batches.begin(), a.batches.end());
+  std::vector<std::string> precisions = a.precisions;
+  if (m.plan) {
+    if (precisions.size() != 1 || precisions[0] != precision_name(m.plan->precision)) {
+      if (precision_given)
+        throw Error(fmt::format("{}: the plan was built for {}; bench it with --precision {} or build another",
+                                m.path, precision_name(m.plan->precision), precision_name(m.plan->precision)));
+      precisions = {precision_name(m.plan->precision)};
+    }
+    if (max_b > m.plan->max_batch)
+      throw Error(fmt::format("{}: the plan takes batches up to {}; --batch asks for {}", m.path, m.plan->max_batch,
+                              max_b));
+    fmt::print("plan {} loaded and checked in {:.1f} ms ({} tuned GEMMs, {})\n", m.path, m.load_ms,
+               m.plan->gemms.size(), m.plan->gpu.arch.empty() ? "portable" : m.plan->gpu.arch);
+  }
   nlohmann::json out = nlohmann::json::object();
   nlohmann::json peer;
   if (a.compare) peer = run_peer(a, c);
   fmt::print("{:<6} {:>6} {:>10} {:>10} {:>12} {:>10}", "prec", "batch", "median ms", "p99 ms", "slices/s", "mem MiB");
   if (a.compare) fmt::print("  {}", "PyTorch on the same device: ms (swinrt speed-up)");
   fmt::print("\n");
-  for (const auto& p : a.precisions) {
+  for (const auto& p : precisions) {
     EngineOptions o;
     o.device = parse_device(a.device);
     o.precision = parse_precision(p);
     o.max_batch = max_b;
-    auto engine = Engine::create(w, o);
+    auto engine = m.engine(o, false);
     for (int b : a.batches) {
       const auto ms = engine->time_forward(b, a.warmup, a.iterations);
       const double med = percentile(ms, 0.5), p99 = percentile(ms, 0.99);
@@ -133,10 +155,11 @@ int bench(const BenchArgs& a) {
 Action add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* b = app.add_subcommand("bench", "time the engine per precision and batch size");
-  auto* wopt = b->add_option("--weights", a->weights, "weights (.safetensors)");
-  b->add_option("--random", a->random, "random weights of a named config (swin-t, tiny, w8, ape)")->excludes(wopt);
+  b->add_option("--weights", a->weights, "weights (.safetensors)");
+  b->add_option("--plan,--loadEngine", a->plan, "a plan built by `swinrt build`");
+  b->add_option("--random", a->random, "random weights of a named config (swin-t, tiny, w8, ape)");
   b->add_option("--batch", a->batches, "batch sizes")->delimiter(',')->check(CLI::Range(1, 4096));
-  b->add_option("--precision", a->precisions, "precisions (fp32,tf32,fp16,bf16)")
+  auto* prec = b->add_option("--precision", a->precisions, "precisions (fp32,tf32,fp16,bf16)")
       ->delimiter(',')
       ->check(CLI::IsMember(precision_names()));
   add_device_option(b, a->device);
@@ -146,7 +169,7 @@ Action add_bench(CLI::App& app) {
   b->add_option("--compare-modes", a->compare_modes, "PyTorch modes to time: eager,graph,compile");
   b->add_flag("--profile", a->profile, "print a per-kernel time table for each precision and batch");
   b->add_option("--json", a->json, "write the results as JSON");
-  return [a, b]() { return b->parsed() ? bench(*a) : -1; };
+  return [a, b, prec]() { return b->parsed() ? bench(*a, prec->count() > 0) : -1; };
 }
 
 }  // namespace swinrt::cli

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "model_source.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/npy.h"
 #include "swinrt/engine.h"
@@ -18,7 +19,7 @@ namespace swinrt::cli {
 namespace {
 
 struct EvalArgs {
-  std::string weights, volume_path, list_dir, list, json, csv, save_nifti, save_png, device = "auto", precision = "fp32";
+  std::string weights, plan, volume_path, list_dir, list, json, csv, save_nifti, save_png, device = "auto", precision = "fp32";
   int num_classes = 0, img_size = 0, batch = 8;
   double z_spacing = 1.0;
 };
@@ -47,7 +48,7 @@ void check_output_dir(const std::string& path, const char* flag) {
     throw Error(fmt::format("{} {}: directory {} does not exist", flag, path, parent.string()));
 }
 
-int run(const EvalArgs& a) {
+int run(const EvalArgs& a, bool precision_given) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(a.volume_path, ec))
@@ -72,20 +73,20 @@ int run(const EvalArgs& a) {
     o.save_png_dir = a.save_png;
   }
 
-  Weights w = Weights::load(a.weights);
-  const Config& c = w.config();
+  const ModelSource m = load_model(a.weights, a.plan);
+  const Config& c = m.config();
   if (a.img_size && a.img_size != c.img_size)
-    throw Error(fmt::format("{}: the model takes {}x{} slices; --img-size {} does not match", a.weights, c.img_size,
+    throw Error(fmt::format("{}: the model takes {}x{} slices; --img-size {} does not match", m.path, c.img_size,
                             c.img_size, a.img_size));
   if (a.num_classes && a.num_classes != c.num_classes)
-    throw Error(fmt::format("{}: the model has {} classes; --num-classes {} does not match", a.weights, c.num_classes,
+    throw Error(fmt::format("{}: the model has {} classes; --num-classes {} does not match", m.path, c.num_classes,
                             a.num_classes));
-  if (c.num_classes < 2) throw Error(fmt::format("{}: {} class(es): nothing to evaluate", a.weights, c.num_classes));
+  if (c.num_classes < 2) throw Error(fmt::format("{}: {} class(es): nothing to evaluate", m.path, c.num_classes));
   EngineOptions eo;
   eo.device = parse_device(a.device);
   eo.precision = parse_precision(a.precision);
   eo.max_batch = a.batch;
-  auto engine = Engine::create(w, eo);
+  auto engine = m.engine(eo, precision_given);
   fmt::print(stderr, "swinrt eval: {} case(s) from {} on {} ({}), {}x{} slices, batch {}\n", o.cases.size(),
              a.volume_path, engine->device_name(), precision_name(engine->precision()), c.img_size, c.img_size,
              a.batch);
@@ -113,7 +114,7 @@ int run(const EvalArgs& a) {
 Action add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* e = app.add_subcommand("eval", "the Synapse test protocol of the original Swin-Unet (test.py)");
-  e->add_option("--weights", a->weights, "weights (.safetensors from swinrt-convert)")->required();
+  add_model_options(e, a->weights, a->plan);
   e->add_option("--volume-path", a->volume_path, "directory of the <case>.npy.h5 test volumes")->required();
   auto* ld = e->add_option("--list-dir", a->list_dir, "directory of test_vol.txt");
   e->add_option("--list", a->list, "the case list file itself")->excludes(ld);
@@ -126,9 +127,9 @@ Action add_eval(CLI::App& app) {
   e->add_option("--z-spacing", a->z_spacing, "z spacing of the NIfTI outputs (the original's z_spacing, 1)")
       ->check(CLI::PositiveNumber);
   add_device_option(e, a->device);
-  add_precision_option(e, a->precision);
+  auto* prec = add_precision_option(e, a->precision);
   e->add_option("--batch", a->batch, "slices per engine call")->check(CLI::Range(1, 4096));
-  return [a, e]() { return e->parsed() ? run(*a) : -1; };
+  return [a, e, prec]() { return e->parsed() ? run(*a, prec->count() > 0) : -1; };
 }
 
 }  // namespace swinrt::cli

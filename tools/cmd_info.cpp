@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "model_source.h"
 #include "swinrt/plan.h"
 #include "swinrt/weights.h"
 
@@ -12,11 +13,25 @@ namespace swinrt::cli {
 namespace {
 
 int info(const std::string& path, bool layers) {
-  Weights w = Weights::load(path);
-  const Config& c = w.config();
+  const ModelSource m = load_model(path, "");
+  const Config& c = m.config();
   fmt::print("file        {}\n", path);
-  fmt::print("dtype       {}\n", dtype_name(w.stored_dtype()));
-  fmt::print("parameters  {} ({:.2f} M)\n", w.parameter_count(), w.parameter_count() / 1e6);
+  if (m.plan) {
+    const PlanFile& p = *m.plan;
+    fmt::print("plan        format {}, loaded and checked in {:.1f} ms\n", PlanFile::kFormatVersion, m.load_ms);
+    fmt::print("built from  {}\n", p.built_from);
+    fmt::print("precision   {}   max batch {}   weights {:.1f} MiB\n", precision_name(p.precision), p.max_batch,
+               p.image.bytes.size() / 1048576.0);
+    if (p.gpu.arch.empty())
+      fmt::print("gpu         none (portable: GEMM algorithms chosen by heuristic when loaded)\n");
+    else
+      fmt::print("gpu         {} ({}, cuBLASLt {}), {} tuned GEMM shapes\n", p.gpu.name, p.gpu.arch,
+                 p.gpu.cublaslt_version, p.gemms.size());
+  } else {
+    const Weights& w = *m.weights;
+    fmt::print("dtype       {}\n", dtype_name(w.stored_dtype()));
+    fmt::print("parameters  {} ({:.2f} M)\n", w.parameter_count(), w.parameter_count() / 1e6);
+  }
   fmt::print("img_size {}  patch_size {}  in_chans {}  num_classes {}\n", c.img_size, c.patch_size, c.in_chans,
              c.num_classes);
   fmt::print("embed_dim {}  depths {}  num_heads {}  window_size {}\n", c.embed_dim, c.depths, c.num_heads,
@@ -41,8 +56,8 @@ int info(const std::string& path, bool layers) {
 Action add_info(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto layers = std::make_shared<bool>(false);
-  CLI::App* in = app.add_subcommand("info", "print a weights file's config and parameter count");
-  in->add_option("file", *path, "MODEL.safetensors")->required();
+  CLI::App* in = app.add_subcommand("info", "print a weights or plan file's config, parameter count or build");
+  in->add_option("file", *path, "MODEL.safetensors or MODEL.plan")->required();
   in->add_flag("--layers", *layers, "also print the layer plan");
   return [=]() { return in->parsed() ? info(*path, *layers) : -1; };
 }

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "model_source.h"
 #include "pipeline/npy.h"
 #include "swinrt/engine.h"
 #include "swinrt/error.h"
@@ -15,14 +16,14 @@ namespace swinrt::cli {
 namespace {
 
 struct RunArgs {
-  std::string weights, input, output, device = "auto", precision = "fp32";
+  std::string weights, plan, input, output, device = "auto", precision = "fp32";
   bool labels = false;
   int max_batch = 8;
 };
 
-int run(const RunArgs& a) {
-  Weights w = Weights::load(a.weights);
-  const Config& c = w.config();
+int run(const RunArgs& a, bool precision_given) {
+  const ModelSource m = load_model(a.weights, a.plan);
+  const Config& c = m.config();
   NpyArray x = read_npy(a.input);
   if (x.integer) throw Error(fmt::format("{}: dtype {} holds integers; float32 slices expected", a.input, x.dtype));
   const int64_t S = c.img_size;
@@ -40,7 +41,7 @@ int run(const RunArgs& a) {
   o.device = parse_device(a.device);
   o.precision = parse_precision(a.precision);
   o.max_batch = a.max_batch;
-  auto engine = Engine::create(w, o);
+  auto engine = m.engine(o, precision_given);
   const int64_t HW = S * S;
   // --labels: only the labels leave the engine (on the GPU the logits stay there).
   std::vector<float> logits(a.labels ? 0 : static_cast<size_t>(batch * c.num_classes * HW));
@@ -75,14 +76,14 @@ int run(const RunArgs& a) {
 Action add_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* r = app.add_subcommand("run", "run the model on slices from a .npy file");
-  r->add_option("--weights", a->weights, "weights (.safetensors from swinrt-convert)")->required();
+  add_model_options(r, a->weights, a->plan);
   r->add_option("--input", a->input, "float32 slices, HxW, 1xHxW or BxHxW (.npy)")->required();
   r->add_option("--output", a->output, "logits BxCxHxW float32, or labels BxHxW with --labels (.npy)")->required();
   r->add_flag("--labels", a->labels, "write argmax labels instead of logits");
   add_device_option(r, a->device);
-  add_precision_option(r, a->precision);
+  auto* prec = add_precision_option(r, a->precision);
   r->add_option("--max-batch", a->max_batch, "slices per engine call")->check(CLI::Range(1, 4096));
-  return [a, r]() { return r->parsed() ? run(*a) : -1; };
+  return [a, r, prec]() { return r->parsed() ? run(*a, prec->count() > 0) : -1; };
 }
 
 }  // namespace swinrt::cli

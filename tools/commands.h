@@ -29,5 +29,6 @@ Action add_info(CLI::App& app);
 Action add_bench(CLI::App& app);
 Action add_metrics(CLI::App& app);
 Action add_eval(CLI::App& app);
+Action add_build(CLI::App& app);
 
 }  // namespace swinrt::cli

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   const std::vector<swinrt::cli::Action> actions = {swinrt::cli::add_run(app), swinrt::cli::add_info(app),
                                                      swinrt::cli::add_bench(app), swinrt::cli::add_metrics(app),
-                                                     swinrt::cli::add_eval(app)};
+                                                     swinrt::cli::add_eval(app), swinrt::cli::add_build(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   } catch (const swinrt::Error& e) {
     fmt::print(stderr, "swinrt: error: {}\n", e.what());
     return 1;
+  } catch (const CLI::Error& e) {  // a usage error found after parsing
+    fmt::print(stderr, "swinrt: usage error: {}\n", e.what());
+    return 2;
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "swinrt: error: out of host memory\n");
     return 1;

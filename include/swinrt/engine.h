@@ -5,6 +5,7 @@
 //   e->run(slices, batch, logits);   // [B, S, S] float -> [B, classes, S, S]
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,23 @@ Device parse_device(const std::string& s);        // "cpu" | "cuda" | "auto"
 Precision parse_precision(const std::string& s);  // "fp32" | "tf32" | "fp16" | "bf16"
 const char* precision_name(Precision p);
 
+// A cuBLASLt algorithm chosen for one GEMM shape (src/cuda/linear.cu names the
+// key), kept as the library's opaque 64-byte cublasLtMatmulAlgo_t.
+struct GemmChoice {
+  std::string key;
+  std::array<uint64_t, 8> algo{};
+  double ms = 0.0;  // its measured time when it was chosen
+};
+
+// The GPU an engine runs on (or a plan was tuned on); arch is empty for none.
+struct GpuTarget {
+  std::string arch;  // "sm_90"
+  std::string name;  // "NVIDIA H100 80GB HBM3"
+  int cublaslt_version = 0;
+};
+
+class PlanFile;
+
 struct EngineOptions {
   Device device = Device::Auto;
   Precision precision = Precision::FP32;
@@ -36,6 +54,11 @@ class Engine {
   // swinrt::Error, and Auto then falls back to the CPU. `weights` must
   // outlive the engine (the CPU backend reads it in place).
   static std::unique_ptr<Engine> create(const Weights& weights, const EngineOptions& options);
+  // From a built plan: its precision, max_batch and tuned GEMM algorithms;
+  // options.precision and max_batch are ignored. A CUDA engine refuses a
+  // plan tuned for another GPU architecture; the CPU backend runs the plan's
+  // weights in FP32. The plan need not outlive the engine.
+  static std::unique_ptr<Engine> create(const PlanFile& plan, const EngineOptions& options);
   virtual ~Engine() = default;
 
   const Config& config() const { return config_; }
@@ -61,9 +84,20 @@ class Engine {
   // Bytes of device (or host, for the CPU) memory the engine holds now.
   virtual size_t memory_bytes() const = 0;
 
+  // Times every cuBLASLt candidate of each GEMM of the forward at these batch
+  // sizes and keeps the fastest (used from then on, and stored in plans by
+  // `swinrt build`). CUDA only.
+  virtual void autotune(const std::vector<int64_t>& batches);
+  // The GEMM algorithms the engine was given or tuned; the GPU it runs on.
+  virtual std::vector<GemmChoice> gemm_choices() const { return {}; }
+  virtual GpuTarget gpu_target() const { return {}; }
+
  protected:
   explicit Engine(Config c) : config_(std::move(c)) {}
   Config config_;
+
+ private:
+  std::shared_ptr<const Weights> owned_weights_;  // weights made from a plan, for the CPU backend
 };
 
 // labels[b, p] = argmax over classes of logits[b, :, p] (first max on ties).
@@ -72,6 +106,7 @@ void argmax_labels(const float* logits, int64_t batch, int classes, int64_t pixe
 // Backends, created through Engine::create.
 std::unique_ptr<Engine> make_cpu_engine(const Weights& weights, const EngineOptions& options);
 std::unique_ptr<Engine> make_cuda_engine(const Weights& weights, const EngineOptions& options);
+std::unique_ptr<Engine> make_cuda_engine(const PlanFile& plan, const EngineOptions& options);
 bool cuda_available(std::string* why);
 
 }  // namespace swinrt

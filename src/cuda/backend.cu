@@ -21,6 +21,7 @@
 #include "ops.cuh"
 #include "swinrt/engine.h"
 #include "swinrt/plan.h"
+#include "swinrt/plan_file.h"
 
 namespace swinrt {
 
@@ -67,88 +68,12 @@ struct DeviceMemory {
   }
 };
 
-// Weights converted and uploaded for one precision; pointers by name.
+// The weight image (include/swinrt/plan_file.h) uploaded once; pointers by name.
 class DeviceWeights {
  public:
-  DeviceWeights(const Weights& w, DT act) : act_(act) {
-    const Config& c = w.config();
-    // Stage every tensor into one host image, then one upload.
-    auto add = [&](const std::string& key, const std::vector<float>& v, DT t) {
-      const size_t off = (image_.size() + 255) / 256 * 256;
-      image_.resize(off + v.size() * dt_size(t));
-      char* dst = image_.data() + off;
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (t == DT::F32) std::memcpy(dst + 4 * i, &v[i], 4);
-        else {
-          const uint16_t h = t == DT::F16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
-          std::memcpy(dst + 2 * i, &h, 2);
-        }
-      }
-      offsets_[key] = off;
-    };
-    auto same = [&](const std::string& n, DT t) { add(n, w.at(n).data, t); };
-    // Patch embedding: the wrapper's 3-channel repeat summed into the weight.
-    add("patch_embed.proj.weight", folded_patch_weight(w), DT::F32);
-    same("patch_embed.proj.bias", DT::F32);
-    if (c.patch_norm) {
-      same("patch_embed.norm.weight", DT::F32);
-      same("patch_embed.norm.bias", DT::F32);
-    }
-    if (c.ape) same("absolute_pos_embed", DT::F32);
-    for (const Step& st : build_plan(c)) {
-      auto norm = [&](const std::string& n) {
-        same(n + ".weight", DT::F32);
-        same(n + ".bias", DT::F32);
-      };
-      switch (st.op) {
-        case OpKind::SwinBlock: {
-          norm(st.param("norm1"));
-          norm(st.param("norm2"));
-          same(st.param("attn.qkv.weight"), act);
-          if (c.qkv_bias) same(st.param("attn.qkv.bias"), act);
-          same(st.param("attn.proj.weight"), act);
-          same(st.param("attn.proj.bias"), DT::F32);
-          same(st.param("mlp.fc1.weight"), act);
-          same(st.param("mlp.fc1.bias"), act);
-          same(st.param("mlp.fc2.weight"), act);
-          same(st.param("mlp.fc2.bias"), DT::F32);
-          // relative_position_bias_table[relative_position_index] as [heads, N, N].
-          const Tensor& table = w.at(st.param("attn.relative_position_bias_table"));
-          const int N = st.window * st.window;
-          const std::vector<int> rpi = relative_position_index(st.window);
-          std::vector<float> bias(size_t(st.heads) * N * N);
-          for (int h = 0; h < st.heads; ++h)
-            for (int ij = 0; ij < N * N; ++ij)
-              bias[size_t(h) * N * N + ij] = table.data[size_t(rpi[ij]) * st.heads + h];
-          add(st.param("attn.bias"), bias, DT::F32);
-          break;
-        }
-        case OpKind::PatchMerging:
-          norm(st.param("norm"));
-          same(st.param("reduction.weight"), act);
-          break;
-        case OpKind::LayerNorm: norm(st.name); break;
-        case OpKind::PatchExpand:
-          norm(st.param("norm"));
-          same(st.param("expand.weight"), act);
-          break;
-        case OpKind::ConcatLinear:
-          same(st.param("weight"), act);
-          same(st.param("bias"), DT::F32);
-          break;
-        case OpKind::FinalExpand:
-          norm(st.param("norm"));
-          same(st.param("expand.weight"), act);
-          same("output.weight", DT::F32);
-          break;
-        case OpKind::PatchEmbed:
-        case OpKind::SaveSkip: break;
-      }
-    }
-    mem_ = DeviceMemory(image_.size(), "the weights");
-    SWINRT_CUDA_CHECK(cudaMemcpy(mem_.ptr, image_.data(), image_.size(), cudaMemcpyHostToDevice));
-    image_.clear();
-    image_.shrink_to_fit();
+  explicit DeviceWeights(const WeightImage& img) : mem_(img.bytes.size(), "the weights") {
+    for (const auto& [name, t] : img.tensors) offsets_[name] = t.offset;
+    SWINRT_CUDA_CHECK(cudaMemcpy(mem_.ptr, img.bytes.data(), img.bytes.size(), cudaMemcpyHostToDevice));
   }
 
   const void* get(const std::string& key) const {
@@ -161,10 +86,8 @@ class DeviceWeights {
   size_t bytes() const { return mem_.bytes; }
 
  private:
-  DT act_;
-  std::vector<char> image_;
-  std::map<std::string, size_t> offsets_;
   DeviceMemory mem_;
+  std::map<std::string, size_t> offsets_;
 };
 
 // Per-thread execution state: stream, cuBLASLt, activations, graphs.
@@ -202,22 +125,80 @@ struct Marks {
 
 class CudaEngine final : public Engine {
  public:
-  CudaEngine(const Weights& w, const EngineOptions& o)
-      : Engine(w.config()), plan_(build_plan(w.config())), precision_(o.precision),
-        act_(activation_dtype(o.precision)), max_batch_(std::max(1, o.max_batch)) {
-    std::string why;
-    if (!cuda_available(&why)) throw Error(why);
+  // `image` as make_weight_image(weights, o.precision) makes it; `chosen`:
+  // GEMM algorithms from a plan (checked against this GPU by the caller).
+  CudaEngine(const Config& config, const WeightImage& image, const std::string& source, const EngineOptions& o,
+             const std::vector<GemmChoice>& chosen)
+      : Engine(config), plan_(build_plan(config)), precision_(o.precision), act_(activation_dtype(o.precision)),
+        max_batch_(std::max(1, o.max_batch)) {
     const Config& c = config_;
     if (size_t(c.num_classes) * c.embed_dim * 4 > 48 * 1024)
-      throw Error(fmt::format("{}: {} classes x embed_dim {} exceed the CUDA head kernel", w.source(), c.num_classes,
+      throw Error(fmt::format("{}: {} classes x embed_dim {} exceed the CUDA head kernel", source, c.num_classes,
                               c.embed_dim));
     SWINRT_CUDA_CHECK(cudaGetDevice(&device_));
-    cudaDeviceProp prop{};
-    SWINRT_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
-    name_ = fmt::format("cuda:{} {} (sm_{}{})", device_, prop.name, prop.major, prop.minor);
-    weights_ = std::make_unique<DeviceWeights>(w, act_);
+    target_ = current_gpu(device_);
+    name_ = fmt::format("cuda:{} {} ({})", device_, target_.name, target_.arch);
+    for (const GemmChoice& g : chosen) {
+      GemmAlgo a{};
+      static_assert(sizeof(a.algo) == sizeof(g.algo), "cublasLtMatmulAlgo_t is 64 bytes");
+      std::memcpy(&a.algo, g.algo.data(), sizeof(a.algo));
+      a.ms = g.ms;
+      algos_[g.key] = a;
+    }
+    weights_ = std::make_unique<DeviceWeights>(image);
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
+  }
+
+  static GpuTarget current_gpu(int device) {
+    cudaDeviceProp prop{};
+    SWINRT_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    return {fmt::format("sm_{}{}", prop.major, prop.minor), prop.name, static_cast<int>(cublasLtGetVersion())};
+  }
+
+  GpuTarget gpu_target() const override { return target_; }
+
+  std::vector<GemmChoice> gemm_choices() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<GemmChoice> out;
+    for (const auto& [key, a] : algos_) {
+      GemmChoice g{key, {}, a.ms};
+      std::memcpy(g.algo.data(), &a.algo, sizeof(a.algo));
+      out.push_back(std::move(g));
+    }
+    return out;
+  }
+
+  void autotune(const std::vector<int64_t>& batches) override {
+    Lease lease(*this);
+    Context& cx = *lease.cx;
+    GemmAlgoTable table;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      table = algos_;
+    }
+    for (int64_t b : batches) {
+      if (b < 1 || b > max_batch_)
+        throw Error(fmt::format("autotune: batch {} is outside 1..max_batch {}", b, max_batch_));
+      const std::vector<float> in = benchmark_slices(b, config_.img_size);
+      SWINRT_CUDA_CHECK(cudaMemcpy(cx.input.ptr, in.data(), in.size() * 4, cudaMemcpyHostToDevice));
+      cx.gemm.tuning = &table;
+      try {
+        enqueue(cx, b);
+      } catch (...) {
+        cx.gemm.tuning = nullptr;
+        throw;
+      }
+      cx.gemm.tuning = nullptr;
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    algos_ = std::move(table);
+    // Graphs captured before hold the old choices: capture again on next use.
+    for (auto& c : pool_) {
+      for (auto& [n, g] : c->graphs) cudaGraphExecDestroy(g);
+      c->graphs.clear();
+    }
   }
 
   std::string device_name() const override { return name_; }
@@ -343,6 +324,7 @@ class CudaEngine final : public Engine {
     SWINRT_CUDA_CHECK(cudaStreamCreateWithFlags(&cx->stream, cudaStreamNonBlocking));
     if (cublasLtCreate(&cx->gemm.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLASLt initialisation failed");
     cx->gemm.tf32 = precision_ == Precision::TF32;
+    cx->gemm.chosen = &algos_;
     cx->workspace = DeviceMemory(32u << 20, "the cuBLASLt workspace");
     cx->gemm.workspace = cx->workspace.ptr;
     cx->gemm.workspace_bytes = cx->workspace.bytes;
@@ -418,7 +400,7 @@ class CudaEngine final : public Engine {
       switch (st.op) {
         case OpKind::PatchEmbed:
           patch_embed(static_cast<const float*>(cx.input.ptr), static_cast<int>(n), c.img_size, c.patch_size,
-                      W.f32("patch_embed.proj.weight"), W.f32("patch_embed.proj.bias"), C,
+                      W.f32("patch_embed.proj.weight_folded"), W.f32("patch_embed.proj.bias"), C,
                       c.patch_norm ? W.f32("patch_embed.norm.weight") : nullptr,
                       c.patch_norm ? W.f32("patch_embed.norm.bias") : nullptr,
                       c.ape ? W.f32("absolute_pos_embed") : nullptr, x, xt, act_, s);
@@ -439,7 +421,7 @@ class CudaEngine final : public Engine {
                  W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
           mark(st.param("attn.qkv"));
           window_attention(cx.qkv.ptr, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
-                           W.f32(st.param("attn.bias")), cx.att.ptr, s);
+                           W.f32(st.param("attn.relative_position_bias")), cx.att.ptr, s);
           mark(st.param("attn.core"));
           linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
                  W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
@@ -523,6 +505,8 @@ class CudaEngine final : public Engine {
   int device_ = 0;
   std::string name_;
   std::unique_ptr<DeviceWeights> weights_;
+  GpuTarget target_;
+  GemmAlgoTable algos_;  // written only by autotune, with no run in flight
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Context>> pool_;
   std::vector<Context*> free_;
@@ -549,7 +533,33 @@ bool cuda_available(std::string* why) {
 }
 
 std::unique_ptr<Engine> make_cuda_engine(const Weights& weights, const EngineOptions& options) {
-  return std::make_unique<CudaEngine>(weights, options);
+  std::string why;
+  if (!cuda_available(&why)) throw Error(why);
+  return std::make_unique<CudaEngine>(weights.config(), make_weight_image(weights, options.precision),
+                                      weights.source(), options, std::vector<GemmChoice>{});
+}
+
+std::unique_ptr<Engine> make_cuda_engine(const PlanFile& plan, const EngineOptions& options) {
+  std::string why;
+  if (!cuda_available(&why)) throw Error(why);
+  int device = 0;
+  SWINRT_CUDA_CHECK(cudaGetDevice(&device));
+  const GpuTarget here = CudaEngine::current_gpu(device);
+  std::vector<GemmChoice> chosen = plan.gemms;
+  if (!plan.gpu.arch.empty()) {
+    if (plan.gpu.arch != here.arch)
+      throw Error(fmt::format("{}: the plan was built for {} ({}); this GPU is {} ({}): rebuild it here with "
+                              "`swinrt build`", plan.source, plan.gpu.arch, plan.gpu.name, here.arch, here.name));
+    if (plan.gpu.cublaslt_version != here.cublaslt_version) {
+      fmt::print(stderr, "swinrt: {}: tuned with cuBLASLt {}, running {}: using heuristic GEMM algorithms\n",
+                 plan.source, plan.gpu.cublaslt_version, here.cublaslt_version);
+      chosen.clear();
+    }
+  }
+  EngineOptions o = options;
+  o.precision = plan.precision;
+  o.max_batch = plan.max_batch;
+  return std::make_unique<CudaEngine>(plan.config, plan.image, plan.source, o, chosen);
 }
 
 }  // namespace swinrt

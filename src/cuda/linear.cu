@@ -40,7 +40,41 @@ struct Descs {
   }
 };
 
+// Times `algo` on the call (a few warm-up runs, then the mean of 5), in ms;
+// negative if cuBLASLt refuses to run it.
+double time_algo(const GemmContext& g, const Descs& d, const cublasLtMatmulAlgo_t& algo, const void* w,
+                 const void* x, void* y, float beta, cudaStream_t s) {
+  const float alpha = 1.0f;
+  auto once = [&] {
+    return cublasLtMatmul(g.handle, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, &algo, g.workspace,
+                          g.workspace_bytes, s);
+  };
+  for (int i = 0; i < 2; ++i)
+    if (once() != CUBLAS_STATUS_SUCCESS) return -1.0;
+  cudaEvent_t e0, e1;
+  SWINRT_CUDA_CHECK(cudaEventCreate(&e0));
+  SWINRT_CUDA_CHECK(cudaEventCreate(&e1));
+  constexpr int kRuns = 5;
+  SWINRT_CUDA_CHECK(cudaEventRecord(e0, s));
+  for (int i = 0; i < kRuns; ++i) once();
+  SWINRT_CUDA_CHECK(cudaEventRecord(e1, s));
+  SWINRT_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0.f;
+  SWINRT_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return double(ms) / kRuns;
+}
+
+const char* dt_tag(DT t) { return t == DT::F32 ? "f32" : t == DT::F16 ? "f16" : "bf16"; }
+
 }  // namespace
+
+std::string gemm_key(int64_t M, int K, int N, int ldw, DT in, DT out, bool bias, bool accumulate, bool tanh_gelu,
+                     bool tf32) {
+  return fmt::format("{}x{}x{} ldw{} {}{}->{}{}{}{}", M, N, K, ldw, dt_tag(in), tf32 && in == DT::F32 ? "(tf32)" : "",
+                     dt_tag(out), bias ? " bias" : "", tanh_gelu ? " gelu" : "", accumulate ? " +=" : "");
+}
 
 void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, int64_t M, int K, int N,
             const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu) {
@@ -66,13 +100,49 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
   lt_check(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g.workspace_bytes,
                                                 sizeof(g.workspace_bytes)),
            "workspace");
-  cublasLtMatmulHeuristicResult_t heur{};
-  int found = 0;
-  lt_check(cublasLtMatmulAlgoGetHeuristic(g.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &heur, &found), "heuristic");
-  if (found == 0)
-    throw Error(fmt::format("cuBLASLt has no algorithm for a {}x{}x{} matmul", M, N, K));
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  lt_check(cublasLtMatmul(g.handle, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, &heur.algo, g.workspace,
+  const std::string key = (g.chosen || g.tuning) ? gemm_key(M, K, N, ldw, in, out, bias != nullptr, accumulate,
+                                                            tanh_gelu, g.tf32)
+                                                 : std::string();
+  const cublasLtMatmulAlgo_t* algo = nullptr;
+  if (g.tuning) {
+    if (auto it = g.tuning->find(key); it != g.tuning->end()) algo = &it->second.algo;
+  }
+  if (!algo && g.chosen) {
+    if (auto it = g.chosen->find(key); it != g.chosen->end()) {
+      cublasLtMatmulHeuristicResult_t check{};
+      if (cublasLtMatmulAlgoCheck(g.handle, d.op, d.a, d.b, d.c, d.c, &it->second.algo, &check) ==
+              CUBLAS_STATUS_SUCCESS && check.workspaceSize <= g.workspace_bytes)
+        algo = &it->second.algo;
+    }
+  }
+  cublasLtMatmulHeuristicResult_t heur[8]{};
+  if (!algo) {
+    int found = 0;
+    const int want = g.tuning ? 8 : 1;
+    lt_check(cublasLtMatmulAlgoGetHeuristic(g.handle, d.op, d.a, d.b, d.c, d.c, d.pref, want, heur, &found),
+             "heuristic");
+    if (found == 0) throw Error(fmt::format("cuBLASLt has no algorithm for a {}x{}x{} matmul", M, N, K));
+    int best = 0;
+    if (g.tuning) {
+      // y is restored after timing so the forward's values stay right.
+      const size_t ybytes = size_t(M) * N * dt_size(out);
+      void* saved = nullptr;
+      SWINRT_CUDA_CHECK(cudaMallocAsync(&saved, ybytes, s));
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(saved, y, ybytes, cudaMemcpyDeviceToDevice, s));
+      double best_ms = -1.0;
+      for (int i = 0; i < found; ++i) {
+        const double ms = time_algo(g, d, heur[i].algo, w, x, y, beta, s);
+        if (ms >= 0 && (best_ms < 0 || ms < best_ms)) best_ms = ms, best = i;
+      }
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(y, saved, ybytes, cudaMemcpyDeviceToDevice, s));
+      SWINRT_CUDA_CHECK(cudaFreeAsync(saved, s));
+      if (best_ms < 0) throw Error(fmt::format("cuBLASLt could run no algorithm for a {}x{}x{} matmul", M, N, K));
+      (*g.tuning)[key] = GemmAlgo{heur[best].algo, best_ms};
+    }
+    algo = &heur[best].algo;
+  }
+  lt_check(cublasLtMatmul(g.handle, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, algo, g.workspace,
                           g.workspace_bytes, s),
            "Matmul");
 }

@@ -3,18 +3,34 @@
 #pragma once
 
 #include <cublasLt.h>
+
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "common.cuh"
 
 namespace swinrt::cuda {
 
 // --- linear.cu: nn.Linear through cuBLASLt (tensor cores for tf32/fp16/bf16) ---
+// A chosen algorithm per GEMM key (see gemm_key) and its measured time.
+struct GemmAlgo {
+  cublasLtMatmulAlgo_t algo;
+  double ms = 0.0;
+};
+using GemmAlgoTable = std::map<std::string, GemmAlgo>;
+
 struct GemmContext {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   bool tf32 = false;  // FP32 operands: TF32 tensor cores (else strict FP32)
+  // Algorithms from a plan or an autotune: used where the key matches (and
+  // cuBLASLt accepts them), else the heuristic's first choice.
+  const GemmAlgoTable* chosen = nullptr;
+  // Autotuning (outside graph capture only): a GEMM whose key is not in the
+  // table times up to 8 heuristic candidates, runs the fastest, records it.
+  GemmAlgoTable* tuning = nullptr;
 };
 // y[M,N] (+)= x[M,K] . w[N,K]^T (+ bias[N]). `ldw` is w's row stride (K, or
 // more for a column slice of a wider weight). x and w have dtype `in`; y and
@@ -23,6 +39,10 @@ struct GemmContext {
 // from the erf form by at most 4.7e-4, at x = 2.7, under half an fp16 ulp there).
 void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, int64_t M, int K, int N,
             const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu = false);
+// The key a GEMM's chosen algorithm is stored under: shape, operand layout
+// and dtypes, epilogue.
+std::string gemm_key(int64_t M, int K, int N, int ldw, DT in, DT out, bool bias, bool accumulate, bool tanh_gelu,
+                     bool tf32);
 // x = gelu(x), exact erf form, in place.
 void gelu(void* x, DT t, int64_t n, cudaStream_t s);
 

@@ -5,6 +5,7 @@
 
 #include "../cpu/ops.h"
 #include "swinrt/error.h"
+#include "swinrt/plan_file.h"
 
 namespace swinrt {
 
@@ -57,6 +58,40 @@ std::unique_ptr<Engine> Engine::create(const Weights& weights, const EngineOptio
   throw Error("unknown device");
 }
 
+std::unique_ptr<Engine> Engine::create(const PlanFile& plan, const EngineOptions& options) {
+  EngineOptions o = options;
+  o.precision = plan.precision;
+  o.max_batch = plan.max_batch;
+  auto on_cpu = [&]() -> std::unique_ptr<Engine> {
+    auto w = std::make_shared<const Weights>(plan.to_weights());
+    EngineOptions cpu = o;
+    if (cpu.precision == Precision::FP16 || cpu.precision == Precision::BF16)
+      fmt::print(stderr, "swinrt: the CPU backend runs the {} plan's weights in fp32\n", precision_name(cpu.precision));
+    cpu.precision = Precision::FP32;
+    auto e = make_cpu_engine(*w, cpu);
+    e->owned_weights_ = std::move(w);
+    return e;
+  };
+  switch (options.device) {
+    case Device::Cpu: return on_cpu();
+    case Device::Cuda: return make_cuda_engine(plan, o);
+    case Device::Auto: {
+      std::string why;
+      if (cuda_available(&why)) {
+        try {
+          return make_cuda_engine(plan, o);
+        } catch (const Error& e) {
+          fmt::print(stderr, "swinrt: CUDA engine unavailable ({}); using the CPU\n", e.what());
+        }
+      }
+      return on_cpu();
+    }
+  }
+  throw Error("unknown device");
+}
+
+void Engine::autotune(const std::vector<int64_t>&) { throw Error("GEMM autotuning needs the CUDA backend"); }
+
 void Engine::run_labels(const float* input, int64_t batch, int32_t* labels) {
   const int64_t pixels = int64_t(config_.img_size) * config_.img_size;
   std::vector<float> logits(static_cast<size_t>(batch * config_.num_classes * pixels));
@@ -78,6 +113,9 @@ bool cuda_available(std::string* why) {
   return false;
 }
 std::unique_ptr<Engine> make_cuda_engine(const Weights&, const EngineOptions&) {
+  throw Error("this swinrt was built without CUDA (rebuild where nvcc is found, or use --device cpu)");
+}
+std::unique_ptr<Engine> make_cuda_engine(const PlanFile&, const EngineOptions&) {
   throw Error("this swinrt was built without CUDA (rebuild where nvcc is found, or use --device cpu)");
 }
 #endif
