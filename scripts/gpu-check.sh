@@ -12,8 +12,8 @@ cmake -S . -B build/cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWINRT_CUDA=ON -D
   -DSWINRT_PYTHON="$PY" > "$LOGS/configure.log" 2>&1 || { tail -30 "$LOGS/configure.log"; exit 1; }
 cmake --build build/cuda -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -A5 error "$LOGS/build.log" | head -60; exit 1; }
 ctest --test-dir build/cuda -j 8 --output-on-failure 2>&1 | tee "$LOGS/ctest.log" | tail -3
-SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest tests/python/test_cuda.py -q -s 2>&1 |
-  tee "$LOGS/pytest_cuda.log" | grep -E "swinrt max|passed|failed"
+SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest tests/python/test_cuda.py tests/python/test_plan.py -q -s 2>&1 |
+  tee "$LOGS/pytest_cuda.log" | grep -E "swinrt max|tuned plan|passed|failed"
 compute-sanitizer --tool memcheck build/cuda/tests/swinrt_gpu_tests \
   --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*' > "$LOGS/memcheck.log" 2>&1
 compute-sanitizer --tool racecheck build/cuda/tests/swinrt_gpu_tests --gtest_filter='*w8_fp16*:*tiny_fp32*' \
@@ -22,3 +22,18 @@ grep -h SUMMARY "$LOGS/memcheck.log" "$LOGS/racecheck.log"
 SWINRT_PYTHON=$PY build/cuda/swinrt bench --random swin-t --device cuda --precision fp32,tf32,fp16,bf16 \
   --batch 1,32,128 --compare --compare-modes eager,graph --json "$LOGS/bench.json" 2>&1 | tee "$LOGS/bench.log" |
   grep -E "^(prec|fp|tf|bf)"
+
+# Plans: Swin-Unet-T built with GEMM autotuning (the build prints heuristic vs
+# tuned forward time and the plan's load time), then the plan against the
+# weights in one bench run per precision.
+PLANS=build/cuda/plans
+PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m swinrt.demo_inputs --out "$PLANS" > /dev/null
+for p in fp16 fp32; do
+  build/cuda/swinrt build --weights "$PLANS/swin_unet_t.safetensors" -o "$PLANS/t_$p.plan" --precision $p \
+    --max-batch 128 2>&1 | tee "$LOGS/build_$p.log"
+  build/cuda/swinrt info "$PLANS/t_$p.plan" | grep "loaded" | tee -a "$LOGS/build_$p.log"
+  for src in "--weights $PLANS/swin_unet_t.safetensors --precision $p" "--plan $PLANS/t_$p.plan"; do
+    build/cuda/swinrt bench $src --device cuda --batch 1,32,128 2>&1 | tee -a "$LOGS/bench_plan_$p.log" |
+      grep -E "^(prec|fp|tf|bf)"
+  done
+done

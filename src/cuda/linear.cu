@@ -40,7 +40,7 @@ struct Descs {
   }
 };
 
-// Times `algo` on the call (a few warm-up runs, then the mean of 5), in ms;
+// Times `algo` on the call (two warm-up runs, then the mean of 20), in ms;
 // negative if cuBLASLt refuses to run it.
 double time_algo(const GemmContext& g, const Descs& d, const cublasLtMatmulAlgo_t& algo, const void* w,
                  const void* x, void* y, float beta, cudaStream_t s) {
@@ -54,7 +54,7 @@ double time_algo(const GemmContext& g, const Descs& d, const cublasLtMatmulAlgo_
   cudaEvent_t e0, e1;
   SWINRT_CUDA_CHECK(cudaEventCreate(&e0));
   SWINRT_CUDA_CHECK(cudaEventCreate(&e1));
-  constexpr int kRuns = 5;
+  constexpr int kRuns = 20;
   SWINRT_CUDA_CHECK(cudaEventRecord(e0, s));
   for (int i = 0; i < kRuns; ++i) once();
   SWINRT_CUDA_CHECK(cudaEventRecord(e1, s));
@@ -130,10 +130,16 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
       void* saved = nullptr;
       SWINRT_CUDA_CHECK(cudaMallocAsync(&saved, ybytes, s));
       SWINRT_CUDA_CHECK(cudaMemcpyAsync(saved, y, ybytes, cudaMemcpyDeviceToDevice, s));
+      // The heuristic's first choice stays unless another candidate is
+      // clearly faster: a GEMM timed alone, back to back, is a noisy proxy
+      // for the same GEMM inside the forward's graph (build run: without
+      // the margin, tuning lost 1-2% at batch 1).
+      constexpr double kMargin = 0.95;
       double best_ms = -1.0;
       for (int i = 0; i < found; ++i) {
         const double ms = time_algo(g, d, heur[i].algo, w, x, y, beta, s);
-        if (ms >= 0 && (best_ms < 0 || ms < best_ms)) best_ms = ms, best = i;
+        if (ms < 0) continue;
+        if (best_ms < 0 || ms < (best == 0 ? kMargin : 1.0) * best_ms) best_ms = ms, best = i;
       }
       SWINRT_CUDA_CHECK(cudaMemcpyAsync(y, saved, ybytes, cudaMemcpyDeviceToDevice, s));
       SWINRT_CUDA_CHECK(cudaFreeAsync(saved, s));
