@@ -20,7 +20,9 @@
 //                  appended through an atomic counter (the percentile does not
 //                  depend on the order).
 // Device memory per case: 8 bytes per voxel (both label volumes), and per
-// class 18 bytes per voxel of its bounding box plus the scratch.
+// class 18 bytes per voxel of its bounding box, 8 per surface voxel, and the
+// scratch (256 MB at most); a volume whose worst case does not fit in the
+// free device memory is evaluated on the CPU instead (same results).
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -287,12 +289,19 @@ std::vector<ClassMetric> cuda_evaluate_volume(const int32_t* pred, const int32_t
     return evaluate_volume(pred, gt, shape, spacing, classes);
   std::string why;
   if (!cuda_available(&why)) throw Error(why);
+  // Device memory at worst (a class whose box is the whole volume): both
+  // label volumes, two transform buffers, two surfaces, the distances, the
+  // scratch. A volume that does not fit in what is free goes to the CPU.
+  const int64_t voxels = shape.voxels();
+  size_t free_bytes = 0, total_bytes = 0;
+  SWINRT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  if (static_cast<double>(voxels) * (8 + 16 + 2 + 8) + double(kScratchBytes) > 0.8 * double(free_bytes))
+    return evaluate_volume(pred, gt, shape, spacing, classes);
   std::vector<ClassMetric> out(static_cast<size_t>(nc));
   if (nc == 0) return out;
   std::vector<int> slot(static_cast<size_t>(top + 1), -1);
   for (int k = 0; k < nc; ++k) slot[classes[k]] = k;
 
-  const int64_t voxels = shape.voxels();
   Stream stream;
   cudaStream_t s = stream.s;
   DeviceArray<int32_t> d_pred(static_cast<size_t>(voxels), "predicted labels"),
