@@ -30,7 +30,7 @@ if has test; then
   build/cuda/tests/swinrt_gpu_tests --gtest_filter='*CudaEdt*:*CudaMetrics*' > "$LOGS/eval-gtest-edt.log" 2>&1
   grep -hE "^\[  (PASSED|FAILED|SKIPPED) " "$LOGS/eval-gtest-zoom.log" "$LOGS/eval-gtest-edt.log"
   compute-sanitizer --tool memcheck build/cuda/tests/swinrt_gpu_tests \
-    --gtest_filter='*CudaZoom*64x64*:*CudaZoom*1x9*:*CudaEdt*/2:*CudaEdt*/5:*CudaMetrics*/2:*CudaMetrics*/5' \
+    --gtest_filter='*CudaZoom*64x64*:*CudaZoom*1x9*:*CudaEdt*/2_*:*CudaEdt*/5_*:*CudaMetrics*/2_*:*CudaMetrics*/5_*' \
     > "$LOGS/eval-memcheck.log" 2>&1
   grep -h "ERROR SUMMARY" "$LOGS/eval-memcheck.log"
   SWINRT_EVAL_DEVICE=cuda SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" \

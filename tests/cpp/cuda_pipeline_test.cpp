@@ -121,7 +121,11 @@ INSTANTIATE_TEST_SUITE_P(Masks, CudaEdt,
                                            EdtCase{{9, 40, 33}, {0.7, 1.3, 2.5}, 0.02},
                                            EdtCase{{1, 128, 128}, {1, 1, 1}, 0.001}, EdtCase{{64, 1, 50}, {1, 1, 1}, 0.05},
                                            EdtCase{{30, 30, 1}, {1, 2, 1}, 0.05}, EdtCase{{5, 6, 7}, {1, 1, 1}, 0.0},
-                                           EdtCase{{100, 128, 128}, {1, 1, 1}, 0.0005}));
+                                           EdtCase{{100, 128, 128}, {1, 1, 1}, 0.0005}),
+                         [](const ::testing::TestParamInfo<EdtCase>& i) {
+                           const EdtCase& e = i.param;
+                           return fmt::format("{}_{}x{}x{}", i.index, e.dims[0], e.dims[1], e.dims[2]);
+                         });
 
 // Labels 1..classes as overlapping, noisy ellipsoids ("organs"); the
 // prediction is the ground truth moved and eroded/grown at random.
@@ -194,7 +198,12 @@ INSTANTIATE_TEST_SUITE_P(
                       MetricsCase{{24, 50, 70}, 8, 0.3, false, {2, 1, 3}},
                       MetricsCase{{24, 50, 70}, 8, 0.3, false, {2.5, 0.7, 0.9}},
                       MetricsCase{{120, 90}, 5, 0.3, false, {1, 1, 1}},     // rank 2: a 2D surface
-                      MetricsCase{{1, 120, 90}, 5, 0.3, false, {1, 1, 1}}));  // rank 3, one slice
+                      MetricsCase{{1, 120, 90}, 5, 0.3, false, {1, 1, 1}}),  // rank 3, one slice
+    [](const ::testing::TestParamInfo<MetricsCase>& i) {
+      std::string name = fmt::format("{}_{}", i.index, i.param.random ? "random" : "organs");
+      for (int64_t n : i.param.shape) name += fmt::format("_{}", n);
+      return name;
+    });
 
 }  // namespace
 }  // namespace swinrt
