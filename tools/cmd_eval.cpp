@@ -1,12 +1,16 @@
 // swinrt eval: the original Swin-Unet Synapse test protocol (test.py,
 // utils.test_single_volume) on the swinrt engine; see src/pipeline/evaluate.h
 // and docs/EVALUATION.md.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fmt/format.h>
 #include <memory>
 
+#include <unistd.h>
+
 #include "commands.h"
+#include "cuda/pipeline.h"
 #include "model_source.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/npy.h"
@@ -22,6 +26,56 @@ struct EvalArgs {
   std::string weights, plan, volume_path, list_dir, list, json, csv, save_nifti, save_png, device = "auto", precision = "fp32";
   int num_classes = 0, img_size = 0, batch = 8;
   double z_spacing = 1.0;
+  bool no_progress = false;
+};
+
+// Progress on stderr: on a terminal one line redrawn in place (a bar of the
+// cases, slices done, slices/s), cleared before any other output; otherwise
+// a plain line per finished case ("case0001: 40 slices, 0.35 s").
+class ProgressDisplay {
+ public:
+  explicit ProgressDisplay(bool enabled) : enabled_(enabled), tty_(enabled && isatty(fileno(stderr))) {}
+
+  void update(const EvalProgress& p) {
+    if (!enabled_) return;
+    if (!tty_) {
+      if (p.finished && p.finished->evaluated)
+        fmt::print(stderr, "{}: {} slices, {:.2f} s\n", p.finished->name, p.finished->slices, p.finished->seconds);
+      return;
+    }
+    // Redraw at most every 0.1 s, and at every finished case.
+    const auto now = std::chrono::steady_clock::now();
+    if (!p.finished && shown_ && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    constexpr int kWidth = 30;
+    const size_t fill = p.cases_total ? p.cases_done * kWidth / p.cases_total : kWidth;
+    const double rate = p.seconds > 0 ? static_cast<double>(p.slices_done) / p.seconds : 0.0;
+    line_ = fmt::format("[{}{}] {}/{} cases, {} slices, {:.1f} slices/s", std::string(fill, '#'),
+                        std::string(kWidth - fill, '.'), p.cases_done, p.cases_total, p.slices_done, rate);
+    fmt::print(stderr, "\r\033[K{}", line_);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  // Around other output on the terminal: clear the bar, print, redraw.
+  void clear() {
+    if (!tty_ || !shown_) return;
+    fmt::print(stderr, "\r\033[K");
+    std::fflush(stderr);
+  }
+  void redraw() {
+    if (!tty_ || !shown_) return;
+    fmt::print(stderr, "{}", line_);
+    std::fflush(stderr);
+  }
+  void finish() {
+    if (tty_ && shown_) fmt::print(stderr, "\n");
+    shown_ = false;
+  }
+
+ private:
+  bool enabled_, tty_, shown_ = false;
+  std::chrono::steady_clock::time_point last_{};
+  std::string line_;
 };
 
 std::string case_list_path(const EvalArgs& a) {
@@ -87,17 +141,28 @@ int run(const EvalArgs& a, bool precision_given) {
   eo.precision = parse_precision(a.precision);
   eo.max_batch = a.batch;
   auto engine = m.engine(eo, precision_given);
-  fmt::print(stderr, "swinrt eval: {} case(s) from {} on {} ({}), {}x{} slices, batch {}\n", o.cases.size(),
-             a.volume_path, engine->device_name(), precision_name(engine->precision()), c.img_size, c.img_size,
-             a.batch);
+  // Next to a CUDA engine, the resampling and the metrics run on the GPU too.
+  o.gpu_pipeline = engine->device_name().rfind("cuda", 0) == 0 && cuda_pipeline_available(nullptr);
+  fmt::print(stderr, "swinrt eval: {} case(s) from {} on {} ({}), {}x{} slices, batch {}, zoom and metrics on the {}\n",
+             o.cases.size(), a.volume_path, engine->device_name(), precision_name(engine->precision()), c.img_size,
+             c.img_size, a.batch, o.gpu_pipeline ? "GPU" : "CPU");
 
+  ProgressDisplay progress(!a.no_progress);
   const EvalSummary s = evaluate_cases(
       *engine, o,
-      [](const std::string& line) {
+      [&progress](const std::string& line) {
+        progress.clear();
         fmt::print("{}\n", line);
         std::fflush(stdout);
+        progress.redraw();
       },
-      [](const std::string& line) { fmt::print(stderr, "swinrt: error: {}\n", line); });
+      [&progress](const std::string& line) {
+        progress.clear();
+        fmt::print(stderr, "swinrt: error: {}\n", line);
+        progress.redraw();
+      },
+      [&progress](const EvalProgress& p) { progress.update(p); });
+  progress.finish();
 
   if (!a.json.empty()) write_file_atomic(a.json, eval_json(s));
   if (!a.csv.empty()) write_file_atomic(a.csv, eval_csv(s));
@@ -129,6 +194,7 @@ Action add_eval(CLI::App& app) {
   add_device_option(e, a->device);
   auto* prec = add_precision_option(e, a->precision);
   e->add_option("--batch", a->batch, "slices per engine call")->check(CLI::Range(1, 4096));
+  e->add_flag("--no-progress", a->no_progress, "no progress on stderr (bar on a terminal, a line per case otherwise)");
   return [a, e, prec]() { return e->parsed() ? run(*a, prec->count() > 0) : -1; };
 }
 

@@ -49,3 +49,56 @@ __device__ __forceinline__ float warp_max(float v) {
 inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }
 
 }  // namespace swinrt::cuda
+
+namespace swinrt::cuda {
+
+// A typed device array for the evaluation pipeline (src/cuda/zoom.cu,
+// edt.cu): allocation failures throw swinrt::Error naming `what`.
+template <typename T>
+struct DeviceArray {
+  T* ptr = nullptr;
+  size_t count = 0;
+  DeviceArray() = default;
+  DeviceArray(size_t n, const char* what) : count(n) {
+    if (n == 0) return;
+    const cudaError_t err = cudaMalloc(reinterpret_cast<void**>(&ptr), n * sizeof(T));
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      ptr = nullptr;
+      throw ::swinrt::Error(fmt::format("CUDA: cannot allocate {} bytes for {} ({})", n * sizeof(T), what,
+                                        cudaGetErrorString(err)));
+    }
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  DeviceArray(DeviceArray&& o) noexcept : ptr(o.ptr), count(o.count) { o.ptr = nullptr; }
+  DeviceArray& operator=(DeviceArray&& o) noexcept {
+    T* p = ptr;
+    ptr = o.ptr;
+    o.ptr = p;
+    const size_t c = count;
+    count = o.count;
+    o.count = c;
+    return *this;
+  }
+  ~DeviceArray() {
+    if (ptr) cudaFree(ptr);
+  }
+  // Grows (never shrinks) to at least n elements; the contents are lost.
+  void reserve(size_t n, const char* what) {
+    if (n > count) *this = DeviceArray(n, what);
+  }
+};
+
+// A stream owned by one object of the pipeline.
+struct Stream {
+  cudaStream_t s = nullptr;
+  Stream() { SWINRT_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream() {
+    if (s) cudaStreamDestroy(s);
+  }
+};
+
+}  // namespace swinrt::cuda

@@ -2,6 +2,7 @@
 #include "evaluate.h"
 #include "overlay.h"
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "cuda/pipeline.h"
 #include "swinrt/error.h"
 #include "zoom.h"
 
@@ -30,11 +32,15 @@ std::vector<std::string> read_case_list(const std::string& path) {
   return cases;
 }
 
-std::vector<int32_t> predict_volume(Engine& engine, const SynapseCase& c, int batch) {
+std::vector<int32_t> predict_volume(Engine& engine, const SynapseCase& c, int batch, bool gpu,
+                                    const std::function<void(int64_t)>& on_batch) {
   const int64_t S = engine.config().img_size;
   const int64_t D = c.shape[0], H = c.shape[1], W = c.shape[2], HW = H * W, SS = S * S;
   const bool resize = H != S || W != S;
+  const int64_t B = std::max(1, batch);
+  // The two resizes, on the CPU or (same bits) on the GPU, B slices at a time.
   std::optional<Zoom2D> up, down;
+  std::unique_ptr<CudaZoom2D> gpu_up, gpu_down;
   if (resize) {
     // The shapes scipy gives zoom(slice, (S/x, S/y)) and, back, zoom(out,
     // (x/S, y/S)); where they are not S and x, y the original fails too.
@@ -43,10 +49,14 @@ std::vector<int32_t> predict_volume(Engine& engine, const SynapseCase& c, int ba
     if (uh != S || uw != S || dh != H || dw != W)
       throw Error(fmt::format("case {}: slices of {}x{} do not resize to {}x{} and back exactly (scipy gives {}x{}, {}x{})",
                               c.name, H, W, S, S, uh, uw, dh, dw));
-    up.emplace(H, W, S, S, 3);
-    down.emplace(S, S, H, W, 0);
+    if (gpu) {
+      gpu_up = std::make_unique<CudaZoom2D>(H, W, S, S, 3, std::min(B, D));
+      gpu_down = std::make_unique<CudaZoom2D>(S, S, H, W, 0, std::min(B, D));
+    } else {
+      up.emplace(H, W, S, S, 3);
+      down.emplace(S, S, H, W, 0);
+    }
   }
-  const int64_t B = std::max(1, batch);
   std::vector<float> input(resize ? static_cast<size_t>(std::min(B, D) * SS) : 0);
   std::vector<int32_t> labels(static_cast<size_t>(std::min(B, D) * SS));
   std::vector<int32_t> pred(static_cast<size_t>(D * HW));
@@ -54,12 +64,15 @@ std::vector<int32_t> predict_volume(Engine& engine, const SynapseCase& c, int ba
     const int64_t nb = std::min(B, D - z0);
     const float* x = c.image.data() + z0 * HW;
     if (resize) {
-      up->apply_many(nb, x, input.data());
+      if (gpu) gpu_up->apply_many(nb, x, input.data());
+      else up->apply_many(nb, x, input.data());
       x = input.data();
     }
     engine.run_labels(x, nb, labels.data());
-    if (resize) down->apply_many(nb, labels.data(), pred.data() + z0 * HW);
-    else std::memcpy(pred.data() + z0 * HW, labels.data(), static_cast<size_t>(nb * HW) * sizeof(int32_t));
+    if (!resize) std::memcpy(pred.data() + z0 * HW, labels.data(), static_cast<size_t>(nb * HW) * sizeof(int32_t));
+    else if (gpu) gpu_down->apply_many(nb, labels.data(), pred.data() + z0 * HW);
+    else down->apply_many(nb, labels.data(), pred.data() + z0 * HW);
+    if (on_batch) on_batch(nb);
   }
   return pred;
 }
@@ -72,7 +85,8 @@ void finish_case(CaseResult& r, const SynapseCase& c, const std::vector<int32_t>
   std::vector<int> classes;
   for (int k = 1; k < num_classes; ++k) classes.push_back(k);
   // The original passes no voxel spacing to medpy: distances in voxels.
-  r.metrics = evaluate_volume(pred.data(), c.label.data(), volume_shape(c.shape), {1.0, 1.0, 1.0}, classes);
+  const auto evaluate = o.gpu_pipeline ? cuda_evaluate_volume : evaluate_volume;
+  r.metrics = evaluate(pred.data(), c.label.data(), volume_shape(c.shape), {1.0, 1.0, 1.0}, classes);
   double sd = 0.0, sh = 0.0;
   for (const ClassMetric& m : r.metrics) {
     sd += m.dice;
@@ -97,9 +111,21 @@ void finish_case(CaseResult& r, const SynapseCase& c, const std::vector<int32_t>
 }  // namespace
 
 EvalSummary evaluate_cases(Engine& engine, const EvalOptions& o, const std::function<void(const std::string&)>& log,
-                           const std::function<void(const std::string&)>& error) {
+                           const std::function<void(const std::string&)>& error,
+                           const std::function<void(const EvalProgress&)>& progress) {
+  using Clock = std::chrono::steady_clock;
+  const auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const Clock::time_point start = Clock::now();
   const int num_classes = engine.config().num_classes;
   EvalSummary s;
+  EvalProgress p;
+  p.cases_total = o.cases.size();
+  auto tell = [&](const CaseResult* finished) {
+    if (!progress) return;
+    p.seconds = since(start);
+    p.finished = finished;
+    progress(p);
+  };
   s.cases.resize(o.cases.size());
   log(fmt::format("{} test iterations per epoch", o.cases.size()));
 
@@ -111,6 +137,8 @@ EvalSummary evaluate_cases(Engine& engine, const EvalOptions& o, const std::func
     if (r.evaluated)
       log(fmt::format("idx {} case {} mean_dice {:.6f} mean_hd95 {:.6f}", i, r.name, r.mean_dice, r.mean_hd95));
     if (!r.error.empty()) error(r.error);
+    ++p.cases_done;
+    tell(&r);
   };
   auto wait_pending = [&] {
     if (!pending.valid()) return;
@@ -134,12 +162,19 @@ EvalSummary evaluate_cases(Engine& engine, const EvalOptions& o, const std::func
     if (i + 1 < o.cases.size()) reading = start_reading(i + 1);
     try {
       auto c = std::make_shared<SynapseCase>(current.get());
-      auto pred = std::make_shared<std::vector<int32_t>>(predict_volume(engine, *c, o.batch));
+      const Clock::time_point case_start = Clock::now();
+      r.slices = c->shape[0];
+      auto pred = std::make_shared<std::vector<int32_t>>(
+          predict_volume(engine, *c, o.batch, o.gpu_pipeline, [&](int64_t n) {
+            p.slices_done += n;
+            tell(nullptr);
+          }));
       wait_pending();
       pending_index = i;
-      pending = std::async(std::launch::async, [&r, c, pred, num_classes, &o] {
+      pending = std::async(std::launch::async, [&r, c, pred, num_classes, &o, case_start, since] {
         try {
           finish_case(r, *c, *pred, num_classes, o);
+          r.seconds = since(case_start);
         } catch (const std::bad_alloc&) {
           r.error = fmt::format("case {}: out of host memory", r.name);
         } catch (const std::exception& e) {

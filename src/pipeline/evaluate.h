@@ -9,7 +9,9 @@
 //
 // Slices go through the engine in batches; the metrics (and NIfTI output) of
 // case k run on a second thread while case k+1 is inferred and case k+2 is
-// read on a third, so at most three cases are in memory.
+// read on a third, so at most three cases are in memory. With gpu_pipeline
+// the resampling and the metrics run on the GPU (src/cuda/pipeline.h), with
+// the same results; device memory for the slices is bounded by the batch.
 #pragma once
 
 #include <functional>
@@ -29,6 +31,7 @@ struct EvalOptions {
   std::string save_nifti_dir;       // when set: <case>_{pred,img,gt}.nii.gz
   std::string save_png_dir;         // when set: <case>_slice<z>.png overlays (pipeline/overlay.h)
   double z_spacing = 1.0;           // NIfTI spacing (1, 1, z_spacing), as the original
+  bool gpu_pipeline = false;        // zoom and metrics on the GPU (needs a CUDA build and device)
 };
 
 struct CaseResult {
@@ -37,6 +40,17 @@ struct CaseResult {
   std::string error;                 // what went wrong, naming the case; empty if nothing
   std::vector<ClassMetric> metrics;  // classes 1..C-1
   double mean_dice = 0.0, mean_hd95 = 0.0;
+  int64_t slices = 0;                // depth of the volume
+  double seconds = 0.0;              // from the start of its inference to its metrics done
+};
+
+// Where the evaluation stands, for a progress display: sent on the calling
+// thread after every batch of slices (case == nullptr) and every finished case.
+struct EvalProgress {
+  size_t cases_done = 0, cases_total = 0;
+  int64_t slices_done = 0;           // slices through the network so far
+  double seconds = 0.0;              // since evaluate_cases began
+  const CaseResult* finished = nullptr;
 };
 
 struct EvalSummary {
@@ -49,14 +63,17 @@ struct EvalSummary {
 // Case names of a list file, one per line (test_vol.txt); blank lines skipped.
 std::vector<std::string> read_case_list(const std::string& path);
 
-// test_single_volume's prediction: labels [D, H, W] of the case.
-std::vector<int32_t> predict_volume(Engine& engine, const SynapseCase& c, int batch);
+// test_single_volume's prediction: labels [D, H, W] of the case. `gpu`:
+// resample on the GPU. `on_batch` gets the number of slices of each batch done.
+std::vector<int32_t> predict_volume(Engine& engine, const SynapseCase& c, int batch, bool gpu = false,
+                                    const std::function<void(int64_t)>& on_batch = {});
 
 // Runs the protocol. `log` gets the original test.py log lines as they become
 // known (per case, then per class and the final line); `error` gets one line
 // per failed case. Cases that fail are reported and skipped.
 EvalSummary evaluate_cases(Engine& engine, const EvalOptions& options, const std::function<void(const std::string&)>& log,
-                           const std::function<void(const std::string&)>& error);
+                           const std::function<void(const std::string&)>& error,
+                           const std::function<void(const EvalProgress&)>& progress = {});
 
 // Output documents (../shared/CLI.md).
 std::string eval_json(const EvalSummary& s);

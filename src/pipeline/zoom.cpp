@@ -20,8 +20,7 @@ namespace swinrt {
 
 namespace {
 
-// The single pole of the cubic B-spline prefilter, sqrt(3) - 2.
-constexpr double kPole = -0.267949192431122706472553658494127633;
+constexpr double kPole = kSplinePole;
 
 // Reflects an integer tap index into [0, len) the way scipy's 'mirror'
 // boundary does (the sample at the edge is not repeated: -1 -> 1, len -> len-2).
@@ -55,8 +54,7 @@ void cubic_weights(double x, double* w) {
   w[3] = last;
 }
 
-// The filter gain (1 - z)(1 - 1/z) of the single pole.
-const double kGain = (1.0 - kPole) * (1.0 - 1.0 / kPole);
+constexpr double kGain = kSplineGain;
 
 // The prefilter of `lanes` independent lines of length n: element i of lane
 // j sits at c[i * step + j * lane_step]. Lane by lane the arithmetic is that

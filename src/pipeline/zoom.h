@@ -25,6 +25,11 @@
 
 namespace swinrt {
 
+// The single pole of the cubic B-spline prefilter, sqrt(3) - 2, and the
+// filter gain (1 - z)(1 - 1/z) (shared with src/cuda/zoom.cu).
+constexpr double kSplinePole = -0.267949192431122706472553658494127633;
+constexpr double kSplineGain = (1.0 - kSplinePole) * (1.0 - 1.0 / kSplinePole);
+
 // int(round(in * factor)) as scipy computes the output shape.
 int64_t zoom_output_size(int64_t in, double factor);
 
@@ -49,13 +54,18 @@ class Zoom2D {
   void apply_many(int64_t count, const float* in, float* out) const;
   void apply_many(int64_t count, const int32_t* in, int32_t* out) const;
 
- private:
+  // The per-axis sampling tables (src/cuda/zoom.cu runs on the same ones).
   struct Axis {
     int64_t in = 0, out = 0;
     std::vector<uint8_t> zero;    // [out]: coordinate outside the input -> cval
     std::vector<int64_t> index;   // [out * taps]: input index of each tap (mirrored at the borders)
     std::vector<double> weight;   // [out * taps]: B-spline weight of each tap (order 3)
   };
+  const Axis& row_axis() const { return rows_; }
+  const Axis& col_axis() const { return cols_; }
+  bool identity() const { return identity_; }
+
+ private:
   static Axis make_axis(int64_t in, int64_t out, int order);
   void prefilter(const float* in, double* coef) const;
   void interpolate(const double* coef, float* out) const;

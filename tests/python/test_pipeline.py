@@ -14,6 +14,7 @@
 
 import json
 import math
+import os
 import re
 import subprocess
 
@@ -221,6 +222,9 @@ def test_metrics_errors(swinrt_bin, tmp_path):
 
 IMG_SIZE = 64
 NUM_CLASSES = 9
+# The device of `swinrt eval` (and of `swinrt run` for the argmax check):
+# cpu by default; scripts/gpu-eval-check.sh sets cuda (GPU zoom and metrics).
+EVAL_DEVICE = os.environ.get("SWINRT_EVAL_DEVICE", "cpu")
 # (case, shape): resized both ways (96 -> 64 -> 96), resized into scipy's
 # past-the-end quirk (78x93: the last prediction row and column are 0), and
 # already at the network size (no resize).
@@ -298,7 +302,7 @@ def eval_run(swinrt_bin, tmp_path_factory):
 
     nii = tmp / "nii"
     out_json, out_csv = tmp / "eval.json", tmp / "eval.csv"
-    r = subprocess.run([swinrt_bin, "eval", "--weights", str(weights), "--volume-path", str(vol), "--device", "cpu",
+    r = subprocess.run([swinrt_bin, "eval", "--weights", str(weights), "--volume-path", str(vol), "--device", EVAL_DEVICE,
                         "--json", str(out_json), "--csv", str(out_csv), "--save-nifti", str(nii), "--batch", "4",
                         "--save-png", str(tmp / "png"),
                         "--img-size", str(IMG_SIZE), "--num-classes", str(NUM_CLASSES)],
@@ -325,7 +329,7 @@ def argmax_flips(swinrt_bin, e):
         inputs, torch_labels, logits = e["flips_input"][case]
         np.save(e["tmp"] / "x.npy", inputs)
         r = subprocess.run([swinrt_bin, "run", "--weights", str(e["weights"]), "--input", str(e["tmp"] / "x.npy"),
-                            "--output", str(e["tmp"] / "y.npy"), "--labels", "--device", "cpu"],
+                            "--output", str(e["tmp"] / "y.npy"), "--labels", "--device", EVAL_DEVICE],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         ours = np.load(e["tmp"] / "y.npy").astype(np.int64)
@@ -478,6 +482,21 @@ def test_eval_bad_cases_are_reported(swinrt_bin, eval_run):
     for c in ("1", "5"):
         want = (full["cases"]["case0003"][c]["dice"] + full["cases"]["case0001"][c]["dice"]) / 2
         assert doc["classes"][c]["dice"] == pytest.approx(want, abs=1e-12)
+
+
+def test_eval_progress(swinrt_bin, eval_run):
+    """Not a terminal: one plain line per case on stderr; --no-progress: none;
+    stdout (the original log lines) the same either way."""
+    e = eval_run
+    r = e["proc"]
+    assert r.returncode == 0, r.stderr
+    for case, shape in CASES:
+        assert re.search(rf"^{case}: {shape[0]} slices, \d+\.\d\d s$", r.stderr, re.M), r.stderr
+    q = subprocess.run([swinrt_bin, "eval", "--weights", str(e["weights"]), "--volume-path", str(e["vol"]),
+                        "--device", EVAL_DEVICE, "--batch", "4", "--no-progress"], capture_output=True, text=True)
+    assert q.returncode == 0, q.stderr
+    assert q.stdout == r.stdout
+    assert not re.search(r"^case\d+: ", q.stderr, re.M), q.stderr
 
 
 def test_eval_checks_the_model(swinrt_bin, eval_run):
