@@ -130,6 +130,10 @@ def main():
     has_cuda = torch.cuda.is_available()
     devices = (a.devices or ("cuda,cpu" if has_cuda else "cpu")).split(",")
     torch_device = a.torch_device or ("cuda" if has_cuda else "cpu")
+    # Strict FP32 for the reference, as swinrt's default precision (PyTorch
+    # runs convolutions in TF32 on the GPU unless told not to).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     if not (os.path.isfile(a.swinrt) and os.access(a.swinrt, os.X_OK)):
         sys.exit(f"{a.swinrt}: the swinrt binary is not there (build it, or give --swinrt / SWINRT_BIN)")
 
