@@ -11,6 +11,7 @@
 // from the pool (a new one is made when none is free).
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -145,6 +146,11 @@ class CudaEngine final : public Engine {
       a.ms = g.ms;
       algos_[g.key] = a;
     }
+    // The x4 expand + LayerNorm + head as one kernel (fp16/bf16) only with
+    // SWINRT_FUSED_HEAD=1: on the H100 it measured slower than the expand
+    // GEMM + final_norm_head pair (docs/PERFORMANCE.md, "Fused final head").
+    const char* fused = std::getenv("SWINRT_FUSED_HEAD");
+    fused_head_ = final_expand_head_supported(act_, c.embed_dim, c.num_classes) && fused && *fused == '1';
     weights_ = std::make_unique<DeviceWeights>(image);
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
@@ -341,8 +347,10 @@ class CudaEngine final : public Engine {
     cx->tmp = DeviceMemory(B * P2 * E * a, "activations (expand)");
     for (int s = 0; s + 1 < c.num_layers(); ++s) cx->skips.emplace_back(B * (P2 * E >> s) * a, "skip connections");
     // The x4 expand runs in chunks of at most 8 slices' tokens.
-    cx->fin_rows = std::min<int64_t>(B, 8) * P2;
-    cx->fin = DeviceMemory(cx->fin_rows * 16 * E * a, "activations (final expand)");
+    if (!fused_head_) {
+      cx->fin_rows = std::min<int64_t>(B, 8) * P2;
+      cx->fin = DeviceMemory(cx->fin_rows * 16 * E * a, "activations (final expand)");
+    }
     cx->input = DeviceMemory(B * S2 * 4, "input slices");
     cx->logits = DeviceMemory(B * S2 * c.num_classes * 4, "logits");
     cx->labels = DeviceMemory(B * S2 * 4, "labels");
@@ -483,6 +491,13 @@ class CudaEngine final : public Engine {
         }
         case OpKind::FinalExpand: {
           ensure_xt(rows * C);
+          if (fused_head_) {
+            final_expand_head(xt, act_, rows, st.res, C, W.get("up.expand.weight"), W.f32("up.norm.weight"),
+                              W.f32("up.norm.bias"), W.f32("output.weight"), c.num_classes,
+                              static_cast<float*>(cx.logits.ptr), s);
+            mark("up.expand+norm+output");
+            break;
+          }
           for (int64_t r0 = 0; r0 < rows; r0 += cx.fin_rows) {
             const int64_t r = std::min(cx.fin_rows, rows - r0);
             linear(cx.gemm, static_cast<const char*>(xt) + r0 * C * dt_size(act_), W.get("up.expand.weight"), C,
@@ -501,6 +516,7 @@ class CudaEngine final : public Engine {
   std::vector<Step> plan_;
   Precision precision_;
   DT act_;
+  bool fused_head_ = false;
   int64_t max_batch_;
   int device_ = 0;
   std::string name_;

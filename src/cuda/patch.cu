@@ -6,6 +6,15 @@
 //    1x1 conv head in one pass over the expand GEMM's output: one thread per
 //    output pixel, the normalised E-vector never leaves registers, and only
 //    the logits [B, classes, H, W] are written, coalesced.
+//  - final_expand_head (fp16/bf16): the whole FinalPatchExpand_X4 + head in
+//    one kernel: the expand GEMM on tensor cores, one sub-pixel (E columns)
+//    at a time, its tile rounded to the activation dtype as the unfused path
+//    stores it, then LayerNorm and the head from shared memory; the
+//    [B, 4H, 4W, E] tensor never reaches global memory. Opt-in
+//    (SWINRT_FUSED_HEAD=1): measured slower than final_norm_head after the
+//    cuBLASLt expand on the H100 (docs/PERFORMANCE.md).
+#include <mma.h>
+
 #include <type_traits>
 
 #include "ops.cuh"
@@ -159,6 +168,104 @@ __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, i
   }
 }
 
+
+// One CTA: kFinTokens tokens (16 per warp) x all 16 sub-pixels. Per sub-pixel
+// s: W_s = expand.weight[s*E:(s+1)*E, :] is staged in shared memory, each warp
+// multiplies its 16 x E token tile by W_s^T (WMMA, FP32 accumulators), stores
+// the 16 x E result to its staging tile, and two lanes per token normalise
+// the E-vector (each half of it) and apply the head.
+constexpr int kFinWarps = 8, kFinTokens = 16 * kFinWarps;
+
+template <typename T, int EMAX>
+__global__ void __launch_bounds__(32 * kFinWarps)
+    final_expand_head_kernel(const T* __restrict__ x, int64_t M, int res, int E, const T* __restrict__ wexp,
+                             const float* __restrict__ g, const float* __restrict__ bt,
+                             const float* __restrict__ head, int classes, float* __restrict__ logits) {
+  namespace wmma = nvcuda::wmma;
+  extern __shared__ __align__(128) unsigned char fsm[];
+  const int ldx = E + 8, lds = E + 4;  // padded rows (elements); WMMA needs ld % 8 (16-bit) and % 4 (float)
+  T* xs = reinterpret_cast<T*>(fsm);                    // [kFinTokens][ldx]
+  T* ws = xs + kFinTokens * ldx;                        // [E][ldx]: W_s rows n, columns k
+  float* st = reinterpret_cast<float*>(ws + E * ldx);   // [kFinWarps][16][lds]
+  float* hs = st + kFinWarps * 16 * lds;                // head [classes][E], g [E], b [E]
+  float* gs = hs + classes * E;
+  float* bs = gs + E;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int64_t tok0 = int64_t(blockIdx.x) * kFinTokens;
+  constexpr int kVec = 8;  // 16-bit elements per 16-byte load
+  const int vecs = E / kVec;
+  for (int i = tid; i < kFinTokens * vecs; i += blockDim.x) {
+    const int r = i / vecs, c = (i - r * vecs) * kVec;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (tok0 + r < M) v = *reinterpret_cast<const uint4*>(x + (tok0 + r) * E + c);
+    *reinterpret_cast<uint4*>(xs + r * ldx + c) = v;
+  }
+  for (int i = tid; i < classes * E; i += blockDim.x) hs[i] = head[i];
+  for (int i = tid; i < E; i += blockDim.x) {
+    gs[i] = g[i];
+    bs[i] = bt[i];
+  }
+  // The pixel this lane finishes: token (warp's 16) lane/2, channel half lane%2.
+  const int half = lane & 1, he = E / 2, e0 = half * he;
+  const int64_t tok = tok0 + warp * 16 + (lane >> 1);
+  const int64_t tokens = int64_t(res) * res, H = 4 * int64_t(res);
+  const int64_t b = tok / tokens, tr = tok - b * tokens, ty = tr / res, tx = tr - ty * res;
+  float* mine = st + warp * 16 * lds;
+  for (int sp = 0; sp < 16; ++sp) {
+    __syncthreads();  // the previous W_s is no longer read
+    const T* wsrc = wexp + int64_t(sp) * E * E;
+    for (int i = tid; i < E * vecs; i += blockDim.x) {
+      const int r = i / vecs, c = (i - r * vecs) * kVec;
+      *reinterpret_cast<uint4*>(ws + r * ldx + c) = *reinterpret_cast<const uint4*>(wsrc + int64_t(r) * E + c);
+    }
+    __syncthreads();
+    for (int n0 = 0; n0 < E; n0 += 16) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.f);
+      for (int k0 = 0; k0 < E; k0 += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bw;
+        wmma::load_matrix_sync(a, xs + warp * 16 * ldx + k0, ldx);
+        wmma::load_matrix_sync(bw, ws + n0 * ldx + k0, ldx);
+        wmma::mma_sync(acc, a, bw, acc);
+      }
+      wmma::store_matrix_sync(mine + n0, acc, lds, wmma::mem_row_major);
+    }
+    __syncwarp();
+    // LayerNorm of the sub-pixel's E-vector, rounded to T first as the
+    // expand GEMM's output is in the unfused path.
+    const float* row = mine + (lane >> 1) * lds + e0;
+    float v[EMAX / 2];
+    float sum = 0.f;
+#pragma unroll
+    for (int e = 0; e < EMAX / 2; ++e) {
+      v[e] = e < he ? to_f(from_f<T>(row[e])) : 0.f;
+      sum += v[e];
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    const float mean = sum / E;
+    float sq = 0.f;
+#pragma unroll
+    for (int e = 0; e < EMAX / 2; ++e) {
+      const float d = e < he ? v[e] - mean : 0.f;
+      sq += d * d;
+    }
+    sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+    const float rstd = rsqrtf(sq / E + 1e-5f);
+#pragma unroll
+    for (int e = 0; e < EMAX / 2; ++e) v[e] = e < he ? (v[e] - mean) * rstd * gs[e0 + e] + bs[e0 + e] : 0.f;
+    const int64_t y = 4 * ty + sp / 4, xx = 4 * tx + sp % 4;
+    for (int c = 0; c < classes; ++c) {
+      float acc = 0.f;
+#pragma unroll
+      for (int e = 0; e < EMAX / 2; ++e)
+        if (e < he) acc += v[e] * hs[c * E + e0 + e];
+      acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+      if (half == (c & 1) && tok < M) logits[((b * classes + c) * H + y) * H + xx] = acc;
+    }
+    __syncwarp();  // the staging tile is rewritten by the next sub-pixel
+  }
+}
 }  // namespace
 
 void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
@@ -210,6 +317,38 @@ void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, i
       case DT::F16: go(static_cast<const __half*>(e), emax); break;
       case DT::BF16: go(static_cast<const __nv_bfloat16*>(e), emax); break;
     }
+  };
+  if (E <= 96) dispatch(std::integral_constant<int, 96>{});
+  else dispatch(std::integral_constant<int, kMaxHeadE>{});
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
+
+bool final_expand_head_supported(DT t, int E, int classes) {
+  return t != DT::F32 && E % 16 == 0 && E <= kMaxHeadE && final_expand_head_smem(E, classes) <= 200 * 1024;
+}
+
+size_t final_expand_head_smem(int E, int classes) {
+  return 2 * size_t(kFinTokens + E) * (E + 8) + sizeof(float) * (size_t(kFinWarps) * 16 * (E + 4) + size_t(classes + 2) * E);
+}
+
+void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, const float* g,
+                       const float* b, const float* head, int classes, float* logits, cudaStream_t s) {
+  if (!final_expand_head_supported(t, E, classes))
+    throw Error(fmt::format("final_expand_head: {} with embed_dim {} and {} classes is not supported",
+                            t == DT::F32 ? "fp32" : "fp16/bf16", E, classes));
+  const size_t smem = final_expand_head_smem(E, classes);
+  const unsigned grid = ceil_div(M, kFinTokens);
+  auto go = [&](auto* ptr, auto emax) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(ptr)>>;
+    auto kernel = final_expand_head_kernel<T, decltype(emax)::value>;
+    if (smem > 48 * 1024)
+      SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    kernel<<<grid, 32 * kFinWarps, smem, s>>>(ptr, M, res, E, static_cast<const T*>(wexp), g, b, head, classes,
+                                              logits);
+  };
+  auto dispatch = [&](auto emax) {
+    if (t == DT::F16) go(static_cast<const __half*>(x), emax);
+    else go(static_cast<const __nv_bfloat16*>(x), emax);
   };
   if (E <= 96) dispatch(std::integral_constant<int, 96>{});
   else dispatch(std::integral_constant<int, kMaxHeadE>{});

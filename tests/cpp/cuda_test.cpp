@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <fmt/format.h>
 #include <thread>
@@ -83,6 +84,45 @@ INSTANTIATE_TEST_SUITE_P(
       std::replace(n.begin(), n.end(), '-', '_');
       return n;
     });
+
+// The fused x4 expand + LayerNorm + head kernel (fp16/bf16, src/cuda/patch.cu,
+// opt-in with SWINRT_FUSED_HEAD=1) against the expand GEMM + final_norm_head
+// pair the engine runs by default, on the same
+// engine weights: only the expand GEMM's summation order differs.
+TEST(Cuda, FusedFinalHeadMatchesUnfused) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  for (const char* name : {"swin-t", "w8"}) {
+    for (Precision p : {Precision::FP16, Precision::BF16}) {
+      const Config cfg = named_config(name);
+      const Weights w = random_weights(cfg, 5);
+      const int64_t B = 2, HW = int64_t(cfg.img_size) * cfg.img_size, C = cfg.num_classes;
+      const auto in = random_slices(B, cfg.img_size, 3);
+      std::vector<float> fused(B * C * HW), unfused(B * C * HW);
+      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, unfused.data());
+      setenv("SWINRT_FUSED_HEAD", "1", 1);
+      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, fused.data());
+      unsetenv("SWINRT_FUSED_HEAD");
+      double max_abs = 0, max_ref = 0;
+      int64_t agree = 0;
+      for (int64_t i = 0; i < B * C * HW; ++i) {
+        ASSERT_TRUE(std::isfinite(fused[i])) << "logit " << i;
+        max_abs = std::max(max_abs, std::abs(double(fused[i]) - unfused[i]));
+        max_ref = std::max(max_ref, std::abs(double(unfused[i])));
+      }
+      std::vector<int32_t> lf(B * HW), lu(B * HW);
+      argmax_labels(fused.data(), B, C, HW, lf.data());
+      argmax_labels(unfused.data(), B, C, HW, lu.data());
+      for (int64_t i = 0; i < B * HW; ++i) agree += lf[i] == lu[i];
+      const double frac = double(agree) / (B * HW);
+      std::printf("  %s %s: max |fused - unfused| = %.3g (max |logit| %.3g), argmax agreement %.6f\n", name,
+                  precision_name(p), max_abs, max_ref, frac);
+      // One ulp of the rounded expand output moves a logit by about ulp x |head| x rstd.
+      EXPECT_LE(max_abs, p == Precision::FP16 ? 2e-2 : 1e-1);
+      EXPECT_GE(frac, 0.999);
+    }
+  }
+}
 
 TEST(Cuda, ThreadsShareOneEngine) {
   std::string why;
