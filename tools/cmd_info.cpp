@@ -12,9 +12,10 @@ namespace swinrt::cli {
 namespace {
 
 int info(const std::string& path, bool layers) {
-  Weights w = Weights::load(path);
+  Weights w = load_model_file(path);
   const Config& c = w.config();
   fmt::print("file        {}\n", path);
+  fmt::print("format      {}\n", is_onnx_path(path) ? "ONNX (config and weights recognised from the graph)" : "safetensors");
   fmt::print("dtype       {}\n", dtype_name(w.stored_dtype()));
   fmt::print("parameters  {} ({:.2f} M)\n", w.parameter_count(), w.parameter_count() / 1e6);
   fmt::print("img_size {}  patch_size {}  in_chans {}  num_classes {}\n", c.img_size, c.patch_size, c.in_chans,
@@ -41,8 +42,8 @@ int info(const std::string& path, bool layers) {
 Action add_info(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto layers = std::make_shared<bool>(false);
-  CLI::App* in = app.add_subcommand("info", "print a weights file's config and parameter count");
-  in->add_option("file", *path, "MODEL.safetensors")->required();
+  CLI::App* in = app.add_subcommand("info", "print a model file's config and parameter count");
+  in->add_option("file", *path, "MODEL.safetensors or MODEL.onnx")->required();
   in->add_flag("--layers", *layers, "also print the layer plan");
   return [=]() { return in->parsed() ? info(*path, *layers) : -1; };
 }

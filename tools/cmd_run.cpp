@@ -15,13 +15,13 @@ namespace swinrt::cli {
 namespace {
 
 struct RunArgs {
-  std::string weights, input, output, device = "auto", precision = "fp32";
+  std::string weights, onnx, input, output, device = "auto", precision = "fp32";
   bool labels = false;
   int max_batch = 8;
 };
 
 int run(const RunArgs& a) {
-  Weights w = Weights::load(a.weights);
+  Weights w = a.onnx.empty() ? load_model_file(a.weights) : load_onnx(a.onnx);
   const Config& c = w.config();
   NpyArray x = read_npy(a.input);
   if (x.integer) throw Error(fmt::format("{}: dtype {} holds integers; float32 slices expected", a.input, x.dtype));
@@ -75,7 +75,10 @@ int run(const RunArgs& a) {
 Action add_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* r = app.add_subcommand("run", "run the model on slices from a .npy file");
-  r->add_option("--weights", a->weights, "weights (.safetensors from swinrt-convert)")->required();
+  CLI::Option_group* model = r->add_option_group("model", "the model, one of");
+  model->add_option("--weights", a->weights, "weights (.safetensors from swinrt-convert, or .onnx)");
+  model->add_option("--onnx", a->onnx, "a Swin-Unet exported to ONNX (swinrt-export, torch.onnx.export)");
+  model->require_option(1);
   r->add_option("--input", a->input, "float32 slices, HxW, 1xHxW or BxHxW (.npy)")->required();
   r->add_option("--output", a->output, "logits BxCxHxW float32, or labels BxHxW with --labels (.npy)")->required();
   r->add_flag("--labels", a->labels, "write argmax labels instead of logits");
