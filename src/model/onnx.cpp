@@ -170,7 +170,7 @@ class Recognizer {
   }
 
   // The single node a walk must find; `what` says what was expected.
-  const Hit& one(const Walk& w, const std::string& where, const std::string& what, const std::string& from) const {
+  Hit one(const Walk& w, const std::string& where, const std::string& what, const std::string& from) const {
     if (w.unexpected) {
       if (w.unexpected->op == "Tanh" || (w.unexpected->op == "Gelu" && w.unexpected->attr_s("approximate", "") == "tanh"))
         fail(fmt::format("{}: {} is the tanh approximation of GELU; the original uses the exact (erf) GELU", where,
@@ -275,7 +275,7 @@ class Recognizer {
   Linear linear_after(const std::string& from, const OpSet& pass, const std::string& name, bool bias_allowed,
                       int64_t in_f, int64_t out_f) {
     const Walk w = walk(from, pass, [&](const Node& n) { return is_linear(n); });
-    const Hit& h = one(w, name, fmt::format("a Linear {}->{} (MatMul or Gemm with a constant weight)", in_f, out_f), from);
+    const Hit h = one(w, name, fmt::format("a Linear {}->{} (MatMul or Gemm with a constant weight)", in_f, out_f), from);
     return linear(*h.node, name, bias_allowed, in_f, out_f);
   }
 
@@ -570,7 +570,7 @@ class Recognizer {
       const std::string up = fmt::format("layers_up.{}", i);
       // cat([x, skip of stage s], -1) -> concat_back_dim.i
       const Walk w = walk(x_, {"Identity"}, [](const Node& n) { return n.op == "Concat"; });
-      const Hit& h = one(w, up, fmt::format("the Concat with the skip of encoder stage {}", s), x_);
+      const Hit h = one(w, up, fmt::format("the Concat with the skip of encoder stage {}", s), x_);
       auto resolve = [&](std::string v) {
         for (const Node* n = g_.producer_of(v); n && n->op == "Identity"; n = g_.producer_of(v)) v = n->input(0);
         return v;
@@ -681,7 +681,7 @@ class Recognizer {
   // x + branch: the Add reached from the branch output must add `x`.
   std::string residual(const std::string& branch, const OpSet& pass, const std::string& x, const std::string& name) const {
     const Walk w = walk(branch, pass, [](const Node& n) { return n.op == "Add"; });
-    const Hit& h = one(w, name, "the residual Add", branch);
+    const Hit h = one(w, name, "the residual Add", branch);
     if (h.node->in.size() != 2 || other(*h.node, h.via) != x || h.node->out.empty())
       fail(fmt::format("{}: {} does not add the block input {}", name, h.node->label(), after(x)));
     return h.node->out[0];
