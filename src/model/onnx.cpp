@@ -455,7 +455,8 @@ class Recognizer {
     x_ = x;
   }
 
-  std::string x_;  // the residual stream
+  std::string x_;                // the residual stream
+  std::set<std::string> stream_;  // its values at block inputs, to refuse cycles
 
   bool block_starts(const std::string& x) const {
     auto ln = layernorm(x);
@@ -635,6 +636,7 @@ class Recognizer {
   // --- one Swin block ------------------------------------------------------
 
   std::string block(const std::string& x, const std::string& name, int stage, int res, int64_t d, int b) {
+    if (!stream_.insert(x).second) fail(fmt::format("{}: the residual stream {} loops back (a cyclic graph)", name, after(x)));
     BlockInfo info;
     info.name = name;
     info.stage = stage;
