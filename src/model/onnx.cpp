@@ -313,7 +313,7 @@ class Recognizer {
         const std::string& mean = n->out[0];
         for (const Node* sub : g_.consumers(mean)) {
           if (sub->op != "Sub" || sub->input(0) != x || sub->input(1) != mean || sub->out.empty()) continue;
-          if (auto ln = decomposed(x, *n, *sub)) return ln;
+          if (auto ln = decomposed(*n, *sub)) return ln;
         }
       }
     }
@@ -325,7 +325,7 @@ class Recognizer {
       fail(fmt::format("{} has epsilon {}; the original LayerNorm uses 1e-5", n.label(), eps));
   }
 
-  std::optional<LayerNorm> decomposed(const std::string& x, const Node& mean, const Node& sub) const {
+  std::optional<LayerNorm> decomposed(const Node& mean, const Node& sub) const {
     const std::string& d = sub.out[0];
     const Node* div = nullptr;
     for (const Node* n : g_.consumers(d))
@@ -359,7 +359,6 @@ class Recognizer {
     ln.bias = tensor_of(*beta, {beta->numel()});
     ln.nodes = {&mean, &sub};
     ln.last = cs2[0];
-    (void)x;
     return ln;
   }
 
