@@ -29,7 +29,8 @@ namespace swinrt::cli {
 namespace {
 
 struct BenchArgs {
-  std::string weights, plan, random, device = "auto", json;
+  ModelArgs model;
+  std::string random, device = "auto", json;
   std::vector<std::string> precisions{"fp16"};
   std::vector<int> batches{1, 8, 128};
   int warmup = 20, iterations = 100;
@@ -90,11 +91,11 @@ void print_profile(const std::vector<std::pair<std::string, double>>& rows, cons
 }
 
 int bench(const BenchArgs& a, bool precision_given) {
-  if (int(!a.weights.empty()) + int(!a.plan.empty()) + int(!a.random.empty()) != 1)
-    throw CLI::ValidationError("give exactly one of --weights, --plan and --random");
+  if (int(!a.model.weights.empty()) + int(!a.model.onnx.empty()) + int(!a.model.plan.empty()) + int(!a.random.empty()) != 1)
+    throw CLI::ValidationError("give exactly one of --weights, --onnx, --plan and --random");
   ModelSource m;
   if (a.random.empty()) {
-    m = load_model(a.weights, a.plan);
+    m = load_model(a.model);
   } else {
     m.path = "random " + a.random;
     m.weights = random_weights(named_config(a.random), 1);
@@ -155,8 +156,9 @@ int bench(const BenchArgs& a, bool precision_given) {
 Action add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* b = app.add_subcommand("bench", "time the engine per precision and batch size");
-  b->add_option("--weights", a->weights, "weights (.safetensors)");
-  b->add_option("--plan,--loadEngine", a->plan, "a plan built by `swinrt build`");
+  b->add_option("--weights", a->model.weights, "weights (.safetensors; a .onnx or .plan is recognised)");
+  b->add_option("--onnx", a->model.onnx, "a Swin-Unet exported to ONNX");
+  b->add_option("--plan,--loadEngine", a->model.plan, "a plan built by `swinrt build`");
   b->add_option("--random", a->random, "random weights of a named config (swin-t, tiny, w8, ape)");
   b->add_option("--batch", a->batches, "batch sizes")->delimiter(',')->check(CLI::Range(1, 4096));
   auto* prec = b->add_option("--precision", a->precisions, "precisions (fp32,tf32,fp16,bf16)")

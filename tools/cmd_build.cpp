@@ -1,4 +1,4 @@
-// swinrt build: weights -> a plan file (include/swinrt/plan_file.h), with the
+// swinrt build: weights or an ONNX export -> a plan file (include/swinrt/plan_file.h), with the
 // GEMM algorithms autotuned on the GPU when one is present. trtexec's flag
 // names are accepted as aliases (--saveEngine, --fp16, --bf16, --noTF32).
 #include <algorithm>
@@ -17,7 +17,8 @@ namespace swinrt::cli {
 namespace {
 
 struct BuildArgs {
-  std::string weights, output, device = "auto", precision = "fp32";
+  ModelArgs model;
+  std::string output, device = "auto", precision = "fp32";
   bool fp16 = false, bf16 = false, no_tf32 = false, no_tune = false;
   int max_batch = 32;
   std::vector<int> tune_batches;
@@ -44,10 +45,11 @@ int build(const BuildArgs& a, bool precision_given) {
     throw Error(fmt::format("-o {}: the directory {} does not exist", a.output, out.parent_path().string()));
 
   const auto t0 = clock::now();
-  const ModelSource m = load_model(a.weights, "");
-  if (m.plan) throw Error(fmt::format("{}: is already a plan; build takes weights", a.weights));
+  const ModelSource m = load_model(a.model);
+  if (m.plan) throw Error(fmt::format("{}: is already a plan; build takes weights or an ONNX file", m.path));
   PlanFile plan = PlanFile::from_weights(*m.weights, p, a.max_batch);
-  fmt::print("model       {} ({:.1f} M parameters)\n", a.weights, m.weights->parameter_count() / 1e6);
+  fmt::print("model       {} ({}, {:.1f} M parameters, read in {:.0f} ms)\n", m.path, m.format,
+             m.weights->parameter_count() / 1e6, m.load_ms);
   fmt::print("precision   {}   max batch {}   weights {:.1f} MiB\n", precision_name(p), a.max_batch,
              plan.image.bytes.size() / 1048576.0);
 
@@ -97,7 +99,10 @@ int build(const BuildArgs& a, bool precision_given) {
 Action add_build(CLI::App& app) {
   auto a = std::make_shared<BuildArgs>();
   CLI::App* b = app.add_subcommand("build", "build a plan file: weights arranged for one precision, GEMMs tuned");
-  b->add_option("--weights", a->weights, "weights (.safetensors)")->required();
+  CLI::Option_group* g = b->add_option_group("model", "the model, exactly one of");
+  g->add_option("--weights", a->model.weights, "weights (.safetensors; a .onnx is recognised by its name)");
+  g->add_option("--onnx", a->model.onnx, "a Swin-Unet exported to ONNX (trtexec's --onnx)");
+  g->require_option(1);
   b->add_option("-o,--output,--saveEngine", a->output, "the plan file to write")->required();
   auto* prec = add_precision_option(b, a->precision);
   b->add_flag("--fp16", a->fp16, "= --precision fp16 (trtexec)");

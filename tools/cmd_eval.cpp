@@ -23,7 +23,8 @@ namespace swinrt::cli {
 namespace {
 
 struct EvalArgs {
-  std::string weights, plan, volume_path, list_dir, list, json, csv, save_nifti, save_png, device = "auto", precision = "fp32";
+  ModelArgs model;
+  std::string volume_path, list_dir, list, json, csv, save_nifti, save_png, device = "auto", precision = "fp32";
   int num_classes = 0, img_size = 0, batch = 8;
   double z_spacing = 1.0;
   bool no_progress = false;
@@ -127,7 +128,7 @@ int run(const EvalArgs& a, bool precision_given) {
     o.save_png_dir = a.save_png;
   }
 
-  const ModelSource m = load_model(a.weights, a.plan);
+  const ModelSource m = load_model(a.model);
   const Config& c = m.config();
   if (a.img_size && a.img_size != c.img_size)
     throw Error(fmt::format("{}: the model takes {}x{} slices; --img-size {} does not match", m.path, c.img_size,
@@ -179,7 +180,7 @@ int run(const EvalArgs& a, bool precision_given) {
 Action add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* e = app.add_subcommand("eval", "the Synapse test protocol of the original Swin-Unet (test.py)");
-  add_model_options(e, a->weights, a->plan);
+  add_model_options(e, a->model);
   e->add_option("--volume-path", a->volume_path, "directory of the <case>.npy.h5 test volumes")->required();
   auto* ld = e->add_option("--list-dir", a->list_dir, "directory of test_vol.txt");
   e->add_option("--list", a->list, "the case list file itself")->excludes(ld);

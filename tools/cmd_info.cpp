@@ -13,9 +13,10 @@ namespace swinrt::cli {
 namespace {
 
 int info(const std::string& path, bool layers) {
-  const ModelSource m = load_model(path, "");
+  const ModelSource m = load_model(ModelArgs{path, "", ""});
   const Config& c = m.config();
   fmt::print("file        {}\n", path);
+  fmt::print("format      {}\n", m.format == "ONNX" ? "ONNX (config and weights recognised from the graph)" : m.format);
   if (m.plan) {
     const PlanFile& p = *m.plan;
     fmt::print("plan        format {}, loaded and checked in {:.1f} ms\n", PlanFile::kFormatVersion, m.load_ms);
@@ -56,8 +57,8 @@ int info(const std::string& path, bool layers) {
 Action add_info(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto layers = std::make_shared<bool>(false);
-  CLI::App* in = app.add_subcommand("info", "print a weights or plan file's config, parameter count or build");
-  in->add_option("file", *path, "MODEL.safetensors or MODEL.plan")->required();
+  CLI::App* in = app.add_subcommand("info", "print a model file's config and parameter count, or a plan's build");
+  in->add_option("file", *path, "MODEL.safetensors, MODEL.onnx or MODEL.plan")->required();
   in->add_flag("--layers", *layers, "also print the layer plan");
   return [=]() { return in->parsed() ? info(*path, *layers) : -1; };
 }

@@ -16,13 +16,14 @@ namespace swinrt::cli {
 namespace {
 
 struct RunArgs {
-  std::string weights, plan, input, output, device = "auto", precision = "fp32";
+  ModelArgs model;
+  std::string input, output, device = "auto", precision = "fp32";
   bool labels = false;
   int max_batch = 8;
 };
 
 int run(const RunArgs& a, bool precision_given) {
-  const ModelSource m = load_model(a.weights, a.plan);
+  const ModelSource m = load_model(a.model);
   const Config& c = m.config();
   NpyArray x = read_npy(a.input);
   if (x.integer) throw Error(fmt::format("{}: dtype {} holds integers; float32 slices expected", a.input, x.dtype));
@@ -76,7 +77,7 @@ int run(const RunArgs& a, bool precision_given) {
 Action add_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* r = app.add_subcommand("run", "run the model on slices from a .npy file");
-  add_model_options(r, a->weights, a->plan);
+  add_model_options(r, a->model);
   r->add_option("--input", a->input, "float32 slices, HxW, 1xHxW or BxHxW (.npy)")->required();
   r->add_option("--output", a->output, "logits BxCxHxW float32, or labels BxHxW with --labels (.npy)")->required();
   r->add_flag("--labels", a->labels, "write argmax labels instead of logits");

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <fstream>
 
+#include "commands.h"
 #include "swinrt/error.h"
+#include "swinrt/onnx.h"
 
 namespace swinrt::cli {
 
@@ -17,21 +19,28 @@ bool is_plan_file(const std::string& path) {
   return f && std::memcmp(magic, "SWRTPLAN", 8) == 0;
 }
 
-void add_model_options(CLI::App* app, std::string& weights, std::string& plan) {
-  auto* w = app->add_option("--weights", weights, "weights (.safetensors from swinrt-convert)");
-  auto* p = app->add_option("--plan,--loadEngine", plan, "a plan built by `swinrt build`")->excludes(w);
-  app->callback([app, w, p] {
-    if (w->count() + p->count() != 1) throw CLI::RequiredError("--weights or --plan");
-    (void)app;
-  });
+void add_model_options(CLI::App* app, ModelArgs& m) {
+  CLI::Option_group* g = app->add_option_group("model", "the model, exactly one of");
+  g->add_option("--weights", m.weights, "weights (.safetensors from swinrt-convert; a .onnx or .plan is recognised)");
+  g->add_option("--onnx", m.onnx, "a Swin-Unet exported to ONNX (swinrt-export, torch.onnx.export)");
+  g->add_option("--plan,--loadEngine", m.plan, "a plan built by `swinrt build`");
+  g->require_option(1);
 }
 
-ModelSource load_model(const std::string& weights, const std::string& plan) {
+ModelSource load_model(const ModelArgs& a) {
   ModelSource m;
-  m.path = plan.empty() ? weights : plan;
+  m.path = !a.plan.empty() ? a.plan : !a.onnx.empty() ? a.onnx : a.weights;
   const auto t0 = std::chrono::steady_clock::now();
-  if (!plan.empty() || is_plan_file(weights)) m.plan = PlanFile::load(m.path);
-  else m.weights = Weights::load(m.path);
+  if (!a.plan.empty() || (a.onnx.empty() && is_plan_file(a.weights))) {
+    m.plan = PlanFile::load(m.path);
+    m.format = "plan";
+  } else if (!a.onnx.empty() || is_onnx_path(a.weights)) {
+    m.weights = load_onnx(m.path);
+    m.format = "ONNX";
+  } else {
+    m.weights = Weights::load(m.path);
+    m.format = "safetensors";
+  }
   m.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return m;
 }

@@ -1,6 +1,7 @@
-// The model a command runs: weights (.safetensors) or a built plan (.plan),
-// given as --weights or --plan; a plan is also recognised by its contents
-// when passed as --weights.
+// The model a command runs: weights (.safetensors), an ONNX export (.onnx)
+// or a built plan (.plan), given as --weights, --onnx or --plan; a plan is
+// also recognised by its contents, and an ONNX file by its name, when passed
+// as --weights.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@ namespace swinrt::cli {
 
 struct ModelSource {
   std::string path;
+  std::string format;  // "safetensors", "ONNX" or "plan"
   std::optional<Weights> weights;
   std::optional<PlanFile> plan;
   double load_ms = 0.0;
@@ -26,9 +28,13 @@ struct ModelSource {
   std::unique_ptr<Engine> engine(EngineOptions o, bool precision_given) const;
 };
 
-// Registers --weights and --plan on `app`; exactly one is required.
-void add_model_options(CLI::App* app, std::string& weights, std::string& plan);
-ModelSource load_model(const std::string& weights, const std::string& plan);
+// The model options of a command; exactly one is given.
+struct ModelArgs {
+  std::string weights, onnx, plan;
+};
+// Registers --weights, --onnx and --plan (alias --loadEngine) on `app`.
+void add_model_options(CLI::App* app, ModelArgs& m);
+ModelSource load_model(const ModelArgs& m);
 bool is_plan_file(const std::string& path);
 
 }  // namespace swinrt::cli

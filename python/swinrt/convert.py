@@ -71,8 +71,14 @@ def parse_args(argv):
                                  epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="original checkpoint (.pth)")
     ap.add_argument("-o", "--output", required=True, help="output .safetensors")
-    ap.add_argument("--config", help="original Swin-Unet YAML config (the flags below override it)")
     ap.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="dtype of the stored tensors (fp32)")
+    add_config_args(ap)
+    return ap.parse_args(argv)
+
+
+def add_config_args(ap):
+    """--config and the hyper-parameter flags that override it (also used by swinrt-export)."""
+    ap.add_argument("--config", help="original Swin-Unet YAML config (the flags below override it)")
     ap.add_argument("--img-size", type=int)
     ap.add_argument("--patch-size", type=int)
     ap.add_argument("--in-chans", type=int)
@@ -86,7 +92,6 @@ def parse_args(argv):
     ap.add_argument("--qk-scale", type=float)
     ap.add_argument("--ape", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--patch-norm", action=argparse.BooleanOptionalAction, default=None)
-    return ap.parse_args(argv)
 
 
 def config_from_args(a) -> ModelConfig:

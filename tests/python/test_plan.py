@@ -173,7 +173,7 @@ def test_usage_errors(tmp_path, swinrt_bin):
     r = run(swinrt_bin, "run", "--weights", weights, "--plan", plan, "--input", x, "--output", tmp_path / "y.npy")
     assert r.returncode == 2
     r = run(swinrt_bin, "run", "--input", x, "--output", tmp_path / "y.npy")
-    assert r.returncode == 2 and "--weights or --plan" in r.stderr
+    assert r.returncode == 2 and "--weights,--onnx,--plan" in r.stderr
     r = run(swinrt_bin, "build", "--weights", plan, "-o", tmp_path / "again.plan", "--device", "cpu")
     assert r.returncode == 1 and "already a plan" in r.stderr
     r = run(swinrt_bin, "build", "--weights", weights, "-o", tmp_path / "no" / "dir.plan", "--device", "cpu")
