@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the CUDA backend and runs every test and benchmark that needs a GPU:
-# ctest (CPU and GPU labels), the PyTorch-on-GPU comparison, compute-sanitizer
+# ctest (CPU and GPU labels), the PyTorch-on-GPU comparison, the bundled demo
+# model's dice on CUDA (tests/python/test_demo_model.py), compute-sanitizer
 # memcheck and racecheck, and the bench against PyTorch. Logs go to $LOGS.
 #   PYTHON=/path/to/python-with-torch LOGS=out ./scripts/gpu-check.sh
 set -uo pipefail
@@ -12,8 +13,9 @@ cmake -S . -B build/cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWINRT_CUDA=ON -D
   -DSWINRT_PYTHON="$PY" > "$LOGS/configure.log" 2>&1 || { tail -30 "$LOGS/configure.log"; exit 1; }
 cmake --build build/cuda -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -A5 error "$LOGS/build.log" | head -60; exit 1; }
 ctest --test-dir build/cuda -j 8 --output-on-failure 2>&1 | tee "$LOGS/ctest.log" | tail -3
-SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest tests/python/test_cuda.py tests/python/test_plan.py -q -s 2>&1 |
-  tee "$LOGS/pytest_cuda.log" | grep -E "swinrt max|tuned plan|passed|failed"
+SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest tests/python/test_cuda.py \
+  tests/python/test_plan.py tests/python/test_demo_model.py -q -s -rs 2>&1 |
+  tee "$LOGS/pytest_cuda.log" | grep -E "swinrt max|tuned plan|slices/s| mean |passed|failed|SKIPPED"
 compute-sanitizer --tool memcheck build/cuda/tests/swinrt_gpu_tests \
   --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*' > "$LOGS/memcheck.log" 2>&1
 compute-sanitizer --tool racecheck build/cuda/tests/swinrt_gpu_tests --gtest_filter='*w8_fp16*:*tiny_fp32*' \

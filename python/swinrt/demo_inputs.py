@@ -1,6 +1,7 @@
-"""Inputs of the README's main job: a random-weight Swin-Unet-T in swinrt's
-format and one generated 224x224 CT-like slice (smooth organ-like blobs over
-a body ellipse, intensities in [0, 1] as the Synapse preprocessing leaves them).
+"""A random-weight Swin-Unet-T in swinrt's format and one generated 224x224
+CT-like slice (smooth organ-like blobs over a body ellipse, intensities in
+[0, 1] as the Synapse preprocessing leaves them), for benchmarks and plan
+checks (scripts/gpu-check.sh). The README's main job is swinrt.demo.
 
     python -m swinrt.demo_inputs --out DIR
 """
