@@ -65,11 +65,20 @@ int build(const BuildArgs& a, bool precision_given) {
     fmt::print("gpu         {} ({}, cuBLASLt {})\n", plan.gpu.name, plan.gpu.arch, plan.gpu.cublaslt_version);
     if (!a.no_tune) {
       std::vector<int64_t> batches(a.tune_batches.begin(), a.tune_batches.end());
+      // Default: batch 8 and up. Below that the GEMMs are a few microseconds,
+      // and algorithms timed alone picked slower ones for the graph (H100:
+      // +1.7% at batch 1 when batches 1..4 were tuned; docs/PERFORMANCE.md),
+      // so small batches keep cuBLASLt's heuristic.
       if (batches.empty()) {
-        for (int64_t b = 1; b < a.max_batch; b *= 2) batches.push_back(b);
+        for (int64_t b = 8; b < a.max_batch; b *= 2) batches.push_back(b);
         batches.push_back(a.max_batch);
       }
-      const int64_t lo = batches.front(), hi = batches.back();
+      for (int64_t b : batches)
+        if (b > a.max_batch)
+          throw CLI::ValidationError(fmt::format("--tune-batch {} exceeds --max-batch {}", b, a.max_batch));
+      std::sort(batches.begin(), batches.end());
+      batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+      const int64_t lo = 1, hi = batches.back();
       const double before_lo = median_ms(*engine, lo), before_hi = median_ms(*engine, hi);
       const auto tt = clock::now();
       engine->autotune(batches);
@@ -112,7 +121,7 @@ Action add_build(CLI::App& app) {
       ->check(CLI::Range(1, 4096));
   add_device_option(b, a->device);
   b->add_flag("--no-tune", a->no_tune, "skip GEMM autotuning (heuristic algorithms)");
-  b->add_option("--tune-batch", a->tune_batches, "batch sizes to tune (default 1,2,4,..,max batch)")
+  b->add_option("--tune-batch", a->tune_batches, "batch sizes to tune (default 8,16,32,..,max batch)")
       ->delimiter(',')
       ->check(CLI::Range(1, 4096));
   return [a, b, prec]() { return b->parsed() ? build(*a, prec->count() > 0) : -1; };
