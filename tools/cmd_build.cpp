@@ -40,6 +40,8 @@ int build(const BuildArgs& a, bool precision_given) {
   if (a.fp16) p = Precision::FP16;
   if (a.bf16) p = Precision::BF16;
   if (a.no_tf32) p = Precision::FP32;
+  for (int b : a.tune_batches)
+    if (b > a.max_batch) throw CLI::ValidationError(fmt::format("--tune-batch {} exceeds --max-batch {}", b, a.max_batch));
   const fs::path out(a.output);
   if (out.has_parent_path() && !fs::is_directory(out.parent_path()))
     throw Error(fmt::format("-o {}: the directory {} does not exist", a.output, out.parent_path().string()));
@@ -73,9 +75,6 @@ int build(const BuildArgs& a, bool precision_given) {
         for (int64_t b = 8; b < a.max_batch; b *= 2) batches.push_back(b);
         batches.push_back(a.max_batch);
       }
-      for (int64_t b : batches)
-        if (b > a.max_batch)
-          throw CLI::ValidationError(fmt::format("--tune-batch {} exceeds --max-batch {}", b, a.max_batch));
       std::sort(batches.begin(), batches.end());
       batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
       const int64_t lo = 1, hi = batches.back();
