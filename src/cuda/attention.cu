@@ -200,10 +200,16 @@ __device__ __forceinline__ void store_pair(T* p, float a, float b) {
   else *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
 }
 
-template <typename T>
-__global__ void window_attention_mma_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window,
-                                            int shift, float scale, const float* __restrict__ bias,
-                                            T* __restrict__ out) {
+// MAXD: the largest head_dim the instantiation takes (32 or 64). Sized by it
+// and bounded to 8 blocks per SM, Swin-T's head_dim-32 kernel uses 64
+// registers (64 bytes spilled) instead of 105 (4 blocks per SM, 25% occupancy
+// by ncu on the H100): attention 4.00 -> 2.50 ms of the batch-128 fp16
+// forward (docs/PERFORMANCE.md; 6 blocks per SM, 80 registers, gave 2.82 ms).
+template <typename T, int MAXD>
+__global__ void __launch_bounds__(128, MAXD <= 32 ? 8 : 4)
+    window_attention_mma_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
+                                float scale, const float* __restrict__ bias, T* __restrict__ out) {
+  constexpr int KS = MAXD / 16, DT = MAXD / 8;  // k-steps of q k^T, 8-column tiles of the output
   extern __shared__ float4 smem4[];
   const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
   const int ldq = d + 8, ldv = NP + 8;  // padded rows: conflict-free fragment loads
@@ -223,9 +229,9 @@ __global__ void window_attention_mma_kernel(const T* __restrict__ qkv, int res, 
   const float* bh = bias + int64_t(h) * N * N;
   for (int strip = warp; strip < NP / 16; strip += nwarps) {
     const int r0 = strip * 16 + g, r1 = r0 + 8;
-    uint32_t qa[4][4];
+    uint32_t qa[KS][4];
 #pragma unroll
-    for (int ks = 0; ks < 4; ++ks)
+    for (int ks = 0; ks < KS; ++ks)
       if (ks < ksteps) {
         const __half* p = q + ks * 16 + c2;
         qa[ks][0] = ld_h2(p + r0 * ldq);
@@ -241,7 +247,7 @@ __global__ void window_attention_mma_kernel(const T* __restrict__ qkv, int res, 
       if (t < key_tiles) {
         const __half* kr = k + (t * 8 + g) * ldq + c2;
 #pragma unroll
-        for (int ks = 0; ks < 4; ++ks)
+        for (int ks = 0; ks < KS; ++ks)
           if (ks < ksteps) mma_16816(sc[t], qa[ks], ld_h2(kr + ks * 16), ld_h2(kr + ks * 16 + 8));
       }
     }
@@ -283,9 +289,9 @@ __global__ void window_attention_mma_kernel(const T* __restrict__ qkv, int res, 
     sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
     const float inv0 = 1.0f / sum0, inv1 = 1.0f / sum1;
     // p (normalised, fp16) as A fragments: key step kk = score tiles 2kk, 2kk+1.
-    float o[8][4];
+    float o[DT][4];
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+    for (int nt = 0; nt < DT; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       if (2 * kk >= key_tiles) break;
@@ -294,14 +300,14 @@ __global__ void window_attention_mma_kernel(const T* __restrict__ qkv, int res, 
                               pack_h2(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
                               pack_h2(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt)
+      for (int nt = 0; nt < DT; ++nt)
         if (nt < dtiles) {
           const __half* vr = vT + (nt * 8 + g) * ldv + kk * 16 + c2;
           mma_16816(o[nt], pa, ld_h2(vr), ld_h2(vr + 8));
         }
     }
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
+    for (int nt = 0; nt < DT; ++nt)
       if (nt < dtiles) {
         const int e = h * d + nt * 8 + c2;
         if (r0 < N) store_pair(out + (base + tok[r0]) * C + e, o[nt][0], o[nt][1]);
@@ -316,8 +322,9 @@ void launch_mma(const void* qkv, int B, int res, int C, int heads, int window, i
   const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
   const size_t smem = sizeof(__half) * (2 * NP * (d + 8) + d * (NP + 8)) + sizeof(int) * 2 * NP;
   const dim3 grid((res / window) * (res / window), heads, B);
-  window_attention_mma_kernel<T><<<grid, 128, smem, s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift,
-                                                          scale, bias, static_cast<T*>(out));
+  auto kernel = d <= 32 ? window_attention_mma_kernel<T, 32> : window_attention_mma_kernel<T, 64>;
+  kernel<<<grid, 128, smem, s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift, scale, bias,
+                                 static_cast<T*>(out));
 }
 
 // Tensor-core variant. Shared memory: q, k, v, p as fp16 [NP][ld16], the
