@@ -25,6 +25,8 @@ namespace {
 struct EvalArgs {
   ModelArgs model;
   std::string volume_path, list_dir, list, json, csv, save_nifti, save_png, device = "auto", precision = "fp32";
+  std::vector<std::string> images, labels;  // NIfTI inputs instead of --volume-path
+  std::string intensity = "synapse";
   int num_classes = 0, img_size = 0, batch = 8;
   double z_spacing = 1.0;
   bool no_progress = false;
@@ -106,11 +108,30 @@ void check_output_dir(const std::string& path, const char* flag) {
 int run(const EvalArgs& a, bool precision_given) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(a.volume_path, ec))
-    throw Error(fmt::format("--volume-path {}: not a directory (the <case>.npy.h5 files expected there)", a.volume_path));
   EvalOptions o;
-  o.volume_path = a.volume_path;
-  o.cases = read_case_list(case_list_path(a));
+  if (!a.images.empty()) {
+    // NIfTI volumes: one case per --image, named by its file, labels by position.
+    if (!a.labels.empty() && a.labels.size() != a.images.size())
+      throw CLI::ValidationError(fmt::format("{} --label for {} --image: give one label per image, or none",
+                                             a.labels.size(), a.images.size()));
+    if (a.labels.empty() && a.save_nifti.empty() && a.save_png.empty())
+      throw CLI::ValidationError("--image without --label: nothing to score, so give --save-nifti or --save-png");
+    for (const std::string& p : a.images) {
+      if (!has_nifti_extension(p)) throw Error(fmt::format("--image {}: a .nii or .nii.gz file expected", p));
+      o.cases.push_back(nifti_case_name(p));
+    }
+    const bool window = a.intensity == "synapse";
+    const std::vector<std::string> images = a.images, labels = a.labels;
+    o.read_case = [images, labels, window, names = o.cases](size_t i) {
+      return read_nifti_case(images[i], labels.empty() ? std::string() : labels[i], names[i], window);
+    };
+  } else {
+    if (!fs::is_directory(a.volume_path, ec))
+      throw Error(fmt::format("--volume-path {}: not a directory (the <case>.npy.h5 files expected there)",
+                              a.volume_path));
+    o.volume_path = a.volume_path;
+    o.cases = read_case_list(case_list_path(a));
+  }
   o.batch = a.batch;
   o.z_spacing = a.z_spacing;
   check_output_dir(a.json, "--json");
@@ -145,7 +166,7 @@ int run(const EvalArgs& a, bool precision_given) {
   // Next to a CUDA engine, the resampling and the metrics run on the GPU too.
   o.gpu_pipeline = engine->device_name().rfind("cuda", 0) == 0 && cuda_pipeline_available(nullptr);
   fmt::print(stderr, "swinrt eval: {} case(s) from {} on {} ({}), {}x{} slices, batch {}, zoom and metrics on the {}\n",
-             o.cases.size(), a.volume_path, engine->device_name(), precision_name(engine->precision()), c.img_size,
+             o.cases.size(), a.images.empty() ? a.volume_path : std::string("NIfTI files"), engine->device_name(), precision_name(engine->precision()), c.img_size,
              c.img_size, a.batch, o.gpu_pipeline ? "GPU" : "CPU");
 
   ProgressDisplay progress(!a.no_progress);
@@ -167,6 +188,8 @@ int run(const EvalArgs& a, bool precision_given) {
 
   if (!a.json.empty()) write_file_atomic(a.json, eval_json(s));
   if (!a.csv.empty()) write_file_atomic(a.csv, eval_csv(s));
+  if (s.unlabelled > 0)
+    fmt::print(stderr, "swinrt eval: {} case(s) without labels predicted and written, not scored\n", s.unlabelled);
   if (s.failed > 0) {
     fmt::print(stderr, "swinrt: error: {} of {} case(s) failed (see above); {} evaluated\n", s.failed, s.cases.size(),
                s.evaluated);
@@ -181,7 +204,15 @@ Action add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* e = app.add_subcommand("eval", "the Synapse test protocol of the original Swin-Unet (test.py)");
   add_model_options(e, a->model);
-  e->add_option("--volume-path", a->volume_path, "directory of the <case>.npy.h5 test volumes")->required();
+  CLI::Option_group* in = e->add_option_group("input", "the volumes, one of");
+  in->add_option("--volume-path", a->volume_path, "directory of the <case>.npy.h5 test volumes");
+  in->add_option("--image", a->images, "NIfTI volume(s) (.nii, .nii.gz), one case each, named by the file");
+  in->require_option(1);
+  e->add_option("--label", a->labels, "NIfTI or .npy label volume(s) for the --image volumes, in the same order");
+  e->add_option("--intensity", a->intensity,
+                "--image values: synapse (CT in HU: clip to [-125, 275], scale to [0, 1], as the Synapse data) or "
+                "none (already prepared, e.g. a swinrt --save-nifti _img file)")
+      ->check(CLI::IsMember({"synapse", "none"}));
   auto* ld = e->add_option("--list-dir", a->list_dir, "directory of test_vol.txt");
   e->add_option("--list", a->list, "the case list file itself")->excludes(ld);
   e->add_option("--num-classes", a->num_classes, "must equal the model's (checked)")->check(CLI::Range(2, 65536));

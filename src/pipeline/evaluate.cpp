@@ -82,6 +82,22 @@ namespace {
 // Case metrics and (optionally) the NIfTI files; runs on the second thread.
 void finish_case(CaseResult& r, const SynapseCase& c, const std::vector<int32_t>& pred, int num_classes,
                  const EvalOptions& o) {
+  if (c.label.empty()) {  // no ground truth: the prediction (and image) only
+    r.unlabelled = true;
+    const std::vector<int32_t> none(pred.size(), 0);
+    if (!o.save_nifti_dir.empty()) {
+      const std::filesystem::path dir(o.save_nifti_dir);
+      const std::array<double, 3> spacing{1.0, 1.0, o.z_spacing};
+      std::vector<float> f(pred.begin(), pred.end());
+      write_nifti((dir / (c.name + "_pred.nii.gz")).string(), c.shape, f.data(), spacing);
+      write_nifti((dir / (c.name + "_img.nii.gz")).string(), c.shape, c.image.data(), spacing);
+    }
+    if (!o.save_png_dir.empty()) {
+      SynapseCase unlabelled{c.name, c.shape, c.image, none};
+      write_overlays(o.save_png_dir, unlabelled, pred, num_classes);
+    }
+    return;
+  }
   std::vector<int> classes;
   for (int k = 1; k < num_classes; ++k) classes.push_back(k);
   // The original passes no voxel spacing to medpy: distances in voxels.
@@ -149,6 +165,7 @@ EvalSummary evaluate_cases(Engine& engine, const EvalOptions& o, const std::func
   // The next case is read on a third thread while this one is inferred.
   auto start_reading = [&o](size_t i) {
     return std::async(std::launch::async, [&o, i] {
+      if (o.read_case) return o.read_case(i);
       const std::string path = (std::filesystem::path(o.volume_path) / (o.cases[i] + ".npy.h5")).string();
       return read_synapse_case(path, o.cases[i]);
     });
@@ -197,6 +214,7 @@ EvalSummary evaluate_cases(Engine& engine, const EvalOptions& o, const std::func
   std::vector<ClassMetric> sum(static_cast<size_t>(std::max(0, num_classes - 1)));
   for (const CaseResult& r : s.cases) {
     if (!r.error.empty()) ++s.failed;
+    if (r.unlabelled && r.error.empty()) ++s.unlabelled;
     if (!r.evaluated) continue;
     ++s.evaluated;
     for (size_t k = 0; k < sum.size(); ++k) {

@@ -32,11 +32,16 @@ struct EvalOptions {
   std::string save_png_dir;         // when set: <case>_slice<z>.png overlays (pipeline/overlay.h)
   double z_spacing = 1.0;           // NIfTI spacing (1, 1, z_spacing), as the original
   bool gpu_pipeline = false;        // zoom and metrics on the GPU (needs a CUDA build and device)
+  // Reads case i when set (NIfTI inputs: read_nifti_case); else
+  // volume_path/<case>.npy.h5. A case without labels is predicted and
+  // written (NIfTI, PNG) but not scored.
+  std::function<SynapseCase(size_t)> read_case;
 };
 
 struct CaseResult {
   std::string name;
   bool evaluated = false;            // metrics computed (counts in the means)
+  bool unlabelled = false;           // no ground truth: predicted and written, not scored
   std::string error;                 // what went wrong, naming the case; empty if nothing
   std::vector<ClassMetric> metrics;  // classes 1..C-1
   double mean_dice = 0.0, mean_hd95 = 0.0;
@@ -58,6 +63,7 @@ struct EvalSummary {
   std::vector<ClassMetric> class_mean;    // classes 1..C-1, over the evaluated cases
   double mean_dice = 0.0, mean_hd95 = 0.0;
   int evaluated = 0, failed = 0;          // failed: cases with an error
+  int unlabelled = 0;                     // predicted only (no ground truth)
 };
 
 // Case names of a list file, one per line (test_vol.txt); blank lines skipped.

@@ -8,6 +8,7 @@
 #endif
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -264,6 +265,35 @@ ImageVolume read_nifti(const std::string& path) {
   read_nifti_values(path, v.shape, v.spacing, v.data);
   check_finite(v.data, path, v.shape);
   return v;
+}
+
+SynapseCase read_nifti_case(const std::string& image_path, const std::string& label_path, const std::string& case_name,
+                            bool synapse_window) {
+  SynapseCase c;
+  c.name = case_name;
+  ImageVolume img = read_nifti(image_path);
+  if (img.shape.size() != 3)
+    throw Error(fmt::format("{}: an image of shape {}; a volume (3 dimensions) expected", image_path,
+                            shape_text(img.shape)));
+  c.shape = img.shape;
+  c.image = std::move(img.data);
+  if (synapse_window)
+    for (float& v : c.image) v = (std::min(std::max(v, -125.0f), 275.0f) + 125.0f) / 400.0f;
+  if (!label_path.empty()) {
+    LabelVolume lab = read_label_volume(label_path);
+    if (lab.shape != c.shape)
+      throw Error(fmt::format("{}: labels of shape {}, the image {} is {}; equal shapes expected", label_path,
+                              shape_text(lab.shape), image_path, shape_text(c.shape)));
+    c.label = std::move(lab.labels);
+  }
+  return c;
+}
+
+std::string nifti_case_name(const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string();
+  for (const char* ext : {".nii.gz", ".nii"})
+    if (ends_with(name, ext)) return name.substr(0, name.size() - std::strlen(ext));
+  return name;
 }
 
 LabelVolume read_label_volume(const std::string& path) {

@@ -27,6 +27,18 @@ struct SynapseCase {
 // integral labels); `case_name` goes into error messages.
 SynapseCase read_synapse_case(const std::string& path, const std::string& case_name);
 
+// A case from NIfTI files: the image (rank 3, read as [z, y, x] like the
+// Synapse arrays and swinrt eval's own --save-nifti output) and, when
+// `label_path` is not empty, a label volume of the same shape (.nii, .nii.gz
+// or .npy). `synapse_window`: the Synapse preprocessing of raw CT in HU,
+// clip to [-125, 275] and scale to [0, 1]; otherwise the values are used as
+// they are. An empty label vector means "no ground truth".
+SynapseCase read_nifti_case(const std::string& image_path, const std::string& label_path, const std::string& case_name,
+                            bool synapse_window);
+
+// The case name of a NIfTI file: its file name without .nii / .nii.gz.
+std::string nifti_case_name(const std::string& path);
+
 // A label volume with the voxel spacing of its file, per array axis (empty
 // when the file has none, as .npy).
 struct LabelVolume {

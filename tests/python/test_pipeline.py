@@ -523,3 +523,60 @@ def test_eval_checks_the_model(swinrt_bin, eval_run):
     assert r.returncode == 1 and "--num-classes 14" in r.stderr
     r = subprocess.run(base + ["--list", "a", "--list-dir", "b"], capture_output=True, text=True)
     assert r.returncode == 2
+
+
+def test_eval_nifti_inputs(swinrt_bin, eval_run, tmp_path):
+    """`swinrt eval --image/--label`: the NIfTI files `--save-nifti` wrote read
+    back as inputs give the very metrics of the .npy.h5 run; raw HU through
+    --intensity synapse; without labels, only the prediction is written."""
+    e = eval_run
+    if e["nii"] is None:
+        pytest.skip("needs SimpleITK and a swinrt with NIfTI (to write the inputs)")
+    sitk = sitk_module()
+    doc = json.loads(e["json"].read_text())
+    case = e["cases"][0]
+    img, gt = e["nii"] / f"{case}_img.nii.gz", e["nii"] / f"{case}_gt.nii.gz"
+    base = [swinrt_bin, "eval", "--weights", str(e["weights"]), "--device", EVAL_DEVICE, "--batch", "4", "--no-progress"]
+    r = subprocess.run(base + ["--image", str(img), "--label", str(gt), "--intensity", "none",
+                               "--json", str(tmp_path / "n.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = json.loads((tmp_path / "n.json").read_text())
+    assert got["cases"][f"{case}_img"] == doc["cases"][case]
+    assert f"idx 0 case {case}_img mean_dice" in r.stdout
+
+    # Raw CT in HU: the Synapse window maps it back to [0, 1] (float rounding only).
+    image = sitk.ReadImage(str(img))
+    hu = sitk.GetImageFromArray(sitk.GetArrayFromImage(image).astype(np.float32) * 400.0 - 125.0)
+    hu.CopyInformation(image)
+    sitk.WriteImage(hu, str(tmp_path / "ct_hu.nii.gz"))
+    r = subprocess.run(base + ["--image", str(tmp_path / "ct_hu.nii.gz"), "--label", str(gt),
+                               "--json", str(tmp_path / "hu.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    hu_doc = json.loads((tmp_path / "hu.json").read_text())["cases"]["ct_hu"]
+    for c, m in doc["cases"][case].items():
+        assert abs(hu_doc[c]["dice"] - m["dice"]) <= 0.02, (c, hu_doc[c], m)
+
+    # No labels: predicted and written, not scored; the prediction is the labelled run's.
+    out = tmp_path / "pred"
+    r = subprocess.run(base + ["--image", str(img), "--intensity", "none", "--save-nifti", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "without labels" in r.stderr and "Testing performance" not in r.stdout
+    pred = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}_img_pred.nii.gz")))
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(e["nii"] / f"{case}_pred.nii.gz")))
+    np.testing.assert_array_equal(pred, ref)
+    assert not (out / f"{case}_img_gt.nii.gz").exists()
+
+    # Bad input: clear errors, non-zero exits.
+    r = subprocess.run(base + ["--image", str(img)], capture_output=True, text=True)
+    assert r.returncode == 2 and "--save-nifti" in r.stderr
+    r = subprocess.run(base + ["--image", str(img), "--label", str(gt), "--label", str(gt)], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "one label per image" in r.stderr
+    other = e["nii"] / f"{e['cases'][1]}_gt.nii.gz"
+    r = subprocess.run(base + ["--image", str(img), "--label", str(other), "--intensity", "none"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and str(other) in r.stderr and "equal shapes" in r.stderr, r.stderr
+    r = subprocess.run(base + ["--image", str(e["vol"] / f"{case}.npy.h5"), "--save-png", str(tmp_path / "png")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and ".nii" in r.stderr
