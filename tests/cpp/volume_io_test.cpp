@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -141,6 +142,48 @@ TEST(Nifti, RoundTripsWithSpacing) {
     for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
       EXPECT_EQ(e.path().string().find(path + ".tmp"), std::string::npos) << "temporary left behind: " << e.path();
   }
+}
+
+// eval --image: a NIfTI case, the Synapse window on HU values, labels of
+// the same shape, and the refusals.
+TEST(Nifti, CasesForEval) {
+#ifndef SWINRT_WITH_NIFTI
+  GTEST_SKIP() << "built without NIfTI support";
+#endif
+  const std::string img = test::temp_path("ct.nii.gz"), lab = test::temp_path("ct_gt.nii.gz");
+  const std::vector<float> hu = {-1000.f, -125.f, 75.f, 275.f, 3000.f, 0.f, 175.f, -25.f};
+  write_nifti(img, {2, 2, 2}, hu.data(), {1.0, 1.0, 1.0});
+  const std::vector<float> labels = {0, 1, 2, 3, 0, 1, 2, 8};
+  write_nifti(lab, {2, 2, 2}, labels.data(), {1.0, 1.0, 1.0});
+  EXPECT_EQ(nifti_case_name(img), "ct");
+  EXPECT_EQ(nifti_case_name("/a/b/case0001.nii"), "case0001");
+
+  const SynapseCase c = read_nifti_case(img, lab, "ct", true);
+  EXPECT_EQ(c.shape, (std::vector<int64_t>{2, 2, 2}));
+  // clip to [-125, 275], then (v + 125) / 400, in float.
+  const std::vector<float> want = {0.f, 0.f, 0.5f, 1.f, 1.f, 125.f / 400.f, 300.f / 400.f, 100.f / 400.f};
+  EXPECT_EQ(c.image, want);
+  EXPECT_EQ(c.label, (std::vector<int32_t>{0, 1, 2, 3, 0, 1, 2, 8}));
+  const SynapseCase raw = read_nifti_case(img, "", "ct", false);
+  EXPECT_EQ(raw.image, hu);
+  EXPECT_TRUE(raw.label.empty());
+
+  auto refused = [](const std::function<void()>& f, const std::string& file, const std::string& what) {
+    try {
+      f();
+      FAIL() << "expected an error about " << what;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(file), std::string::npos) << msg;
+      EXPECT_NE(msg.find(what), std::string::npos) << msg;
+    }
+  };
+  const std::string small = test::temp_path("small_gt.nii.gz"), flat = test::temp_path("flat.nii.gz");
+  write_nifti(small, {2, 2}, labels.data(), {1.0, 1.0, 1.0});
+  refused([&] { read_nifti_case(img, small, "ct", true); }, small, "equal shapes");
+  write_nifti(flat, {2, 4}, hu.data(), {1.0, 1.0, 1.0});
+  refused([&] { read_nifti_case(flat, "", "flat", true); }, flat, "3 dimensions");
+  refused([&] { read_nifti_case(test::temp_path("missing.nii.gz"), "", "m", true); }, "missing.nii.gz", "cannot open");
 }
 
 TEST(Nifti, RefusesMalformedFiles) {
