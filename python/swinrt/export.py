@@ -22,14 +22,13 @@ import argparse
 import contextlib
 import io
 import logging
-import os
 import sys
-import tempfile
 import warnings
 
 import torch
 
 from .config import ConfigError
+from .files import write_atomic
 from .convert import ConvertError, add_config_args, config_from_args, load_checkpoint
 from .weights import WeightsError, load_safetensors, model_from_state_dict
 
@@ -115,13 +114,8 @@ def export(model, cfg, path, opset=13, dynamo=False, simplify_with=None, batch=2
     import onnx
     model = model.eval()
     x = torch.rand(batch, 1, cfg.img_size, cfg.img_size, generator=torch.Generator().manual_seed(0))
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".swinrt-", suffix=".onnx", dir=directory)
-    except OSError as e:
-        raise OSError(f"{path}: cannot write there ({e.strerror or e})") from None
-    os.close(fd)
-    try:
+
+    def write(tmp):
         sink = io.StringIO()
         loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")] if quiet else []
         levels = [lg.level for lg in loggers]
@@ -138,14 +132,9 @@ def export(model, cfg, path, opset=13, dynamo=False, simplify_with=None, batch=2
         m = onnx.load(tmp)
         onnx.checker.check_model(m)
         written = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        return written, used
+
+    written, used = write_atomic(path, write, suffix=".onnx")
     return {"opset": written, "exporter": "dynamo" if dynamo else "legacy", "simplifier": used}
 
 

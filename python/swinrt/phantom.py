@@ -34,11 +34,12 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from .files import write_atomic
 
 ORGANS = {1: "aorta", 2: "gallbladder", 3: "left kidney", 4: "right kidney", 5: "liver", 6: "pancreas",
           7: "spleen", 8: "stomach"}
@@ -454,22 +455,6 @@ def generate(seed: int, depth: int = 48, size: int = 512) -> Volume:
 # ---------------------------------------------------------------- writing
 
 
-def _atomic(path: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_h5(path: str, vol: Volume) -> None:
     """A Synapse test volume: datasets image (float32) and label, [D, H, W]."""
     import h5py
@@ -478,7 +463,7 @@ def write_h5(path: str, vol: Volume) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("image", data=vol.image)
             f.create_dataset("label", data=vol.label)
-    _atomic(path, write)
+    write_atomic(path, write)
 
 
 def write_npz(path: str, image: np.ndarray, label: np.ndarray) -> None:
@@ -486,14 +471,14 @@ def write_npz(path: str, image: np.ndarray, label: np.ndarray) -> None:
     def write(tmp):
         with open(tmp, "wb") as f:
             np.savez(f, image=image, label=label)
-    _atomic(path, write)
+    write_atomic(path, write)
 
 
 def write_list(path: str, names) -> None:
     def write(tmp):
         with open(tmp, "w") as f:
             f.write("".join(n + "\n" for n in names))
-    _atomic(path, write)
+    write_atomic(path, write)
 
 
 def write_dataset(out: str, seed: int = 0, volumes: int = 1, depth: int = 48, train_slices: int = 0,

@@ -43,6 +43,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import phantom
+from .files import write_atomic
 from .demo import DEMO_CONFIG, DEPTH, TRAIN_SEED, VAL_SEED
 
 # ---------------------------------------------------------------- data
@@ -457,9 +458,10 @@ def main(argv=None) -> int:
         "history": history,
     })
     path = os.path.join(a.out, "metrics.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(path + ".tmp", path)
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+    write_atomic(path, write)
     verdict = "reached" if doc["mean_dice"] >= 0.85 else "NOT reached"
     log(f"held-out mean dice {doc['mean_dice']:.4f} (the demo model's target 0.85: {verdict}); wrote {path}; "
         f"total {time.time() - t_start:.0f} s")

@@ -5,8 +5,6 @@ reading back into a reference model, and the key-by-key check of a state_dict
 against a config that both directions (and swinrt-convert) use."""
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Mapping, Tuple, Union
 
 import torch
@@ -14,6 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import ConfigError, ModelConfig
+from .files import write_atomic
 from .model import SwinUnet
 
 FORMAT_VERSION = "1"
@@ -96,22 +95,7 @@ def save_safetensors(model_or_state: Union[SwinUnet, Mapping[str, torch.Tensor]]
             raise WeightsError(f"{path}: tensor '{k}' does not fit in {dtype} (NaN or Inf after the cast)")
         tensors[k] = t
     meta = {"swinrt_format": FORMAT_VERSION, "config": cfg.to_json(), "source": str(source)}
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".swinrt-", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise OSError(f"{path}: cannot write there ({e.strerror or e})") from None
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_safetensors(path: str) -> Tuple[ModelConfig, SwinUnet]:
