@@ -82,44 +82,35 @@ namespace {
 // Case metrics and (optionally) the NIfTI files; runs on the second thread.
 void finish_case(CaseResult& r, const SynapseCase& c, const std::vector<int32_t>& pred, int num_classes,
                  const EvalOptions& o) {
-  if (c.label.empty()) {  // no ground truth: the prediction (and image) only
+  // Without ground truth (c.label empty) the case is predicted and written, not scored.
+  if (c.label.empty()) {
     r.unlabelled = true;
-    const std::vector<int32_t> none(pred.size(), 0);
-    if (!o.save_nifti_dir.empty()) {
-      const std::filesystem::path dir(o.save_nifti_dir);
-      const std::array<double, 3> spacing{1.0, 1.0, o.z_spacing};
-      std::vector<float> f(pred.begin(), pred.end());
-      write_nifti((dir / (c.name + "_pred.nii.gz")).string(), c.shape, f.data(), spacing);
-      write_nifti((dir / (c.name + "_img.nii.gz")).string(), c.shape, c.image.data(), spacing);
+  } else {
+    std::vector<int> classes;
+    for (int k = 1; k < num_classes; ++k) classes.push_back(k);
+    // The original passes no voxel spacing to medpy: distances in voxels.
+    const auto evaluate = o.gpu_pipeline ? cuda_evaluate_volume : evaluate_volume;
+    r.metrics = evaluate(pred.data(), c.label.data(), volume_shape(c.shape), {1.0, 1.0, 1.0}, classes);
+    double sd = 0.0, sh = 0.0;
+    for (const ClassMetric& m : r.metrics) {
+      sd += m.dice;
+      sh += m.hd95;
     }
-    if (!o.save_png_dir.empty()) {
-      SynapseCase unlabelled{c.name, c.shape, c.image, none};
-      write_overlays(o.save_png_dir, unlabelled, pred, num_classes);
-    }
-    return;
+    const double n = static_cast<double>(r.metrics.size());
+    r.mean_dice = sd / n;
+    r.mean_hd95 = sh / n;
+    r.evaluated = true;
   }
-  std::vector<int> classes;
-  for (int k = 1; k < num_classes; ++k) classes.push_back(k);
-  // The original passes no voxel spacing to medpy: distances in voxels.
-  const auto evaluate = o.gpu_pipeline ? cuda_evaluate_volume : evaluate_volume;
-  r.metrics = evaluate(pred.data(), c.label.data(), volume_shape(c.shape), {1.0, 1.0, 1.0}, classes);
-  double sd = 0.0, sh = 0.0;
-  for (const ClassMetric& m : r.metrics) {
-    sd += m.dice;
-    sh += m.hd95;
-  }
-  const double n = static_cast<double>(r.metrics.size());
-  r.mean_dice = sd / n;
-  r.mean_hd95 = sh / n;
-  r.evaluated = true;
   if (!o.save_nifti_dir.empty()) {
     const std::filesystem::path dir(o.save_nifti_dir);
     const std::array<double, 3> spacing{1.0, 1.0, o.z_spacing};
     std::vector<float> f(pred.begin(), pred.end());
     write_nifti((dir / (c.name + "_pred.nii.gz")).string(), c.shape, f.data(), spacing);
     write_nifti((dir / (c.name + "_img.nii.gz")).string(), c.shape, c.image.data(), spacing);
-    f.assign(c.label.begin(), c.label.end());
-    write_nifti((dir / (c.name + "_gt.nii.gz")).string(), c.shape, f.data(), spacing);
+    if (!c.label.empty()) {
+      f.assign(c.label.begin(), c.label.end());
+      write_nifti((dir / (c.name + "_gt.nii.gz")).string(), c.shape, f.data(), spacing);
+    }
   }
   if (!o.save_png_dir.empty()) write_overlays(o.save_png_dir, c, pred, num_classes);
 }

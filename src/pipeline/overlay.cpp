@@ -65,7 +65,7 @@ std::vector<int64_t> overlay_slices(const SynapseCase& c, const std::vector<int3
   std::vector<int64_t> with_organs;
   for (int64_t z = 0; z < D; ++z) {
     bool any = false;
-    for (int64_t p = z * HW; p < (z + 1) * HW && !any; ++p) any = c.label[p] > 0 || pred[p] > 0;
+    for (int64_t p = z * HW; p < (z + 1) * HW && !any; ++p) any = (!c.label.empty() && c.label[p] > 0) || pred[p] > 0;
     if (any) with_organs.push_back(z);
   }
   if (with_organs.empty())
@@ -109,13 +109,14 @@ std::vector<std::string> write_overlays(const std::string& dir, const SynapseCas
   for (int64_t z : overlay_slices(c, pred, count)) {
     Canvas cv(2 * W + kGap, H + kLegend);
     for (int panel = 0; panel < 2; ++panel) {
-      const int32_t* lab = (panel == 0 ? c.label.data() : pred.data()) + z * HW;
+      // No ground truth (an unlabelled case): the left panel is the CT alone.
+      const int32_t* lab = panel == 0 ? (c.label.empty() ? nullptr : c.label.data() + z * HW) : pred.data() + z * HW;
       for (int y = 0; y < H; ++y)
         for (int x = 0; x < W; ++x) {
           const float v = c.image[z * HW + int64_t(y) * W + x];
           const int grey = static_cast<int>(std::lround(std::clamp(v, 0.0f, 1.0f) * 255.0f));
           std::array<uint8_t, 3> px{uint8_t(grey), uint8_t(grey), uint8_t(grey)};
-          if (const int k = lab[int64_t(y) * W + x]; k > 0) {
+          if (const int k = lab ? lab[int64_t(y) * W + x] : 0; k > 0) {
             const auto col = organ_colour(k);
             for (int i = 0; i < 3; ++i) px[i] = static_cast<uint8_t>((grey + col[i] + 1) / 2);  // 50% blend
           }

@@ -17,7 +17,8 @@ namespace swinrt {
 std::array<uint8_t, 3> organ_colour(int k);
 
 // Slices to draw: up to `count`, spread evenly over those where the ground
-// truth or the prediction holds an organ (all slices when none does).
+// truth or the prediction holds an organ (all slices when none does). A case
+// without labels (c.label empty) is drawn with the CT alone on the left.
 std::vector<int64_t> overlay_slices(const SynapseCase& c, const std::vector<int32_t>& pred, int count);
 
 // Writes DIR/<case>_slice<z>.png for each chosen slice (atomically); returns the paths.

@@ -558,14 +558,26 @@ def test_eval_nifti_inputs(swinrt_bin, eval_run, tmp_path):
 
     # No labels: predicted and written, not scored; the prediction is the labelled run's.
     out = tmp_path / "pred"
-    r = subprocess.run(base + ["--image", str(img), "--intensity", "none", "--save-nifti", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run(base + ["--image", str(img), "--intensity", "none", "--save-nifti", str(out),
+                               "--save-png", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "without labels" in r.stderr and "Testing performance" not in r.stdout
     pred = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}_img_pred.nii.gz")))
     ref = sitk.GetArrayFromImage(sitk.ReadImage(str(e["nii"] / f"{case}_pred.nii.gz")))
     np.testing.assert_array_equal(pred, ref)
     assert not (out / f"{case}_img_gt.nii.gz").exists()
+    # Overlays without ground truth: the left panel is the grey CT alone, the right the prediction.
+    pngs = sorted(out.glob(f"{case}_img_slice*.png"))
+    assert pngs
+    D, H, W = pred.shape
+    for png in pngs:
+        z = int(png.stem.rsplit("slice", 1)[1])
+        rgb = read_png_rgb(png).astype(int)
+        left = rgb[:H, :W]
+        assert (left[..., 0] == left[..., 1]).all() and (left[..., 1] == left[..., 2]).all(), png
+        right = rgb[:H, W + 4:2 * W + 4]
+        organ = pred[z] > 0
+        assert (right[organ][:, 0] != right[organ][:, 1]).any() or not organ.any()
 
     # Bad input: clear errors, non-zero exits.
     r = subprocess.run(base + ["--image", str(img)], capture_output=True, text=True)
