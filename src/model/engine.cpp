@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <functional>
+
 #include "../cpu/ops.h"
 #include "swinrt/error.h"
 #include "swinrt/plan_file.h"
@@ -34,26 +36,40 @@ const char* precision_name(Precision p) {
   return "?";
 }
 
+namespace {
+
+// --device auto: the CUDA engine where one can be made (a GPU is present and
+// creating the engine succeeds), else the CPU's.
+std::unique_ptr<Engine> cuda_else_cpu(const std::function<std::unique_ptr<Engine>()>& cuda,
+                                      const std::function<std::unique_ptr<Engine>()>& cpu) {
+  std::string why;
+  if (cuda_available(&why)) {
+    try {
+      return cuda();
+    } catch (const Error& e) {
+      fmt::print(stderr, "swinrt: CUDA engine unavailable ({}); using the CPU\n", e.what());
+    }
+  }
+  return cpu();
+}
+
+}  // namespace
+
 std::unique_ptr<Engine> Engine::create(const Weights& weights, const EngineOptions& options) {
   switch (options.device) {
     case Device::Cpu: return make_cpu_engine(weights, options);
     case Device::Cuda: return make_cuda_engine(weights, options);
-    case Device::Auto: {
-      std::string why;
-      if (cuda_available(&why)) {
-        try {
-          return make_cuda_engine(weights, options);
-        } catch (const Error& e) {
-          fmt::print(stderr, "swinrt: CUDA engine unavailable ({}); using the CPU\n", e.what());
-        }
-      }
-      EngineOptions cpu = options;
-      if (cpu.precision != Precision::FP32 && cpu.precision != Precision::TF32) {
-        fmt::print(stderr, "swinrt: the CPU backend runs fp32, not {}\n", precision_name(cpu.precision));
-        cpu.precision = Precision::FP32;
-      }
-      return make_cpu_engine(weights, cpu);
-    }
+    case Device::Auto:
+      return cuda_else_cpu([&] { return make_cuda_engine(weights, options); },
+                           [&] {
+                             EngineOptions cpu = options;
+                             if (cpu.precision != Precision::FP32 && cpu.precision != Precision::TF32) {
+                               fmt::print(stderr, "swinrt: the CPU backend runs fp32, not {}\n",
+                                          precision_name(cpu.precision));
+                               cpu.precision = Precision::FP32;
+                             }
+                             return make_cpu_engine(weights, cpu);
+                           });
   }
   throw Error("unknown device");
 }
@@ -75,17 +91,7 @@ std::unique_ptr<Engine> Engine::create(const PlanFile& plan, const EngineOptions
   switch (options.device) {
     case Device::Cpu: return on_cpu();
     case Device::Cuda: return make_cuda_engine(plan, o);
-    case Device::Auto: {
-      std::string why;
-      if (cuda_available(&why)) {
-        try {
-          return make_cuda_engine(plan, o);
-        } catch (const Error& e) {
-          fmt::print(stderr, "swinrt: CUDA engine unavailable ({}); using the CPU\n", e.what());
-        }
-      }
-      return on_cpu();
-    }
+    case Device::Auto: return cuda_else_cpu([&] { return make_cuda_engine(plan, o); }, on_cpu);
   }
   throw Error("unknown device");
 }
