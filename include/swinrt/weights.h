@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,8 @@ namespace swinrt {
 
 enum class DType { F32, F16, BF16 };
 const char* dtype_name(DType d);
+// The DType of a name dtype_name gives ("F32", "F16", "BF16"); none for others.
+std::optional<DType> dtype_from_name(const std::string& name);
 
 struct Tensor {
   std::vector<int64_t> shape;

@@ -35,9 +35,7 @@ int64_t numel(const Shape& s) {
 }
 
 DType parse_dtype(const std::string& s, const std::string& where) {
-  if (s == "F32") return DType::F32;
-  if (s == "F16") return DType::F16;
-  if (s == "BF16") return DType::BF16;
+  if (const auto d = dtype_from_name(s)) return *d;
   throw Error(fmt::format("{}: unknown dtype '{}'", where, s));
 }
 

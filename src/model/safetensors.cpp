@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -82,10 +83,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         throw bad("expected an object with dtype, shape and data_offsets");
       const json& dt = v["dtype"];
       SafetensorsEntry e{};
-      if (dt == "F32") e.dtype = DType::F32;
-      else if (dt == "F16") e.dtype = DType::F16;
-      else if (dt == "BF16") e.dtype = DType::BF16;
-      else throw bad(fmt::format("dtype {} is not supported (F32, F16 or BF16 expected)", dt.dump()));
+      const std::optional<DType> d = dt.is_string() ? dtype_from_name(dt.get<std::string>()) : std::nullopt;
+      if (!d) throw bad(fmt::format("dtype {} is not supported (F32, F16 or BF16 expected)", dt.dump()));
+      e.dtype = *d;
       if (!v["shape"].is_array() || v["shape"].size() > 8) throw bad("shape must be a list of at most 8 dimensions");
       uint64_t numel = 1;
       for (const json& d : v["shape"]) {

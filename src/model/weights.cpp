@@ -22,6 +22,12 @@ const char* dtype_name(DType d) {
   return "?";
 }
 
+std::optional<DType> dtype_from_name(const std::string& name) {
+  for (DType d : {DType::F32, DType::F16, DType::BF16})
+    if (name == dtype_name(d)) return d;
+  return std::nullopt;
+}
+
 int64_t Tensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
