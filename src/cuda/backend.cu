@@ -11,11 +11,13 @@
 // from the pool (a new one is made when none is free).
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "model/safetensors.h"
@@ -124,6 +126,12 @@ struct Marks {
   }
 };
 
+// The fewest windows (thread blocks) for which the engine fuses a Swin block.
+// The fused kernel does not yet beat the op-by-op kernels on the H100 at any
+// batch size (docs/PERFORMANCE.md, "Fused Swin blocks"), so by default it is
+// off: SWINRT_FUSED_BLOCK=1 turns it on.
+constexpr int64_t kFusedMinWindows = INT64_MAX;
+
 class CudaEngine final : public Engine {
  public:
   // `image` as make_weight_image(weights, o.precision) makes it; `chosen`:
@@ -152,6 +160,7 @@ class CudaEngine final : public Engine {
     const char* fused = std::getenv("SWINRT_FUSED_HEAD");
     fused_head_ = final_expand_head_supported(act_, c.embed_dim, c.num_classes) && fused && *fused == '1';
     weights_ = std::make_unique<DeviceWeights>(image);
+    arrange_fused_blocks();
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
   }
@@ -212,7 +221,7 @@ class CudaEngine final : public Engine {
 
   size_t memory_bytes() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    size_t n = weights_->bytes();
+    size_t n = weights_->bytes() + fused_arena_.bytes;
     for (const auto& c : pool_) n += c->bytes;
     return n;
   }
@@ -296,6 +305,49 @@ class CudaEngine final : public Engine {
   }
 
  private:
+  // FP16/BF16 Swin blocks whose shapes swin_block takes run as one kernel
+  // each (src/cuda/swin_block.cu) where a launch has at least
+  // fused_min_windows_ windows (one thread block each; below that the
+  // op-by-op kernels spread the work over more SMs); their GEMM weights are
+  // arranged once here. SWINRT_FUSED_BLOCK=0 keeps the op-by-op path, =1
+  // fuses at every batch size, =N (N > 1) sets the threshold (for A/B
+  // comparisons and tests).
+  void arrange_fused_blocks() {
+    if (const char* env = std::getenv("SWINRT_FUSED_BLOCK")) {
+      const long v = std::strtol(env, nullptr, 10);
+      if (v <= 0) return;
+      fused_min_windows_ = v;
+    }
+    if (fused_min_windows_ == INT64_MAX) return;  // off: arrange nothing
+    fused_.assign(plan_.size(), std::nullopt);
+    std::vector<size_t> offset(plan_.size());
+    size_t bytes = 0;
+    for (size_t i = 0; i < plan_.size(); ++i) {
+      const Step& st = plan_[i];
+      if (st.op != OpKind::SwinBlock || !swin_block_supported(act_, st.dim, st.heads, st.window, st.hidden)) continue;
+      offset[i] = bytes;
+      bytes += (swin_block_stream_bytes(st.dim) + 255) & ~size_t(255);
+      fused_[i] = SwinBlockWeights{};
+    }
+    if (bytes == 0) return;
+    fused_arena_ = DeviceMemory(bytes, "the fused blocks' weights");
+    char* base = static_cast<char*>(fused_arena_.ptr);
+    const DeviceWeights& W = *weights_;
+    for (size_t i = 0; i < plan_.size(); ++i) {
+      if (!fused_[i]) continue;
+      const Step& st = plan_[i];
+      swin_block_arrange(st.dim, W.get(st.param("attn.qkv.weight")), W.get(st.param("attn.proj.weight")),
+                         W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")), base + offset[i],
+                         nullptr);
+      *fused_[i] = SwinBlockWeights{W.f32(st.param("norm1.weight")), W.f32(st.param("norm1.bias")),
+                                    W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")),
+                                    base + offset[i], W.opt(st.param("attn.qkv.bias")),
+                                    W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
+                                    W.f32(st.param("mlp.fc2.bias")), W.f32(st.param("attn.relative_position_bias"))};
+    }
+    SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
   // Takes a free context (or makes one) for the duration of a call.
   struct Lease {
     CudaEngine& e;
@@ -402,7 +454,8 @@ class CudaEngine final : public Engine {
       }
       xt_valid = true;
     };
-    for (const Step& st : plan_) {
+    for (size_t si = 0; si < plan_.size(); ++si) {
+      const Step& st = plan_[si];
       const int64_t rows = n * st.tokens();
       const int C = st.dim;
       switch (st.op) {
@@ -422,6 +475,14 @@ class CudaEngine final : public Engine {
           mark(st.name);
           break;
         case OpKind::SwinBlock: {
+          const int64_t windows = n * (st.res / st.window) * (st.res / st.window);
+          if (!fused_.empty() && fused_[si] && windows >= fused_min_windows_) {
+            swin_block(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, *fused_[si],
+                       s);
+            mark(st.param("fused"));
+            xt_valid = false;
+            break;
+          }
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
                     W.f32(st.param("norm1.bias")), cx.t.ptr, act_, nullptr, s);
           mark(st.param("norm1"));
@@ -521,6 +582,9 @@ class CudaEngine final : public Engine {
   int device_ = 0;
   std::string name_;
   std::unique_ptr<DeviceWeights> weights_;
+  DeviceMemory fused_arena_;                            // fragment-ordered GEMM weights of fused blocks
+  std::vector<std::optional<SwinBlockWeights>> fused_;  // per plan step; empty: none fused
+  int64_t fused_min_windows_ = kFusedMinWindows;
   GpuTarget target_;
   GemmAlgoTable algos_;  // written only by autotune, with no run in flight
   mutable std::mutex mu_;

@@ -124,6 +124,60 @@ TEST(Cuda, FusedFinalHeadMatchesUnfused) {
   }
 }
 
+// The fused Swin block kernel (src/cuda/swin_block.cu, the default for the
+// FP16/BF16 blocks it takes at large batches; SWINRT_FUSED_BLOCK=1 forces it
+// here) against the op-by-op path (SWINRT_FUSED_BLOCK=0)
+// on the same weights and input. Both round at the same points; they differ
+// in summation order and GELU (exact erf fused, cuBLASLt's tanh form op by
+// op). swin-t covers C 96 and 192 with head dim 32, w8 (window 8) C 48, 96
+// and 192 with head dim 16.
+TEST(Cuda, FusedBlockMatchesUnfused) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  for (const char* name : {"swin-t", "w8"}) {
+    for (Precision p : {Precision::FP16, Precision::BF16}) {
+      const Config cfg = named_config(name);
+      const Weights w = random_weights(cfg, 9);
+      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size, C = cfg.num_classes;
+      const auto in = random_slices(B, cfg.img_size, 4);
+      std::vector<float> fused(B * C * HW), unfused(B * C * HW), ref(B * C * HW);
+      make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
+      setenv("SWINRT_FUSED_BLOCK", "1", 1);  // fused at every batch size
+      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, fused.data());
+      setenv("SWINRT_FUSED_BLOCK", "0", 1);
+      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, unfused.data());
+      unsetenv("SWINRT_FUSED_BLOCK");
+      double max_abs = 0, max_ref = 0, err_fused = 0, err_unfused = 0;
+      for (int64_t i = 0; i < B * C * HW; ++i) {
+        ASSERT_TRUE(std::isfinite(fused[i])) << "logit " << i;
+        max_abs = std::max(max_abs, std::abs(double(fused[i]) - unfused[i]));
+        max_ref = std::max(max_ref, std::abs(double(unfused[i])));
+        err_fused = std::max(err_fused, std::abs(double(fused[i]) - ref[i]));
+        err_unfused = std::max(err_unfused, std::abs(double(unfused[i]) - ref[i]));
+      }
+      std::vector<int32_t> lf(B * HW), lu(B * HW), lr(B * HW);
+      argmax_labels(fused.data(), B, C, HW, lf.data());
+      argmax_labels(unfused.data(), B, C, HW, lu.data());
+      argmax_labels(ref.data(), B, C, HW, lr.data());
+      int64_t agree = 0, agree_ref_f = 0, agree_ref_u = 0;
+      for (int64_t i = 0; i < B * HW; ++i) {
+        agree += lf[i] == lu[i];
+        agree_ref_f += lf[i] == lr[i];
+        agree_ref_u += lu[i] == lr[i];
+      }
+      const double n = double(B * HW);
+      std::printf("  %s %s: max |fused - unfused| = %.3g (max |logit| %.3g), agreement %.6f; against CPU FP32: "
+                  "fused %.3g / %.6f, unfused %.3g / %.6f\n",
+                  name, precision_name(p), max_abs, max_ref, agree / n, err_fused, agree_ref_f / n, err_unfused,
+                  agree_ref_u / n);
+      EXPECT_GE(agree / n, p == Precision::FP16 ? 0.999 : 0.99);
+      // No worse against FP32 than the op-by-op path, up to rounding noise.
+      EXPECT_LE(err_fused, 1.5 * err_unfused + 1e-3);
+      EXPECT_GE(agree_ref_f / n, agree_ref_u / n - 1e-3);
+    }
+  }
+}
+
 TEST(Cuda, ThreadsShareOneEngine) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;

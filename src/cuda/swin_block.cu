@@ -1,0 +1,596 @@
+// swin_block: a whole Swin Transformer block in one kernel, one thread block
+// per (shifted) window, for FP16/BF16 activations. Every op of a Swin block
+// but the attention itself is per token, and the attention stays inside the
+// window, so a window's 49 (or 64) tokens go through LayerNorm 1, the qkv
+// GEMM, the shifted-window attention, the proj GEMM and residual add,
+// LayerNorm 2, fc1 + GELU, fc2 and the second residual add without leaving
+// shared memory: the FP32 residual rows are read once and written once, in
+// place (windows are disjoint). It computes what src/cuda's per-op kernels
+// compute (same rounding points: LayerNorm outputs, qkv, attention output and
+// the hidden layer rounded to the activation dtype; q, k, v widened to fp16
+// for the attention, as window_attention_mma does) but with GELU in its
+// tanh form, as the unfused FP16/BF16 path's cuBLASLt epilogue.
+//
+// GEMMs: mma.sync m16n8k16 with the A operand (activations, [64][K] row-major
+// in shared memory) read by ldmatrix, and the B operand (weights) streamed
+// through a cp.async ring in "fragment order": the block's four weights are
+// rearranged once at engine creation (swin_block_arrange) into the order the
+// kernel consumes them, so that the two registers a lane needs for one
+// (8-column, 16-deep) tile are one conflict-free 8-byte shared load.
+// Mirror: the CPU backend's SwinBlock (src/cpu/backend.cpp) op by op.
+#include <cstdint>
+#include <mutex>
+#include <type_traits>
+
+#include "ops.cuh"
+
+namespace swinrt::cuda {
+
+namespace {
+
+constexpr int kRows = 64;      // a window's tokens padded to 4 m-tiles of 16
+constexpr int kThreads = 256;  // 8 warps
+constexpr int kWarps = kThreads / 32;
+
+__device__ __forceinline__ int region(int v, int res, int window, int shift) {
+  return v < res - window ? 0 : (v < res - shift ? 1 : 2);
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+// c += a . b, m16n8k16, FP32 accumulators; operands fp16 or bf16.
+template <typename T>
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void store2(T* p, float a, float b) {
+  if constexpr (std::is_same_v<T, __half>) *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
+  else *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+}
+
+__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// GELU in its tanh form with the hardware tanh (MUFU.TANH): as cuBLASLt's GELU
+// epilogue on the op-by-op FP16/BF16 path, within 4.7e-4 of the erf form
+// (at x = 2.7), under one fp16 ulp of the rounded result with tanh.approx's
+// own 2^-11 relative error; erff took ~40% of the kernel's instructions.
+__device__ __forceinline__ float gelu_fast(float v) {
+  const float u = 0.7978845608028654f * fmaf(0.044715f * v, v * v, v);
+  float t;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(u));
+  return 0.5f * v * (1.0f + t);
+}
+
+// Warp tiling of a [64, N] GEMM over the 8 warps: MT m-tiles (of 16 rows) and
+// NT n-tiles (of 8 columns) per warp, so 4 / MT warps along M and
+// 8 / (4 / MT) along N; the columns go in chunks of (warps along N) x NT x 8
+// <= MAXCHUNK. Two m-tiles per warp halve the weight reads; one where N is not
+// a multiple of 32.
+template <int N, int MAXCHUNK>
+struct Tiling {
+  static constexpr int pick(int per_tile) {
+    for (int nt = 6; nt >= 1; --nt)
+      if (per_tile * nt <= MAXCHUNK && N % (per_tile * nt) == 0) return nt;
+    return 0;
+  }
+  static constexpr int MT = pick(32) ? 2 : 1;
+  static constexpr int NT = MT == 2 ? pick(32) : pick(16);
+  static constexpr int WM = 4 / MT, WN = kWarps / WM, CHUNK = WN * NT * 8;
+  static_assert(NT > 0 && N % CHUNK == 0, "unsupported GEMM shape");
+};
+
+// The block's four GEMM weights stream through a ring of kStages shared-memory
+// stages with cp.async, in the order the GEMMs consume them: qkv [3C][C],
+// proj [C][C], fc1 [4C][C], fc2 [C][4C], chunk by chunk, KPS 16-deep k-tiles
+// of a chunk's columns per stage. swin_block_arrange lays the weights out in
+// exactly this order (each stage's bytes contiguous), so issuing a stage is a
+// plain copy. A stage is issued kStages - 1 ahead of its use, also across GEMM
+// boundaries: the next GEMM's first weights load while attention, LayerNorm
+// and the epilogues run.
+constexpr int kStages = 3;
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+template <int C>
+struct Stream {
+  static constexpr int MAXCHUNK = C <= 96 ? 96 : 192;
+  static constexpr int KPS = C % 32 == 0 ? 2 : 1;  // k-tiles per stage
+  static constexpr int STAGE = MAXCHUNK * 32 * KPS;  // bytes: MAXCHUNK / 8 n-tiles x KPS x 256 bytes
+  // Per GEMM: column chunk, stages, bytes per stage, first byte in the stream.
+  static constexpr int CH0 = Tiling<3 * C, MAXCHUNK>::CHUNK, CH1 = Tiling<C, MAXCHUNK>::CHUNK,
+                       CH2 = Tiling<4 * C, MAXCHUNK>::CHUNK, CH3 = Tiling<C, MAXCHUNK>::CHUNK;
+  static constexpr int S0 = 3 * C / CH0 * (C / 16 / KPS), S1 = C / CH1 * (C / 16 / KPS),
+                       S2 = 4 * C / CH2 * (C / 16 / KPS), S3 = C / CH3 * (4 * C / 16 / KPS);
+  static constexpr int B0 = CH0 * 32 * KPS, B1 = CH1 * 32 * KPS, B2 = CH2 * 32 * KPS, B3 = CH3 * 32 * KPS;
+  static constexpr int64_t O1 = int64_t(3) * C * C * 2, O2 = O1 + int64_t(C) * C * 2, O3 = O2 + int64_t(4) * C * C * 2;
+  static constexpr int TOTAL = S0 + S1 + S2 + S3;
+  static_assert(C % 16 == 0 && (C / 16) % KPS == 0, "C must be a multiple of 16 x KPS");
+
+  const char* w;  // the arranged stream
+  char* ring;
+  int t = 0;         // next stage to consume (the same in every thread)
+  int use_slot = 0;  // its ring slot
+  int put_slot = 0;  // the slot the next issued stage goes to
+
+  // Copies BYTES from src to dst, 16 bytes per thread and round.
+  template <int BYTES>
+  __device__ __forceinline__ static void copy(char* dst, const char* src) {
+    const int q0 = threadIdx.x * 16;
+#pragma unroll
+    for (int r = 0; r < (BYTES + kThreads * 16 - 1) / (kThreads * 16); ++r) {
+      const int q = q0 + r * kThreads * 16;
+      if (BYTES % (kThreads * 16) == 0 || q < BYTES) cp_async16(dst + q, src + q);
+    }
+  }
+  __device__ __forceinline__ void issue(int i) {
+    char* dst = ring + put_slot * STAGE;
+    put_slot = put_slot == kStages - 1 ? 0 : put_slot + 1;
+    if (i < S0) copy<B0>(dst, w + int64_t(i) * B0);
+    else if (i < S0 + S1) copy<B1>(dst, w + O1 + int64_t(i - S0) * B1);
+    else if (i < S0 + S1 + S2) copy<B2>(dst, w + O2 + int64_t(i - S0 - S1) * B2);
+    else if (i < TOTAL) copy<B3>(dst, w + O3 + int64_t(i - S0 - S1 - S2) * B3);
+  }
+  __device__ __forceinline__ void start() {
+#pragma unroll
+    for (int i = 0; i < kStages - 1; ++i) {
+      issue(i);
+      cp_async_commit();
+    }
+  }
+  // Waits for the next stage (all threads' copies), issues the one kStages - 1
+  // ahead into the slot the previous stage freed, returns the stage.
+  __device__ __forceinline__ const uint2* next() {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    issue(t + kStages - 1);
+    cp_async_commit();
+    ++t;
+    const char* stage = ring + use_slot * STAGE;
+    use_slot = use_slot == kStages - 1 ? 0 : use_slot + 1;
+    return reinterpret_cast<const uint2*>(stage);
+  }
+};
+
+// out[64, N] = A[64, K] . W^T: A in shared memory (dtype T, row stride lda
+// elements), W's stages from the stream. Calls epi(row, col, v0, v1) with the
+// FP32 sums of columns col and col + 1 of a row; every (row, col) pair goes to
+// exactly one thread.
+template <typename T, int K, int N, class Stream, class Epi>
+__device__ __forceinline__ void block_gemm(const T* A, int lda, Stream& ws, Epi&& epi) {
+  using G = Tiling<N, Stream::MAXCHUNK>;
+  constexpr int MT = G::MT, NT = G::NT, WN = G::WN, CHUNK = G::CHUNK, KT = K / 16;
+  static_assert(K % 16 == 0, "K must be a multiple of 16");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wm = warp / WN, wn = warp % WN, g = lane >> 2, c2 = (lane & 3) * 2;
+  const T* arow = A + (wm * MT * 16 + (lane & 15)) * lda + (lane >> 4) * 8;
+#pragma unroll 1
+  for (int n0 = 0; n0 < N; n0 += CHUNK) {
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int j = 0; j < NT; ++j) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
+#pragma unroll 1
+    for (int kt = 0; kt < KT; kt += Stream::KPS) {
+      // Stage layout: [n-tile of the chunk][k-tile of the stage][lane] uint2.
+      const uint2* tile = ws.next() + wn * NT * Stream::KPS * 32 + lane;
+#pragma unroll
+      for (int kk = 0; kk < Stream::KPS; ++kk) {
+        uint2 b[NT];
+#pragma unroll
+        for (int j = 0; j < NT; ++j) b[j] = tile[(j * Stream::KPS + kk) * 32];
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) ldsm_x4(a[mt], arow + mt * 16 * lda + (kt + kk) * 16);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int j = 0; j < NT; ++j) mma<T>(acc[mt][j], a[mt], b[j].x, b[j].y);
+      }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const int row = wm * MT * 16 + mt * 16 + g, col = n0 + (wn * NT + j) * 8 + c2;
+        epi(row, col, acc[mt][j][0], acc[mt][j][1]);
+        epi(row + 8, col, acc[mt][j][2], acc[mt][j][3]);
+      }
+  }
+}
+
+// out rows (T) = LayerNorm of the FP32 rows xs (FP32 two-pass statistics, as
+// layernorm_kernel); rows >= n are zero. One warp per row.
+template <typename T, int C>
+__device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n, const float* __restrict__ gamma,
+                                                const float* __restrict__ beta, T* out, int ldo) {
+  constexpr int PER = (C + 31) / 32;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  for (int r = warp; r < kRows; r += kWarps) {
+    T* o = out + r * ldo;
+    if (r >= n) {
+      for (int k = lane; k < C; k += 32) o[k] = from_f<T>(0.f);
+      continue;
+    }
+    float v[PER], sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int k = lane + 32 * i;
+      v[i] = k < C ? xs[r * ldx + k] : 0.f;
+      sum += v[i];
+    }
+    const float mean = warp_sum(sum) / C;
+    float sq = 0.f;
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int k = lane + 32 * i;
+      const float d = k < C ? v[i] - mean : 0.f;
+      sq += d * d;
+    }
+    const float rstd = rsqrtf(warp_sum(sq) / C + 1e-5f);
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int k = lane + 32 * i;
+      if (k < C) o[k] = from_f<T>((v[i] - mean) * rstd * __ldg(gamma + k) + __ldg(beta + k));
+    }
+  }
+}
+
+struct BlockArgs {
+  float* x;  // [B, res*res, C] FP32 residual stream, updated in place
+  int res, window, shift, heads;
+  float scale;
+  const float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+  const void* wstream;  // the four GEMM weights as swin_block_arrange lays them out
+  const void* bqkv;                         // dtype T or null
+  const float* bproj;
+  const void* bfc1;  // dtype T
+  const float* bfc2;
+  const float* rpb;  // [heads, N, N]
+};
+
+template <int C>
+struct Layout {
+  static constexpr int LDX = C + 8;       // FP32 residual rows (float2 epilogue access: conflict-free)
+  static constexpr int LDA = C + 8;       // LayerNorm / attention output rows, dtype T
+  static constexpr int LDQ = 3 * C + 8;   // q, k, v rows, fp16
+  static constexpr int LDH = 4 * C + 8;   // hidden rows, dtype T (shares the qkv space)
+  static constexpr size_t kIdx = 2 * kRows * sizeof(int);
+  static constexpr size_t kX = size_t(kRows) * LDX * sizeof(float);
+  static constexpr size_t kA = size_t(kRows) * LDA * 2;
+  static constexpr size_t kBig = size_t(kRows) * (LDQ > LDH ? LDQ : LDH) * 2;
+  static constexpr size_t kRing = size_t(kStages) * Stream<C>::STAGE;
+  static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing;
+};
+
+template <typename T, int C, int HD>
+__global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 : 1)
+    swin_block_kernel(BlockArgs p) {
+  using L = Layout<C>;
+  extern __shared__ float4 smem4[];
+  int* tok = reinterpret_cast<int*>(smem4);
+  int* reg = tok + kRows;
+  float* xs = reinterpret_cast<float*>(reinterpret_cast<char*>(smem4) + L::kIdx);
+  T* as = reinterpret_cast<T*>(reinterpret_cast<char*>(xs) + L::kX);
+  char* big = reinterpret_cast<char*>(as) + L::kA;
+  __half* qkv = reinterpret_cast<__half*>(big);
+  T* hid = reinterpret_cast<T*>(big);
+  Stream<C> ws{static_cast<const char*>(p.wstream), big + L::kBig};
+  ws.start();
+
+  const int res = p.res, window = p.window, shift = p.shift, N = window * window;
+  const int nw = res / window, wy = blockIdx.x / nw, wx = blockIdx.x % nw;
+  const int64_t base = int64_t(blockIdx.y) * res * res;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
+
+  // Token map of the shifted window and the shift-mask regions.
+  for (int i = threadIdx.x; i < kRows; i += kThreads) {
+    if (i < N) {
+      const int ys = wy * window + i / window, xc = wx * window + i % window;
+      tok[i] = ((ys + shift) % res) * res + (xc + shift) % res;
+      reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xc, res, window, shift) : 0;
+    } else {
+      tok[i] = 0;
+      reg[i] = -1;
+    }
+  }
+  __syncthreads();
+  constexpr int C4 = C / 4;
+  for (int idx = threadIdx.x; idx < kRows * C4; idx += kThreads) {
+    const int i = idx / C4, c = (idx - i * C4) * 4;
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (i < N) v = *reinterpret_cast<const float4*>(p.x + (base + tok[i]) * C + c);
+    *reinterpret_cast<float4*>(xs + i * L::LDX + c) = v;
+  }
+  __syncthreads();
+
+  // 1. LayerNorm 1 -> as.
+  block_layernorm<T, C>(xs, L::LDX, N, p.ln1_g, p.ln1_b, as, L::LDA);
+  __syncthreads();
+
+  // 2. qkv = as . Wqkv^T + b, rounded to T, then q * scale, k, v as fp16.
+  {
+    const T* bq = static_cast<const T*>(p.bqkv);
+    const float scale = p.scale;
+    block_gemm<T, C, 3 * C>(as, L::LDA, ws, [&](int row, int col, float v0, float v1) {
+      if (bq) {
+        v0 += to_f(__ldg(bq + col));
+        v1 += to_f(__ldg(bq + col + 1));
+      }
+      const float f = col < C ? scale : 1.0f;  // q is scaled
+      v0 = to_f(from_f<T>(v0)) * f;
+      v1 = to_f(from_f<T>(v1)) * f;
+      *reinterpret_cast<__half2*>(qkv + row * L::LDQ + col) = __floats2half2_rn(v0, v1);
+    });
+  }
+  __syncthreads();
+
+  // 3. Attention: one warp per (16-query strip, head); scores, softmax and p in
+  // registers (as window_attention_mma_kernel). Output -> as, dtype T.
+  {
+    constexpr int KS = HD / 16, DT = HD / 8;
+    for (int unit = warp; unit < 4 * p.heads; unit += kWarps) {
+      const int strip = unit & 3, h = unit >> 2;
+      const int r0 = strip * 16 + g, r1 = r0 + 8;
+      uint32_t qa[KS][4];
+#pragma unroll
+      for (int ks = 0; ks < KS; ++ks)
+        ldsm_x4(qa[ks], qkv + (strip * 16 + (lane & 15)) * L::LDQ + h * HD + ks * 16 + (lane >> 4) * 8);
+      float sc[8][4];
+#pragma unroll
+      for (int t = 0; t < 8; ++t) {
+        sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.f;
+        const __half* kr = qkv + (t * 8 + g) * L::LDQ + C + h * HD + c2;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks)
+          mma<__half>(sc[t], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
+                      *reinterpret_cast<const uint32_t*>(kr + ks * 16 + 8));
+      }
+      const float* bh = p.rpb + int64_t(h) * N * N;
+      const int reg0 = reg[r0], reg1 = reg[r1];
+      float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+      for (int t = 0; t < 8; ++t)
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const int j = t * 8 + c2 + u;
+          if (j < N) {
+            if (r0 < N) sc[t][u] += __ldg(bh + r0 * N + j) + (reg0 != reg[j] ? -100.0f : 0.f);
+            if (r1 < N) sc[t][2 + u] += __ldg(bh + r1 * N + j) + (reg1 != reg[j] ? -100.0f : 0.f);
+            mx0 = fmaxf(mx0, sc[t][u]);
+            mx1 = fmaxf(mx1, sc[t][2 + u]);
+          }
+        }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+      float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+      for (int t = 0; t < 8; ++t)
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const bool real = t * 8 + c2 + u < N;
+          sc[t][u] = real ? expf(sc[t][u] - mx0) : 0.f;
+          sc[t][2 + u] = real ? expf(sc[t][2 + u] - mx1) : 0.f;
+          sum0 += sc[t][u];
+          sum1 += sc[t][2 + u];
+        }
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+      const float inv0 = 1.0f / sum0, inv1 = 1.0f / sum1;
+      float o[DT][4];
+#pragma unroll
+      for (int nt = 0; nt < DT; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint32_t pa[4] = {pack_h2(sc[2 * kk][0] * inv0, sc[2 * kk][1] * inv0),
+                                pack_h2(sc[2 * kk][2] * inv1, sc[2 * kk][3] * inv1),
+                                pack_h2(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
+                                pack_h2(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
+#pragma unroll
+        for (int dp = 0; dp < DT / 2; ++dp) {
+          // v rows kk*16.. (keys) x 16 columns: b0, b1 of n-tiles 2dp and 2dp + 1.
+          uint32_t vb[4];
+          ldsm_x4_trans(vb, qkv + (kk * 16 + (lane & 15)) * L::LDQ + 2 * C + h * HD + dp * 16 + (lane >> 4) * 8);
+          mma<__half>(o[2 * dp], pa, vb[0], vb[1]);
+          mma<__half>(o[2 * dp + 1], pa, vb[2], vb[3]);
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < DT; ++nt) {
+        const int e = h * HD + nt * 8 + c2;
+        store2(as + r0 * L::LDA + e, o[nt][0], o[nt][1]);
+        store2(as + r1 * L::LDA + e, o[nt][2], o[nt][3]);
+      }
+    }
+  }
+  __syncthreads();
+
+  // 4. x += as . Wproj^T + b.
+  block_gemm<T, C, C>(as, L::LDA, ws, [&](int row, int col, float v0, float v1) {
+    float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
+    float2 x2 = *px;
+    x2.x += v0 + __ldg(p.bproj + col);
+    x2.y += v1 + __ldg(p.bproj + col + 1);
+    *px = x2;
+  });
+  __syncthreads();
+
+  // 5. LayerNorm 2 -> as; 6. hid = gelu(as . Wfc1^T + b) (T); 7. x += hid . Wfc2^T + b.
+  block_layernorm<T, C>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as, L::LDA);
+  __syncthreads();
+  {
+    const T* b1 = static_cast<const T*>(p.bfc1);
+    block_gemm<T, C, 4 * C>(as, L::LDA, ws, [&](int row, int col, float v0, float v1) {
+      store2(hid + row * L::LDH + col, gelu_fast(v0 + to_f(__ldg(b1 + col))),
+             gelu_fast(v1 + to_f(__ldg(b1 + col + 1))));
+    });
+  }
+  __syncthreads();
+  block_gemm<T, 4 * C, C>(hid, L::LDH, ws, [&](int row, int col, float v0, float v1) {
+    float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
+    float2 x2 = *px;
+    x2.x += v0 + __ldg(p.bfc2 + col);
+    x2.y += v1 + __ldg(p.bfc2 + col + 1);
+    *px = x2;
+  });
+  __syncthreads();
+
+  for (int idx = threadIdx.x; idx < N * C4; idx += kThreads) {
+    const int i = idx / C4, c = (idx - i * C4) * 4;
+    *reinterpret_cast<float4*>(p.x + (base + tok[i]) * C + c) = *reinterpret_cast<const float4*>(xs + i * L::LDX + c);
+  }
+}
+
+// W [N][K] (16-bit) -> the stream layout of one GEMM (see Stream): chunks
+// of `chunk` columns, in each chunk stages of kps k-tiles, in each stage
+// [n-tile][k-tile][lane] uint2 {W[n][k0 + c2], W[n][k0 + c2 + 1]},
+// {W[n][k0 + 8 + c2], W[n][k0 + 9 + c2]} with n = nt*8 + lane/4, k0 = kt*16,
+// c2 = 2*(lane%4): the b0, b1 registers of mma.m16n8k16's B operand (B = W^T).
+__global__ void arrange_kernel(const uint16_t* __restrict__ w, int N, int K, int chunk, int kps,
+                               uint2* __restrict__ out) {
+  const int KT = K / 16, nts = chunk / 8, steps = KT / kps;
+  const int64_t total = int64_t(N / 8) * KT * 32;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int lane = static_cast<int>(i & 31);
+    int64_t r = i >> 5;
+    const int kk = static_cast<int>(r % kps);
+    r /= kps;
+    const int n = static_cast<int>(r % nts);
+    r /= nts;
+    const int step = static_cast<int>(r % steps), c = static_cast<int>(r / steps);
+    const int nt = c * nts + n, kt = step * kps + kk;
+    const uint16_t* p = w + int64_t(nt * 8 + (lane >> 2)) * K + kt * 16 + (lane & 3) * 2;
+    out[i] = make_uint2(uint32_t(p[0]) | uint32_t(p[1]) << 16, uint32_t(p[8]) | uint32_t(p[9]) << 16);
+  }
+}
+
+void arrange(const void* w, int N, int K, int chunk, int kps, char* out, cudaStream_t s) {
+  const int64_t total = int64_t(N / 8) * (K / 16) * 32;
+  arrange_kernel<<<ceil_div(total, 256), 256, 0, s>>>(static_cast<const uint16_t*>(w), N, K, chunk, kps,
+                                                        reinterpret_cast<uint2*>(out));
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int C>
+void arrange_block(const void* qkv, const void* proj, const void* fc1, const void* fc2, void* out, cudaStream_t s) {
+  using S = Stream<C>;
+  char* o = static_cast<char*>(out);
+  arrange(qkv, 3 * C, C, S::CH0, S::KPS, o, s);
+  arrange(proj, C, C, S::CH1, S::KPS, o + S::O1, s);
+  arrange(fc1, 4 * C, C, S::CH2, S::KPS, o + S::O2, s);
+  arrange(fc2, C, 4 * C, S::CH3, S::KPS, o + S::O3, s);
+}
+
+using Kernel = void (*)(BlockArgs);
+
+template <typename T>
+Kernel pick(int C, int hd) {
+  if (hd == 32) {
+    if (C == 96) return swin_block_kernel<T, 96, 32>;
+    if (C == 192) return swin_block_kernel<T, 192, 32>;
+  } else if (hd == 16) {
+    if (C == 48) return swin_block_kernel<T, 48, 16>;
+    if (C == 96) return swin_block_kernel<T, 96, 16>;
+    if (C == 192) return swin_block_kernel<T, 192, 16>;
+  }
+  return nullptr;
+}
+
+size_t smem_bytes(int C) {
+  switch (C) {
+    case 48: return Layout<48>::bytes;
+    case 96: return Layout<96>::bytes;
+    case 192: return Layout<192>::bytes;
+    default: return 0;
+  }
+}
+
+Kernel kernel_for(DT t, int C, int heads) {
+  if (heads <= 0 || C % heads) return nullptr;
+  const int hd = C / heads;
+  return t == DT::F16 ? pick<__half>(C, hd) : t == DT::BF16 ? pick<__nv_bfloat16>(C, hd) : nullptr;
+}
+
+}  // namespace
+
+bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
+  if (t == DT::F32 || hidden != 4 * C || window * window > kRows || !kernel_for(t, C, heads)) return false;
+  int dev = 0, optin = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return smem_bytes(C) <= size_t(optin);
+}
+
+size_t swin_block_stream_bytes(int C) { return size_t(12) * C * C * 2; }
+
+void swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, void* out,
+                        cudaStream_t s) {
+  switch (C) {
+    case 48: arrange_block<48>(qkv, proj, fc1, fc2, out, s); break;
+    case 96: arrange_block<96>(qkv, proj, fc1, fc2, out, s); break;
+    case 192: arrange_block<192>(qkv, proj, fc1, fc2, out, s); break;
+    default: throw Error(fmt::format("swin_block_arrange: no fused kernel for C {}", C));
+  }
+}
+
+void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
+                const SwinBlockWeights& w, cudaStream_t s) {
+  const Kernel kernel = kernel_for(t, C, heads);
+  if (!kernel) throw Error(fmt::format("swin_block: no fused kernel for C {} heads {}", C, heads));
+  const size_t smem = smem_bytes(C);
+  static std::mutex mu;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  }
+  const BlockArgs a{x,       res,     window,  shift,   heads,  scale,   w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
+                    w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb};
+  const dim3 grid((res / window) * (res / window), B);
+  kernel<<<grid, kThreads, smem, s>>>(a);
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace swinrt::cuda
