@@ -126,11 +126,36 @@ struct Marks {
   }
 };
 
-// The fewest windows (thread blocks) for which the engine fuses a Swin block.
-// The fused kernel does not yet beat the op-by-op kernels on the H100 at any
-// batch size (docs/PERFORMANCE.md, "Fused Swin blocks"), so by default it is
-// off: SWINRT_FUSED_BLOCK=1 turns it on.
-constexpr int64_t kFusedMinWindows = INT64_MAX;
+// Where the engine fuses a Swin block: the fewest windows (thread blocks) in
+// the launch, by the block's channel count. On the H100 (docs/PERFORMANCE.md,
+// "Fused Swin blocks") the 96-channel blocks gain at every batch size
+// (6% at batch 1, 9% at 128); the 192-channel kernel (one block per SM) gains
+// about 1% at batch 8 and loses elsewhere, so it stays op by op. Channel
+// counts not listed are never fused.
+std::map<int, int64_t> default_fused_policy() { return {{96, 1}}; }
+
+// SWINRT_FUSED_BLOCK, for A/B comparisons and tests: "0" never fuses, "1"
+// fuses every block the kernel takes at every batch size, "96:1024,192:64"
+// sets the policy (channels : fewest windows).
+std::map<int, int64_t> fused_policy(const Config& c) {
+  const char* env = std::getenv("SWINRT_FUSED_BLOCK");
+  if (!env) return default_fused_policy();
+  const std::string v = env;
+  std::map<int, int64_t> policy;
+  if (v == "0") return policy;
+  if (v == "1") {
+    for (int s = 0; s < c.num_layers(); ++s) policy[c.embed_dim << s] = 1;
+    return policy;
+  }
+  size_t pos = 0;
+  while (pos < v.size()) {
+    const size_t end = std::min(v.find(',', pos), v.size()), colon = v.find(':', pos);
+    if (colon >= end) throw Error(fmt::format("SWINRT_FUSED_BLOCK='{}': expected 0, 1 or C:windows,...", v));
+    policy[std::stoi(v.substr(pos, colon - pos))] = std::stoll(v.substr(colon + 1, end - colon - 1));
+    pos = end + 1;
+  }
+  return policy;
+}
 
 class CudaEngine final : public Engine {
  public:
@@ -306,27 +331,21 @@ class CudaEngine final : public Engine {
 
  private:
   // FP16/BF16 Swin blocks whose shapes swin_block takes run as one kernel
-  // each (src/cuda/swin_block.cu) where a launch has at least
-  // fused_min_windows_ windows (one thread block each; below that the
-  // op-by-op kernels spread the work over more SMs); their GEMM weights are
-  // arranged once here. SWINRT_FUSED_BLOCK=0 keeps the op-by-op path, =1
-  // fuses at every batch size, =N (N > 1) sets the threshold (for A/B
-  // comparisons and tests).
+  // each (src/cuda/swin_block.cu) where the policy (fused_policy) says so for
+  // the batch size; their weights are arranged here once.
   void arrange_fused_blocks() {
-    if (const char* env = std::getenv("SWINRT_FUSED_BLOCK")) {
-      const long v = std::strtol(env, nullptr, 10);
-      if (v <= 0) return;
-      fused_min_windows_ = v;
-    }
-    if (fused_min_windows_ == INT64_MAX) return;  // off: arrange nothing
+    fused_policy_ = fused_policy(config_);
+    if (fused_policy_.empty()) return;
     fused_.assign(plan_.size(), std::nullopt);
     std::vector<size_t> offset(plan_.size());
     size_t bytes = 0;
     for (size_t i = 0; i < plan_.size(); ++i) {
       const Step& st = plan_[i];
-      if (st.op != OpKind::SwinBlock || !swin_block_supported(act_, st.dim, st.heads, st.window, st.hidden)) continue;
+      if (st.op != OpKind::SwinBlock || !fused_policy_.count(st.dim) ||
+          !swin_block_supported(act_, st.dim, st.heads, st.window, st.hidden))
+        continue;
       offset[i] = bytes;
-      bytes += (swin_block_stream_bytes(st.dim) + 255) & ~size_t(255);
+      bytes += (swin_block_stream_bytes(st.dim, st.heads) + 255) & ~size_t(255);
       fused_[i] = SwinBlockWeights{};
     }
     if (bytes == 0) return;
@@ -336,14 +355,15 @@ class CudaEngine final : public Engine {
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
       const Step& st = plan_[i];
-      swin_block_arrange(st.dim, W.get(st.param("attn.qkv.weight")), W.get(st.param("attn.proj.weight")),
-                         W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")), base + offset[i],
-                         nullptr);
+      swin_block_arrange(st.dim, st.heads, st.window, W.get(st.param("attn.qkv.weight")),
+                         W.get(st.param("attn.proj.weight")), W.get(st.param("mlp.fc1.weight")),
+                         W.get(st.param("mlp.fc2.weight")), W.f32(st.param("attn.relative_position_bias")),
+                         base + offset[i], nullptr);
       *fused_[i] = SwinBlockWeights{W.f32(st.param("norm1.weight")), W.f32(st.param("norm1.bias")),
                                     W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")),
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
-                                    W.f32(st.param("mlp.fc2.bias")), W.f32(st.param("attn.relative_position_bias"))};
+                                    W.f32(st.param("mlp.fc2.bias"))};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -476,7 +496,7 @@ class CudaEngine final : public Engine {
           break;
         case OpKind::SwinBlock: {
           const int64_t windows = n * (st.res / st.window) * (st.res / st.window);
-          if (!fused_.empty() && fused_[si] && windows >= fused_min_windows_) {
+          if (!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) {
             swin_block(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, *fused_[si],
                        s);
             mark(st.param("fused"));
@@ -584,7 +604,7 @@ class CudaEngine final : public Engine {
   std::unique_ptr<DeviceWeights> weights_;
   DeviceMemory fused_arena_;                            // fragment-ordered GEMM weights of fused blocks
   std::vector<std::optional<SwinBlockWeights>> fused_;  // per plan step; empty: none fused
-  int64_t fused_min_windows_ = kFusedMinWindows;
+  std::map<int, int64_t> fused_policy_;  // channels -> fewest windows to fuse
   GpuTarget target_;
   GemmAlgoTable algos_;  // written only by autotune, with no run in flight
   mutable std::mutex mu_;

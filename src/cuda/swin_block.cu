@@ -28,9 +28,11 @@ namespace swinrt::cuda {
 
 namespace {
 
-constexpr int kRows = 64;      // a window's tokens padded to 4 m-tiles of 16
-constexpr int kThreads = 256;  // 8 warps
-constexpr int kWarps = kThreads / 32;
+constexpr int kRows = 64;  // a window's tokens padded to 4 m-tiles of 16
+// Threads per block: 8 warps, 16 for C >= 192 (one block per SM there: its
+// shared memory takes the SM, so more warps hide the latencies).
+template <int C>
+constexpr int kThreadsFor = C >= 192 ? 512 : 256;
 
 __device__ __forceinline__ int region(int v, int res, int window, int shift) {
   return v < res - window ? 0 : (v < res - shift ? 1 : 2);
@@ -94,16 +96,18 @@ __device__ __forceinline__ float gelu_fast(float v) {
 // 8 / (4 / MT) along N; the columns go in chunks of (warps along N) x NT x 8
 // <= MAXCHUNK. Two m-tiles per warp halve the weight reads; one where N is not
 // a multiple of 32.
-template <int N, int MAXCHUNK>
+template <int N, int MAXCHUNK, int WARPS>
 struct Tiling {
-  static constexpr int pick(int per_tile) {
+  // NT for MT m-tiles per warp: warps along N = WARPS / (4 / MT), 8 columns each.
+  static constexpr int pick(int mt) {
+    const int unit = WARPS / (4 / mt) * 8;
     for (int nt = 6; nt >= 1; --nt)
-      if (per_tile * nt <= MAXCHUNK && N % (per_tile * nt) == 0) return nt;
+      if (unit * nt <= MAXCHUNK && N % (unit * nt) == 0) return nt;
     return 0;
   }
-  static constexpr int MT = pick(32) ? 2 : 1;
-  static constexpr int NT = MT == 2 ? pick(32) : pick(16);
-  static constexpr int WM = 4 / MT, WN = kWarps / WM, CHUNK = WN * NT * 8;
+  static constexpr int MT = pick(2) ? 2 : 1;
+  static constexpr int NT = pick(MT);
+  static constexpr int WM = 4 / MT, WN = WARPS / WM, CHUNK = WN * NT * 8;
   static_assert(NT > 0 && N % CHUNK == 0, "unsupported GEMM shape");
 };
 
@@ -129,12 +133,13 @@ __device__ __forceinline__ void cp_async_wait() {
 
 template <int C>
 struct Stream {
+  static constexpr int THREADS = kThreadsFor<C>, WARPS = THREADS / 32;
   static constexpr int MAXCHUNK = C <= 96 ? 96 : 192;
   static constexpr int KPS = C % 32 == 0 ? 2 : 1;  // k-tiles per stage
   static constexpr int STAGE = MAXCHUNK * 32 * KPS;  // bytes: MAXCHUNK / 8 n-tiles x KPS x 256 bytes
   // Per GEMM: column chunk, stages, bytes per stage, first byte in the stream.
-  static constexpr int CH0 = Tiling<3 * C, MAXCHUNK>::CHUNK, CH1 = Tiling<C, MAXCHUNK>::CHUNK,
-                       CH2 = Tiling<4 * C, MAXCHUNK>::CHUNK, CH3 = Tiling<C, MAXCHUNK>::CHUNK;
+  static constexpr int CH0 = Tiling<3 * C, MAXCHUNK, WARPS>::CHUNK, CH1 = Tiling<C, MAXCHUNK, WARPS>::CHUNK,
+                       CH2 = Tiling<4 * C, MAXCHUNK, WARPS>::CHUNK, CH3 = Tiling<C, MAXCHUNK, WARPS>::CHUNK;
   static constexpr int S0 = 3 * C / CH0 * (C / 16 / KPS), S1 = C / CH1 * (C / 16 / KPS),
                        S2 = 4 * C / CH2 * (C / 16 / KPS), S3 = C / CH3 * (4 * C / 16 / KPS);
   static constexpr int B0 = CH0 * 32 * KPS, B1 = CH1 * 32 * KPS, B2 = CH2 * 32 * KPS, B3 = CH3 * 32 * KPS;
@@ -153,14 +158,21 @@ struct Stream {
   __device__ __forceinline__ static void copy(char* dst, const char* src) {
     const int q0 = threadIdx.x * 16;
 #pragma unroll
-    for (int r = 0; r < (BYTES + kThreads * 16 - 1) / (kThreads * 16); ++r) {
-      const int q = q0 + r * kThreads * 16;
-      if (BYTES % (kThreads * 16) == 0 || q < BYTES) cp_async16(dst + q, src + q);
+    for (int r = 0; r < (BYTES + THREADS * 16 - 1) / (THREADS * 16); ++r) {
+      const int q = q0 + r * THREADS * 16;
+      if (BYTES % (THREADS * 16) == 0 || q < BYTES) cp_async16(dst + q, src + q);
     }
   }
+  // Every stage the same size (all four GEMMs chunked alike): stage i starts at i * STAGE.
+  static constexpr bool UNIFORM = B0 == STAGE && B1 == STAGE && B2 == STAGE && B3 == STAGE;
+
   __device__ __forceinline__ void issue(int i) {
     char* dst = ring + put_slot * STAGE;
     put_slot = put_slot == kStages - 1 ? 0 : put_slot + 1;
+    if constexpr (UNIFORM) {
+      if (i < TOTAL) copy<STAGE>(dst, w + int64_t(i) * STAGE);
+      return;
+    }
     if (i < S0) copy<B0>(dst, w + int64_t(i) * B0);
     else if (i < S0 + S1) copy<B1>(dst, w + O1 + int64_t(i - S0) * B1);
     else if (i < S0 + S1 + S2) copy<B2>(dst, w + O2 + int64_t(i - S0 - S1) * B2);
@@ -193,7 +205,7 @@ struct Stream {
 // exactly one thread.
 template <typename T, int K, int N, class Stream, class Epi>
 __device__ __forceinline__ void block_gemm(const T* A, int lda, Stream& ws, Epi&& epi) {
-  using G = Tiling<N, Stream::MAXCHUNK>;
+  using G = Tiling<N, Stream::MAXCHUNK, Stream::WARPS>;
   constexpr int MT = G::MT, NT = G::NT, WN = G::WN, CHUNK = G::CHUNK, KT = K / 16;
   static_assert(K % 16 == 0, "K must be a multiple of 16");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -236,39 +248,44 @@ __device__ __forceinline__ void block_gemm(const T* A, int lda, Stream& ws, Epi&
 }
 
 // out rows (T) = LayerNorm of the FP32 rows xs (FP32 two-pass statistics, as
-// layernorm_kernel); rows >= n are zero. One warp per row.
-template <typename T, int C>
+// layernorm_kernel); rows >= n are zero. TPR neighbouring threads per row,
+// each with C / TPR contiguous channels (float4 loads, 8-byte stores).
+template <typename T, int C, int THREADS>
 __device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n, const float* __restrict__ gamma,
                                                 const float* __restrict__ beta, T* out, int ldo) {
-  constexpr int PER = (C + 31) / 32;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  for (int r = warp; r < kRows; r += kWarps) {
-    T* o = out + r * ldo;
-    if (r >= n) {
-      for (int k = lane; k < C; k += 32) o[k] = from_f<T>(0.f);
-      continue;
-    }
-    float v[PER], sum = 0.f;
+  constexpr int TPR = THREADS / kRows, PER = C / TPR;
+  static_assert(C % (TPR * 4) == 0, "LayerNorm split");
+  const int r = threadIdx.x / TPR, k0 = (threadIdx.x % TPR) * PER;
+  T* o = out + r * ldo + k0;
+  const bool pad = r >= n;  // padding rows (zero in xs) are written as zeros; all lanes shuffle
+  float v[PER], sum = 0.f;
 #pragma unroll
-    for (int i = 0; i < PER; ++i) {
-      const int k = lane + 32 * i;
-      v[i] = k < C ? xs[r * ldx + k] : 0.f;
-      sum += v[i];
-    }
-    const float mean = warp_sum(sum) / C;
-    float sq = 0.f;
+  for (int i = 0; i < PER; i += 4) {
+    const float4 q = *reinterpret_cast<const float4*>(xs + r * ldx + k0 + i);
+    v[i] = q.x, v[i + 1] = q.y, v[i + 2] = q.z, v[i + 3] = q.w;
+    sum += (q.x + q.y) + (q.z + q.w);
+  }
 #pragma unroll
-    for (int i = 0; i < PER; ++i) {
-      const int k = lane + 32 * i;
-      const float d = k < C ? v[i] - mean : 0.f;
-      sq += d * d;
-    }
-    const float rstd = rsqrtf(warp_sum(sq) / C + 1e-5f);
+  for (int m = 1; m < TPR; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+  const float mean = sum / C;
+  float sq = 0.f;
 #pragma unroll
-    for (int i = 0; i < PER; ++i) {
-      const int k = lane + 32 * i;
-      if (k < C) o[k] = from_f<T>((v[i] - mean) * rstd * __ldg(gamma + k) + __ldg(beta + k));
-    }
+  for (int i = 0; i < PER; ++i) {
+    const float d = v[i] - mean;
+    sq += d * d;
+  }
+#pragma unroll
+  for (int m = 1; m < TPR; m <<= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
+  const float rstd = rsqrtf(sq / C + 1e-5f);
+#pragma unroll
+  for (int i = 0; i < PER; i += 4) {
+    const float4 gq = __ldg(reinterpret_cast<const float4*>(gamma + k0 + i));
+    const float4 bq = __ldg(reinterpret_cast<const float4*>(beta + k0 + i));
+    __align__(8) T e[4] = {from_f<T>((v[i] - mean) * rstd * gq.x + bq.x),
+                           from_f<T>((v[i + 1] - mean) * rstd * gq.y + bq.y),
+                           from_f<T>((v[i + 2] - mean) * rstd * gq.z + bq.z),
+                           from_f<T>((v[i + 3] - mean) * rstd * gq.w + bq.w)};
+    *reinterpret_cast<uint2*>(o + i) = pad ? make_uint2(0, 0) : *reinterpret_cast<const uint2*>(e);
   }
 }
 
@@ -282,7 +299,7 @@ struct BlockArgs {
   const float* bproj;
   const void* bfc1;  // dtype T
   const float* bfc2;
-  const float* rpb;  // [heads, N, N]
+  const float* rpb;  // [heads, 64, 64]: the relative position bias, -inf in key columns >= N, 0 in rows >= N
 };
 
 template <int C>
@@ -291,7 +308,7 @@ struct Layout {
   static constexpr int LDA = C + 8;       // LayerNorm / attention output rows, dtype T
   static constexpr int LDQ = 3 * C + 8;   // q, k, v rows, fp16
   static constexpr int LDH = 4 * C + 8;   // hidden rows, dtype T (shares the qkv space)
-  static constexpr size_t kIdx = 2 * kRows * sizeof(int);
+  static constexpr size_t kIdx = 2 * kRows * sizeof(int) + kRows * sizeof(unsigned long long);
   static constexpr size_t kX = size_t(kRows) * LDX * sizeof(float);
   static constexpr size_t kA = size_t(kRows) * LDA * 2;
   static constexpr size_t kBig = size_t(kRows) * (LDQ > LDH ? LDQ : LDH) * 2;
@@ -300,11 +317,13 @@ struct Layout {
 };
 
 template <typename T, int C, int HD>
-__global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 : 1)
+__global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024 ? 2 : 1)
     swin_block_kernel(BlockArgs p) {
   using L = Layout<C>;
+  constexpr int THREADS = kThreadsFor<C>, WARPS = THREADS / 32;
   extern __shared__ float4 smem4[];
-  int* tok = reinterpret_cast<int*>(smem4);
+  unsigned long long* mbits = reinterpret_cast<unsigned long long*>(smem4);  // per row: keys in another region
+  int* tok = reinterpret_cast<int*>(mbits + kRows);
   int* reg = tok + kRows;
   float* xs = reinterpret_cast<float*>(reinterpret_cast<char*>(smem4) + L::kIdx);
   T* as = reinterpret_cast<T*>(reinterpret_cast<char*>(xs) + L::kX);
@@ -320,7 +339,7 @@ __global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 :
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
 
   // Token map of the shifted window and the shift-mask regions.
-  for (int i = threadIdx.x; i < kRows; i += kThreads) {
+  for (int i = threadIdx.x; i < kRows; i += THREADS) {
     if (i < N) {
       const int ys = wy * window + i / window, xc = wx * window + i % window;
       tok[i] = ((ys + shift) % res) * res + (xc + shift) % res;
@@ -331,8 +350,15 @@ __global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 :
     }
   }
   __syncthreads();
+  if (threadIdx.x < kRows) {
+    unsigned long long m = 0;
+    const int ri = reg[threadIdx.x];
+    if (shift > 0 && ri >= 0)
+      for (int j = 0; j < N; ++j) m |= static_cast<unsigned long long>(reg[j] != ri) << j;
+    mbits[threadIdx.x] = m;
+  }
   constexpr int C4 = C / 4;
-  for (int idx = threadIdx.x; idx < kRows * C4; idx += kThreads) {
+  for (int idx = threadIdx.x; idx < kRows * C4; idx += THREADS) {
     const int i = idx / C4, c = (idx - i * C4) * 4;
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
     if (i < N) v = *reinterpret_cast<const float4*>(p.x + (base + tok[i]) * C + c);
@@ -341,7 +367,7 @@ __global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 :
   __syncthreads();
 
   // 1. LayerNorm 1 -> as.
-  block_layernorm<T, C>(xs, L::LDX, N, p.ln1_g, p.ln1_b, as, L::LDA);
+  block_layernorm<T, C, THREADS>(xs, L::LDX, N, p.ln1_g, p.ln1_b, as, L::LDA);
   __syncthreads();
 
   // 2. qkv = as . Wqkv^T + b, rounded to T, then q * scale, k, v as fp16.
@@ -365,7 +391,7 @@ __global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 :
   // registers (as window_attention_mma_kernel). Output -> as, dtype T.
   {
     constexpr int KS = HD / 16, DT = HD / 8;
-    for (int unit = warp; unit < 4 * p.heads; unit += kWarps) {
+    for (int unit = warp; unit < 4 * p.heads; unit += WARPS) {
       const int strip = unit & 3, h = unit >> 2;
       const int r0 = strip * 16 + g, r1 = r0 + 8;
       uint32_t qa[KS][4];
@@ -382,36 +408,37 @@ __global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 :
           mma<__half>(sc[t], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
                       *reinterpret_cast<const uint32_t*>(kr + ks * 16 + 8));
       }
-      const float* bh = p.rpb + int64_t(h) * N * N;
-      const int reg0 = reg[r0], reg1 = reg[r1];
+      // Bias from the padded table (no bounds checks: -inf hides the padding
+      // keys), -100 where the mask bits say the key is in another region.
+      const float* b0 = p.rpb + (h * kRows + r0) * kRows + c2;
+      const float* b1 = b0 + 8 * kRows;
+      const unsigned long long m0 = mbits[r0] >> c2, m1 = mbits[r1] >> c2;
       float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-      for (int t = 0; t < 8; ++t)
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const int j = t * 8 + c2 + u;
-          if (j < N) {
-            if (r0 < N) sc[t][u] += __ldg(bh + r0 * N + j) + (reg0 != reg[j] ? -100.0f : 0.f);
-            if (r1 < N) sc[t][2 + u] += __ldg(bh + r1 * N + j) + (reg1 != reg[j] ? -100.0f : 0.f);
-            mx0 = fmaxf(mx0, sc[t][u]);
-            mx1 = fmaxf(mx1, sc[t][2 + u]);
-          }
-        }
+      for (int t = 0; t < 8; ++t) {
+        const float2 q0 = __ldg(reinterpret_cast<const float2*>(b0 + t * 8));
+        const float2 q1 = __ldg(reinterpret_cast<const float2*>(b1 + t * 8));
+        sc[t][0] += q0.x + ((m0 >> (t * 8)) & 1 ? -100.0f : 0.f);
+        sc[t][1] += q0.y + ((m0 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
+        sc[t][2] += q1.x + ((m1 >> (t * 8)) & 1 ? -100.0f : 0.f);
+        sc[t][3] += q1.y + ((m1 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
+        mx0 = fmaxf(mx0, fmaxf(sc[t][0], sc[t][1]));
+        mx1 = fmaxf(mx1, fmaxf(sc[t][2], sc[t][3]));
+      }
       mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
       mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
       mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
       mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
       float sum0 = 0.f, sum1 = 0.f;
 #pragma unroll
-      for (int t = 0; t < 8; ++t)
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const bool real = t * 8 + c2 + u < N;
-          sc[t][u] = real ? expf(sc[t][u] - mx0) : 0.f;
-          sc[t][2 + u] = real ? expf(sc[t][2 + u] - mx1) : 0.f;
-          sum0 += sc[t][u];
-          sum1 += sc[t][2 + u];
-        }
+      for (int t = 0; t < 8; ++t) {
+        sc[t][0] = __expf(sc[t][0] - mx0);
+        sc[t][1] = __expf(sc[t][1] - mx0);
+        sc[t][2] = __expf(sc[t][2] - mx1);
+        sc[t][3] = __expf(sc[t][3] - mx1);
+        sum0 += sc[t][0] + sc[t][1];
+        sum1 += sc[t][2] + sc[t][3];
+      }
       sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
       sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
       sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
@@ -456,7 +483,7 @@ __global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 :
   __syncthreads();
 
   // 5. LayerNorm 2 -> as; 6. hid = gelu(as . Wfc1^T + b) (T); 7. x += hid . Wfc2^T + b.
-  block_layernorm<T, C>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as, L::LDA);
+  block_layernorm<T, C, THREADS>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as, L::LDA);
   __syncthreads();
   {
     const T* b1 = static_cast<const T*>(p.bfc1);
@@ -475,7 +502,7 @@ __global__ void __launch_bounds__(kThreads, Layout<C>::bytes <= 110 * 1024 ? 2 :
   });
   __syncthreads();
 
-  for (int idx = threadIdx.x; idx < N * C4; idx += kThreads) {
+  for (int idx = threadIdx.x; idx < N * C4; idx += THREADS) {
     const int i = idx / C4, c = (idx - i * C4) * 4;
     *reinterpret_cast<float4*>(p.x + (base + tok[i]) * C + c) = *reinterpret_cast<const float4*>(xs + i * L::LDX + c);
   }
@@ -521,6 +548,16 @@ void arrange_block(const void* qkv, const void* proj, const void* fc1, const voi
   arrange(fc2, C, 4 * C, S::CH3, S::KPS, o + S::O3, s);
 }
 
+// [heads, N, N] -> [heads, 64, 64]: -inf in key columns >= N (their
+// probability is 0), 0 elsewhere in query rows >= N (finite, never stored).
+__global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N, float* __restrict__ out) {
+  const int total = heads * kRows * kRows;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    const int h = i / (kRows * kRows), r = i / kRows % kRows, j = i % kRows;
+    out[i] = j >= N ? -INFINITY : r >= N ? 0.f : rpb[(h * N + r) * N + j];
+  }
+}
+
 using Kernel = void (*)(BlockArgs);
 
 template <typename T>
@@ -564,10 +601,16 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
   return smem_bytes(C) <= size_t(optin);
 }
 
-size_t swin_block_stream_bytes(int C) { return size_t(12) * C * C * 2; }
+size_t swin_block_stream_bytes(int C, int heads) {
+  return size_t(12) * C * C * 2 + size_t(heads) * kRows * kRows * sizeof(float);
+}
 
-void swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, void* out,
-                        cudaStream_t s) {
+void swin_block_arrange(int C, int heads, int window, const void* qkv, const void* proj, const void* fc1,
+                        const void* fc2, const float* rpb, void* out, cudaStream_t s) {
+  const int N = window * window;
+  pad_bias_kernel<<<ceil_div(heads * kRows * kRows, 256), 256, 0, s>>>(
+      rpb, heads, N, reinterpret_cast<float*>(static_cast<char*>(out) + size_t(12) * C * C * 2));
+  SWINRT_CUDA_CHECK(cudaGetLastError());
   switch (C) {
     case 48: arrange_block<48>(qkv, proj, fc1, fc2, out, s); break;
     case 96: arrange_block<96>(qkv, proj, fc1, fc2, out, s); break;
@@ -586,10 +629,11 @@ void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, in
     std::lock_guard<std::mutex> lock(mu);
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
-  const BlockArgs a{x,       res,     window,  shift,   heads,  scale,   w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
-                    w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb};
+  const float* rpb = reinterpret_cast<const float*>(static_cast<const char*>(w.stream) + size_t(12) * C * C * 2);
+  const BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
+                    w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, rpb};
   const dim3 grid((res / window) * (res / window), B);
-  kernel<<<grid, kThreads, smem, s>>>(a);
+  kernel<<<grid, C >= 192 ? kThreadsFor<192> : kThreadsFor<96>, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
