@@ -17,13 +17,15 @@ SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONP
   tests/python/test_plan.py tests/python/test_demo_model.py -q -s -rs 2>&1 |
   tee "$LOGS/pytest_cuda.log" | grep -E "swinrt max|tuned plan|slices/s| mean |passed|failed|SKIPPED"
 compute-sanitizer --tool memcheck build/cuda/tests/swinrt_gpu_tests \
-  --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*' > "$LOGS/memcheck.log" 2>&1
+  --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*:Cuda.FusedBlock*:Cuda.TensorCoreHead*' > "$LOGS/memcheck.log" 2>&1
 compute-sanitizer --tool racecheck build/cuda/tests/swinrt_gpu_tests --gtest_filter='*w8_fp16*:*tiny_fp32*' \
   > "$LOGS/racecheck.log" 2>&1
 grep -h SUMMARY "$LOGS/memcheck.log" "$LOGS/racecheck.log"
 SWINRT_PYTHON=$PY build/cuda/swinrt bench --random swin-t --device cuda --precision fp32,tf32,fp16,bf16 \
   --batch 1,32,128 --compare --compare-modes eager,graph --json "$LOGS/bench.json" 2>&1 | tee "$LOGS/bench.log" |
   grep -E "^(prec|fp|tf|bf)"
+SWINRT_PYTHON=$PY build/cuda/swinrt bench --random swin-t --device cuda --precision fp16,fp32 --batch 1,128 --compare \
+  --compare-modes compile 2>&1 | tee "$LOGS/bench_compile.log" | grep -E "^(prec|fp|tf|bf)"
 
 # Plans: Swin-Unet-T built with GEMM autotuning (the build prints heuristic vs
 # tuned forward time and the plan's load time), then the plan against the

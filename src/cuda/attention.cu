@@ -17,6 +17,7 @@
 #include <mma.h>
 #include <type_traits>
 
+#include "mma.cuh"
 #include "ops.cuh"
 
 namespace swinrt::cuda {
@@ -181,25 +182,6 @@ __device__ __forceinline__ void load_window_fp16(const T* __restrict__ qkv, int 
 // block barrier is needed. Shared memory holds only q, k and v^T in fp16.
 __device__ __forceinline__ uint32_t ld_h2(const __half* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
-__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-template <typename T>
-__device__ __forceinline__ void store_pair(T* p, float a, float b) {
-  if constexpr (std::is_same_v<T, __half>) *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
-  else *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
-}
-
 // MAXD: the largest head_dim the instantiation takes (32 or 64). Sized by it
 // and bounded to 8 blocks per SM, Swin-T's head_dim-32 kernel uses 64
 // registers (64 bytes spilled) instead of 105 (4 blocks per SM, 25% occupancy
@@ -248,7 +230,7 @@ __global__ void __launch_bounds__(128, MAXD <= 32 ? 8 : 4)
         const __half* kr = k + (t * 8 + g) * ldq + c2;
 #pragma unroll
         for (int ks = 0; ks < KS; ++ks)
-          if (ks < ksteps) mma_16816(sc[t], qa[ks], ld_h2(kr + ks * 16), ld_h2(kr + ks * 16 + 8));
+          if (ks < ksteps) mma16816<__half>(sc[t], qa[ks], ld_h2(kr + ks * 16), ld_h2(kr + ks * 16 + 8));
       }
     }
     const int reg0 = reg[r0], reg1 = reg[r1];
@@ -295,23 +277,23 @@ __global__ void __launch_bounds__(128, MAXD <= 32 ? 8 : 4)
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       if (2 * kk >= key_tiles) break;
-      const uint32_t pa[4] = {pack_h2(sc[2 * kk][0] * inv0, sc[2 * kk][1] * inv0),
-                              pack_h2(sc[2 * kk][2] * inv1, sc[2 * kk][3] * inv1),
-                              pack_h2(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
-                              pack_h2(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
+      const uint32_t pa[4] = {pack2<__half>(sc[2 * kk][0] * inv0, sc[2 * kk][1] * inv0),
+                              pack2<__half>(sc[2 * kk][2] * inv1, sc[2 * kk][3] * inv1),
+                              pack2<__half>(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
+                              pack2<__half>(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
 #pragma unroll
       for (int nt = 0; nt < DT; ++nt)
         if (nt < dtiles) {
           const __half* vr = vT + (nt * 8 + g) * ldv + kk * 16 + c2;
-          mma_16816(o[nt], pa, ld_h2(vr), ld_h2(vr + 8));
+          mma16816<__half>(o[nt], pa, ld_h2(vr), ld_h2(vr + 8));
         }
     }
 #pragma unroll
     for (int nt = 0; nt < DT; ++nt)
       if (nt < dtiles) {
         const int e = h * d + nt * 8 + c2;
-        if (r0 < N) store_pair(out + (base + tok[r0]) * C + e, o[nt][0], o[nt][1]);
-        if (r1 < N) store_pair(out + (base + tok[r1]) * C + e, o[nt][2], o[nt][3]);
+        if (r0 < N) store2(out + (base + tok[r0]) * C + e, o[nt][0], o[nt][1]);
+        if (r1 < N) store2(out + (base + tok[r1]) * C + e, o[nt][2], o[nt][3]);
       }
   }
 }

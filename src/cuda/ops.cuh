@@ -102,8 +102,17 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
 // FinalPatchExpand_X4's LayerNorm plus the 1x1 conv head, on `rows` tokens
 // starting at token `row0` of the batch: e [rows, 16E] (dtype t, the expand
 // output) -> logits [B, classes, 4*res, 4*res] FP32. head: [classes, E] FP32.
+// frags (fp16/bf16, from final_head_prepare, or null): the head runs on
+// tensor cores with the LayerNorm folded in (y = r (x.W' - mu s) + t);
+// otherwise an FP32 kernel, one thread per pixel.
 void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, int E, const float* g,
-                     const float* b, const float* head, int classes, float* logits, cudaStream_t s);
+                     const float* b, const float* head, int classes, const void* frags, float* logits,
+                     cudaStream_t s);
+// Bytes of the tensor-core head's fragments (0: no tensor-core head for this
+// dtype, E and class count), and their preparation from gamma, beta and head.
+size_t final_head_frags_bytes(DT t, int E, int classes);
+void final_head_prepare(DT t, int E, int classes, const float* head, const float* g, const float* b, void* frags,
+                        cudaStream_t s);
 // FinalPatchExpand_X4 + head in one kernel for fp16/bf16 (where supported:
 // E % 16 == 0, E <= 128): xt [M, E] (dtype t) -> logits [B, classes, 4*res,
 // 4*res] FP32 with M = B * res^2; wexp [16E, E] dtype t, the expand weight.

@@ -15,8 +15,12 @@
 //    cuBLASLt expand on the H100 (docs/PERFORMANCE.md).
 #include <mma.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
+#include "mma.cuh"
 #include "ops.cuh"
 
 namespace swinrt::cuda {
@@ -169,6 +173,153 @@ __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, i
 }
 
 
+// Tensor-core variant for FP16/BF16 expand outputs. LayerNorm + head is
+//   y_c = r (x . W'_c - mu s_c) + t_c,  W'_ck = g_k W_ck, s_c = sum_k W'_ck,
+//   t_c = sum_k b_k W_ck  (mu, r: the pixel's mean and 1 / std),
+// so the head runs as an mma.sync GEMM on the raw expand output x (exact in
+// its 16-bit dtype) against W' split into a 16-bit high and low part (W' to
+// about 2^-22 relative; FP32 accumulation), and mu, r come from the same A
+// fragments (two-pass, FP32, a quad of lanes per row). A warp takes 16
+// neighbouring output pixels of one row per step (4 tokens x 4 sub-pixels
+// p2), so each class's 16 logits are one 64-byte store. KT = E / 16, NT =
+// class tiles of 8.
+// Lane-ordered head fragments (final_head_prepare): for each (nt, kt, h) the
+// 32 lanes' B registers of W' high, then low; then for each (nt, u) the 32
+// lanes' s_c and t_c. A warp loads them once, 128 bytes per load.
+__host__ __device__ constexpr int head_frag_words(int KT, int NT) { return NT * KT * 2 * 2 * 32 + NT * 2 * 2 * 32; }
+
+template <typename T, int KT, int NT>
+__global__ void final_head_prepare_kernel(const float* __restrict__ head, const float* __restrict__ g,
+                                          const float* __restrict__ bt, int classes, uint32_t* __restrict__ out) {
+  constexpr int E = KT * 16;
+  const int lane = threadIdx.x & 31, g8 = lane >> 2, c2 = (lane & 3) * 2;
+  for (int nt = 0; nt < NT; ++nt) {
+    const int n = nt * 8 + g8;
+    for (int kt = 0; kt < KT; ++kt)
+      for (int h = 0; h < 2; ++h) {
+        const int k = kt * 16 + h * 8 + c2;
+        const float w0 = n < classes ? head[n * E + k] * g[k] : 0.f;
+        const float w1 = n < classes ? head[n * E + k + 1] * g[k + 1] : 0.f;
+        const T h0 = from_f<T>(w0), h1 = from_f<T>(w1);
+        const int i = ((nt * KT + kt) * 2 + h) * 2;
+        out[i * 32 + lane] = pack2<T>(to_f(h0), to_f(h1));
+        out[(i + 1) * 32 + lane] = pack2<T>(w0 - to_f(h0), w1 - to_f(h1));
+      }
+    for (int u = 0; u < 2; ++u) {
+      const int c = nt * 8 + c2 + u;
+      float sv = 0.f, tv = 0.f;
+      if (c < classes)
+        for (int k = 0; k < E; ++k) {
+          sv += head[c * E + k] * g[k];
+          tv += head[c * E + k] * bt[k];
+        }
+      const int i = NT * KT * 4 + (nt * 2 + u) * 2;
+      out[i * 32 + lane] = __float_as_uint(sv);
+      out[(i + 1) * 32 + lane] = __float_as_uint(tv);
+    }
+  }
+}
+
+template <typename T, int KT, int NT>
+__global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __restrict__ ex, int64_t row0, int64_t rows,
+                                                                  int res, int classes,
+                                                                  const uint32_t* __restrict__ frags,
+                                                                  float* __restrict__ logits) {
+  constexpr int E = KT * 16;
+  const int lane = threadIdx.x & 31, g8 = lane >> 2, c2 = (lane & 3) * 2;
+  uint32_t bh[NT][KT][2], bl[NT][KT][2];
+  float sc[NT][2], tc[NT][2];  // s_c, t_c of this lane's output columns nt*8 + c2 (+1)
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int i = ((nt * KT + kt) * 2 + h) * 2;
+        bh[nt][kt][h] = __ldg(frags + i * 32 + lane);
+        bl[nt][kt][h] = __ldg(frags + (i + 1) * 32 + lane);
+      }
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int i = NT * KT * 4 + (nt * 2 + u) * 2;
+      sc[nt][u] = __uint_as_float(__ldg(frags + i * 32 + lane));
+      tc[nt][u] = __uint_as_float(__ldg(frags + (i + 1) * 32 + lane));
+    }
+  }
+  const int64_t tokens = int64_t(res) * res, H = 4 * res, groups = res / 4;
+  const int64_t tr0 = row0 / res;  // first token row (over the batch) of the chunk
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
+  for (int64_t item = blockIdx.x * int64_t(blockDim.x >> 5) + (threadIdx.x >> 5); item < rows; item += warps) {
+    // item = (token row, p1, group of 16 pixels along x)
+    const int64_t tr = tr0 + item / res;
+    const int rem = static_cast<int>(item % res), p1 = rem / groups, xg = rem % groups;
+    const int64_t b = tr / res, y = (tr % res) * 4 + p1, x0 = int64_t(xg) * 16;
+    // This lane's rows: pixel x0 + g8 (token 4 xg + g8 / 4, p2 = g8 % 4) and x0 + g8 + 8.
+    const int64_t tok_lo = tr * res + 4 * xg + (g8 >> 2) - row0;
+    const T* r0 = ex + (tok_lo * 16 + p1 * 4 + (g8 & 3)) * E + c2;
+    const T* r1 = r0 + 2 * 16 * E;  // two tokens further
+    uint32_t a[KT][4];
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) {
+      a[kt][0] = __ldg(reinterpret_cast<const unsigned*>(r0 + kt * 16));
+      a[kt][1] = __ldg(reinterpret_cast<const unsigned*>(r1 + kt * 16));
+      a[kt][2] = __ldg(reinterpret_cast<const unsigned*>(r0 + kt * 16 + 8));
+      a[kt][3] = __ldg(reinterpret_cast<const unsigned*>(r1 + kt * 16 + 8));
+    }
+    // Row statistics: this lane holds 4 KT of each row's E values; a quad holds the row.
+    float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int q = 0; q < 4; q += 2) {
+        const T* e0 = reinterpret_cast<const T*>(&a[kt][q]);
+        const T* e1 = reinterpret_cast<const T*>(&a[kt][q + 1]);
+        s0 += to_f(e0[0]) + to_f(e0[1]);
+        s1 += to_f(e1[0]) + to_f(e1[1]);
+      }
+    s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
+    s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
+    s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
+    s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
+    const float mu0 = s0 / E, mu1 = s1 / E;
+    float q0 = 0.f, q1 = 0.f;
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int q = 0; q < 4; q += 2) {
+        const T* e0 = reinterpret_cast<const T*>(&a[kt][q]);
+        const T* e1 = reinterpret_cast<const T*>(&a[kt][q + 1]);
+        const float d0 = to_f(e0[0]) - mu0, d1 = to_f(e0[1]) - mu0;
+        const float d2 = to_f(e1[0]) - mu1, d3 = to_f(e1[1]) - mu1;
+        q0 += d0 * d0 + d1 * d1;
+        q1 += d2 * d2 + d3 * d3;
+      }
+    q0 += __shfl_xor_sync(0xffffffffu, q0, 1);
+    q0 += __shfl_xor_sync(0xffffffffu, q0, 2);
+    q1 += __shfl_xor_sync(0xffffffffu, q1, 1);
+    q1 += __shfl_xor_sync(0xffffffffu, q1, 2);
+    const float rs0 = rsqrtf(q0 / E + 1e-5f), rs1 = rsqrtf(q1 / E + 1e-5f);
+    float* out = logits + (b * classes * H + y) * H + x0 + g8;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt) {
+        mma16816<T>(acc, a[kt], bh[nt][kt][0], bh[nt][kt][1]);
+        mma16816<T>(acc, a[kt], bl[nt][kt][0], bl[nt][kt][1]);
+      }
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int c = nt * 8 + c2 + u;
+        if (c < classes) {
+          out[c * H * H] = rs0 * (acc[u] - mu0 * sc[nt][u]) + tc[nt][u];
+          out[c * H * H + 8] = rs1 * (acc[2 + u] - mu1 * sc[nt][u]) + tc[nt][u];
+        }
+      }
+    }
+  }
+}
+
 // One CTA: kFinTokens tokens (16 per warp) x all 16 sub-pixels. Per sub-pixel
 // s: W_s = expand.weight[s*E:(s+1)*E, :] is staged in shared memory, each warp
 // multiplies its 16 x E token tile by W_s^T (WMMA, FP32 accumulators), stores
@@ -294,8 +445,65 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
+namespace {
+
+// Calls f(T, KT, NT) for a tensor-core head shape; false where there is none.
+template <class F>
+bool head_shape(DT t, int E, int classes, F&& f) {
+  if (t == DT::F32 || E % 16 || E > 96 || classes > 16) return false;
+  auto by_type = [&](auto tag) {
+    const bool two = classes > 8;
+    switch (E / 16) {
+#define SWINRT_HEAD_CASE(K)                                                                     \
+  case K:                                                                                       \
+    two ? f(tag, std::integral_constant<int, K>{}, std::integral_constant<int, 2>{})            \
+        : f(tag, std::integral_constant<int, K>{}, std::integral_constant<int, 1>{});           \
+    return true;
+      SWINRT_HEAD_CASE(2)
+      SWINRT_HEAD_CASE(3)
+      SWINRT_HEAD_CASE(4)
+      SWINRT_HEAD_CASE(6)
+#undef SWINRT_HEAD_CASE
+      default: return false;
+    }
+  };
+  return t == DT::F16 ? by_type(__half{}) : by_type(__nv_bfloat16{});
+}
+
+}  // namespace
+
+size_t final_head_frags_bytes(DT t, int E, int classes) {
+  size_t bytes = 0;
+  head_shape(t, E, classes, [&](auto, auto kt, auto nt) {
+    bytes = sizeof(uint32_t) * head_frag_words(decltype(kt)::value, decltype(nt)::value);
+  });
+  return bytes;
+}
+
+void final_head_prepare(DT t, int E, int classes, const float* head, const float* g, const float* b, void* frags,
+                        cudaStream_t s) {
+  const bool ok = head_shape(t, E, classes, [&](auto tag, auto kt, auto nt) {
+    final_head_prepare_kernel<decltype(tag), decltype(kt)::value, decltype(nt)::value>
+        <<<1, 32, 0, s>>>(head, g, b, classes, static_cast<uint32_t*>(frags));
+  });
+  if (!ok) throw Error(fmt::format("final_head_prepare: no tensor-core head for E {} and {} classes", E, classes));
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
+
 void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, int E, const float* g,
-                     const float* b, const float* head, int classes, float* logits, cudaStream_t s) {
+                     const float* b, const float* head, int classes, const void* frags, float* logits,
+                     cudaStream_t s) {
+  if (frags && res % 4 == 0 && rows % res == 0 &&
+      head_shape(t, E, classes, [&](auto tag, auto kt, auto nt) {
+        using T = decltype(tag);
+        // One warp step per token (16 pixels); at most 8 blocks of 4 warps per SM.
+        const unsigned grid = static_cast<unsigned>(std::min<int64_t>(ceil_div(rows, 4), 132 * 8));
+        final_norm_head_mma_kernel<T, decltype(kt)::value, decltype(nt)::value><<<grid, 128, 0, s>>>(
+            static_cast<const T*>(e), row0, rows, res, classes, static_cast<const uint32_t*>(frags), logits);
+      })) {
+    SWINRT_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   if (E > kMaxHeadE || E % 8 != 0)
     throw Error(fmt::format("final_norm_head: embed_dim {} must be a multiple of 8 and at most {}", E, kMaxHeadE));
   const unsigned grid = ceil_div(rows * 16, 128);

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <type_traits>
 
+#include "mma.cuh"
 #include "ops.cuh"
 
 namespace swinrt::cuda {
@@ -36,48 +37,6 @@ constexpr int kThreadsFor = C >= 192 ? 512 : 256;
 
 __device__ __forceinline__ int region(int v, int res, int window, int shift) {
   return v < res - window ? 0 : (v < res - shift ? 1 : 2);
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* p) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-
-// c += a . b, m16n8k16, FP32 accumulators; operands fp16 or bf16.
-template <typename T>
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ void store2(T* p, float a, float b) {
-  if constexpr (std::is_same_v<T, __half>) *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
-  else *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
-}
-
-__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
 }
 
 // GELU in its tanh form with the hardware tanh (MUFU.TANH): as cuBLASLt's GELU
@@ -233,7 +192,7 @@ __device__ __forceinline__ void block_gemm(const T* A, int lda, Stream& ws, Epi&
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-          for (int j = 0; j < NT; ++j) mma<T>(acc[mt][j], a[mt], b[j].x, b[j].y);
+          for (int j = 0; j < NT; ++j) mma16816<T>(acc[mt][j], a[mt], b[j].x, b[j].y);
       }
     }
 #pragma unroll
@@ -405,7 +364,7 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
         const __half* kr = qkv + (t * 8 + g) * L::LDQ + C + h * HD + c2;
 #pragma unroll
         for (int ks = 0; ks < KS; ++ks)
-          mma<__half>(sc[t], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
+          mma16816<__half>(sc[t], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
                       *reinterpret_cast<const uint32_t*>(kr + ks * 16 + 8));
       }
       // Bias from the padded table (no bounds checks: -inf hides the padding
@@ -449,17 +408,17 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
       for (int nt = 0; nt < DT; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
-        const uint32_t pa[4] = {pack_h2(sc[2 * kk][0] * inv0, sc[2 * kk][1] * inv0),
-                                pack_h2(sc[2 * kk][2] * inv1, sc[2 * kk][3] * inv1),
-                                pack_h2(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
-                                pack_h2(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
+        const uint32_t pa[4] = {pack2<__half>(sc[2 * kk][0] * inv0, sc[2 * kk][1] * inv0),
+                                pack2<__half>(sc[2 * kk][2] * inv1, sc[2 * kk][3] * inv1),
+                                pack2<__half>(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
+                                pack2<__half>(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
 #pragma unroll
         for (int dp = 0; dp < DT / 2; ++dp) {
           // v rows kk*16.. (keys) x 16 columns: b0, b1 of n-tiles 2dp and 2dp + 1.
           uint32_t vb[4];
           ldsm_x4_trans(vb, qkv + (kk * 16 + (lane & 15)) * L::LDQ + 2 * C + h * HD + dp * 16 + (lane >> 4) * 8);
-          mma<__half>(o[2 * dp], pa, vb[0], vb[1]);
-          mma<__half>(o[2 * dp + 1], pa, vb[2], vb[3]);
+          mma16816<__half>(o[2 * dp], pa, vb[0], vb[1]);
+          mma16816<__half>(o[2 * dp + 1], pa, vb[2], vb[3]);
         }
       }
 #pragma unroll

@@ -178,6 +178,37 @@ TEST(Cuda, FusedBlockMatchesUnfused) {
   }
 }
 
+// The tensor-core final head (fp16/bf16: LayerNorm folded into the head
+// GEMM, src/cuda/patch.cu) against the FP32 kernel (SWINRT_HEAD_MMA=0) on
+// the same engine weights: same expand output, so only the arithmetic order
+// and the 16-bit split of gamma x head differ.
+TEST(Cuda, TensorCoreHeadMatchesFp32Head) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  for (const char* name : {"swin-t", "w8"}) {
+    for (Precision p : {Precision::FP16, Precision::BF16}) {
+      const Config cfg = named_config(name);
+      const Weights w = random_weights(cfg, 13);
+      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size, C = cfg.num_classes;
+      const auto in = random_slices(B, cfg.img_size, 8);
+      std::vector<float> mma(B * C * HW), simt(B * C * HW);
+      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, mma.data());
+      setenv("SWINRT_HEAD_MMA", "0", 1);
+      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, simt.data());
+      unsetenv("SWINRT_HEAD_MMA");
+      double max_abs = 0, max_ref = 0;
+      for (int64_t i = 0; i < B * C * HW; ++i) {
+        ASSERT_TRUE(std::isfinite(mma[i])) << "logit " << i;
+        max_abs = std::max(max_abs, std::abs(double(mma[i]) - simt[i]));
+        max_ref = std::max(max_ref, std::abs(double(simt[i])));
+      }
+      std::printf("  %s %s: max |tensor-core head - FP32 head| = %.3g (max |logit| %.3g)\n", name,
+                  precision_name(p), max_abs, max_ref);
+      EXPECT_LE(max_abs, 1e-3);
+    }
+  }
+}
+
 TEST(Cuda, ThreadsShareOneEngine) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
