@@ -147,11 +147,18 @@ std::map<int, int64_t> fused_policy(const Config& c) {
     for (int s = 0; s < c.num_layers(); ++s) policy[c.embed_dim << s] = 1;
     return policy;
   }
+  const auto bad = [&] { return Error(fmt::format("SWINRT_FUSED_BLOCK='{}': expected 0, 1 or C:windows,...", v)); };
   size_t pos = 0;
   while (pos < v.size()) {
     const size_t end = std::min(v.find(',', pos), v.size()), colon = v.find(':', pos);
-    if (colon >= end) throw Error(fmt::format("SWINRT_FUSED_BLOCK='{}': expected 0, 1 or C:windows,...", v));
-    policy[std::stoi(v.substr(pos, colon - pos))] = std::stoll(v.substr(colon + 1, end - colon - 1));
+    if (colon >= end) throw bad();
+    char* stop = nullptr;
+    const std::string c = v.substr(pos, colon - pos), w = v.substr(colon + 1, end - colon - 1);
+    const long channels = std::strtol(c.c_str(), &stop, 10);
+    if (c.empty() || *stop || channels <= 0) throw bad();
+    const long long windows = std::strtoll(w.c_str(), &stop, 10);
+    if (w.empty() || *stop || windows <= 0) throw bad();
+    policy[static_cast<int>(channels)] = windows;
     pos = end + 1;
   }
   return policy;
