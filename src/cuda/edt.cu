@@ -276,13 +276,8 @@ void cuda_squared_edt(const uint8_t* sites, const Dims3& dims, const Spacing3& s
 
 std::vector<ClassMetric> cuda_evaluate_volume(const int32_t* pred, const int32_t* gt, const VolumeShape& shape,
                                               const Spacing3& spacing, const std::vector<int>& classes) {
-  constexpr int kMaxClass = 1 << 16;
-  int top = -1;
-  for (int c : classes) {
-    if (c < 0 || c >= kMaxClass) throw Error(fmt::format("class {} out of range [0, {})", c, kMaxClass));
-    top = std::max(top, c);
-  }
-  const int nc = static_cast<int>(classes.size());
+  const std::vector<int> slot = class_slots(classes);
+  const int nc = static_cast<int>(classes.size()), top = static_cast<int>(slot.size()) - 1;
   // Beyond the shared-memory table, or with coordinates past int: the CPU.
   const Dims3& d = shape.dims;
   if (nc > kMaxSharedClasses || d[0] >= INT_MAX || d[1] >= INT_MAX || d[2] >= INT_MAX)
@@ -299,8 +294,6 @@ std::vector<ClassMetric> cuda_evaluate_volume(const int32_t* pred, const int32_t
     return evaluate_volume(pred, gt, shape, spacing, classes);
   std::vector<ClassMetric> out(static_cast<size_t>(nc));
   if (nc == 0) return out;
-  std::vector<int> slot(static_cast<size_t>(top + 1), -1);
-  for (int k = 0; k < nc; ++k) slot[classes[k]] = k;
 
   Stream stream;
   cudaStream_t s = stream.s;

@@ -214,17 +214,22 @@ ClassMetric metric_percase(const uint8_t* pred, const uint8_t* gt, const VolumeS
   return {0.0, 0.0};
 }
 
-std::vector<ClassMetric> evaluate_volume(const int32_t* pred, const int32_t* gt, const VolumeShape& shape,
-                                         const Spacing3& spacing, const std::vector<int>& classes) {
+std::vector<int> class_slots(const std::vector<int>& classes) {
   constexpr int kMaxClass = 1 << 16;
   int top = -1;
   for (int c : classes) {
     if (c < 0 || c >= kMaxClass) throw Error(fmt::format("class {} out of range [0, {})", c, kMaxClass));
     top = std::max(top, c);
   }
-  const int nc = static_cast<int>(classes.size());
   std::vector<int> slot(static_cast<size_t>(top + 1), -1);
-  for (int k = 0; k < nc; ++k) slot[classes[k]] = k;
+  for (size_t k = 0; k < classes.size(); ++k) slot[classes[k]] = static_cast<int>(k);
+  return slot;
+}
+
+std::vector<ClassMetric> evaluate_volume(const int32_t* pred, const int32_t* gt, const VolumeShape& shape,
+                                         const Spacing3& spacing, const std::vector<int>& classes) {
+  const std::vector<int> slot = class_slots(classes);
+  const int nc = static_cast<int>(classes.size()), top = static_cast<int>(slot.size()) - 1;
 
   // One pass: per class, voxel counts and the bounding box of both masks.
   struct Stats {

@@ -51,6 +51,11 @@ double percentile_linear(std::vector<double>& values, double q);
 // calculate_metric_percase(pred, gt) of the original utils.py.
 ClassMetric metric_percase(const uint8_t* pred, const uint8_t* gt, const VolumeShape& shape, const Spacing3& spacing);
 
+// The class table both evaluate_volume and its GPU twin index labels with:
+// slot[c] = k for classes[k], -1 for labels that are not evaluated; throws
+// for a class outside [0, 65536).
+std::vector<int> class_slots(const std::vector<int>& classes);
+
 // calculate_metric_percase(pred == c, gt == c) for every c of `classes`, from
 // one pass over the label volumes; the distance transforms run on the
 // bounding box of the class in either volume only (the result is the same:
