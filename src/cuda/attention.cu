@@ -19,14 +19,11 @@
 
 #include "mma.cuh"
 #include "ops.cuh"
+#include "window.cuh"
 
 namespace swinrt::cuda {
 
 namespace {
-
-__device__ __forceinline__ int region(int v, int res, int window, int shift) {
-  return v < res - window ? 0 : (v < res - shift ? 1 : 2);
-}
 
 template <typename T>
 __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
@@ -47,9 +44,7 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
   const int64_t base = int64_t(b) * res * res;
   for (int i = threadIdx.x; i < Np; i += blockDim.x) {
     if (i < N) {
-      const int ys = wy * window + i / window, xs = wx * window + i % window;
-      tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
-      reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
+      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
     } else {
       for (int e = 0; e < d; ++e) kT[e * Np + i] = 0.f;  // padding columns
     }
@@ -137,9 +132,7 @@ __device__ __forceinline__ void load_window_fp16(const T* __restrict__ qkv, int 
   const int64_t base = int64_t(blockIdx.z) * res * res;
   for (int i = threadIdx.x; i < NP; i += blockDim.x) {
     if (i < N) {
-      const int ys = wy * window + i / window, xs = wx * window + i % window;
-      tok[i] = ((ys + shift) % res) * res + (xs + shift) % res;
-      reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xs, res, window, shift) : 0;
+      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
     } else {
       tok[i] = 0;
       reg[i] = -1;

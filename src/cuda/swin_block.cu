@@ -24,6 +24,7 @@
 
 #include "mma.cuh"
 #include "ops.cuh"
+#include "window.cuh"
 
 namespace swinrt::cuda {
 
@@ -34,10 +35,6 @@ constexpr int kRows = 64;  // a window's tokens padded to 4 m-tiles of 16
 // shared memory takes the SM, so more warps hide the latencies).
 template <int C>
 constexpr int kThreadsFor = C >= 192 ? 512 : 256;
-
-__device__ __forceinline__ int region(int v, int res, int window, int shift) {
-  return v < res - window ? 0 : (v < res - shift ? 1 : 2);
-}
 
 // GELU in its tanh form with the hardware tanh (MUFU.TANH): as cuBLASLt's GELU
 // epilogue on the op-by-op FP16/BF16 path, within 4.7e-4 of the erf form
@@ -300,9 +297,7 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
   // Token map of the shifted window and the shift-mask regions.
   for (int i = threadIdx.x; i < kRows; i += THREADS) {
     if (i < N) {
-      const int ys = wy * window + i / window, xc = wx * window + i % window;
-      tok[i] = ((ys + shift) % res) * res + (xc + shift) % res;
-      reg[i] = shift > 0 ? region(ys, res, window, shift) * 3 + region(xc, res, window, shift) : 0;
+      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
     } else {
       tok[i] = 0;
       reg[i] = -1;
