@@ -514,80 +514,89 @@ __global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N,
 
 using Kernel = void (*)(BlockArgs);
 
-template <typename T>
-Kernel pick(int C, int hd) {
-  if (hd == 32) {
-    if (C == 96) return swin_block_kernel<T, 96, 32>;
-    if (C == 192) return swin_block_kernel<T, 192, 32>;
-  } else if (hd == 16) {
-    if (C == 48) return swin_block_kernel<T, 48, 16>;
-    if (C == 96) return swin_block_kernel<T, 96, 16>;
-    if (C == 192) return swin_block_kernel<T, 192, 16>;
-  }
-  return nullptr;
-}
-
-size_t smem_bytes(int C) {
+// Calls f(std::integral_constant<int, C>) for a channel count the kernel is
+// built for; false for any other.
+template <class F>
+bool with_channels(int C, F&& f) {
   switch (C) {
-    case 48: return Layout<48>::bytes;
-    case 96: return Layout<96>::bytes;
-    case 192: return Layout<192>::bytes;
-    default: return 0;
+    case 48: f(std::integral_constant<int, 48>{}); return true;
+    case 96: f(std::integral_constant<int, 96>{}); return true;
+    case 192: f(std::integral_constant<int, 192>{}); return true;
+    default: return false;
   }
 }
 
+// The kernel for dtype t, C channels and C / heads channels per head (16 or
+// 32; 48 channels only with 16), or null.
 Kernel kernel_for(DT t, int C, int heads) {
-  if (heads <= 0 || C % heads) return nullptr;
+  if (t == DT::F32 || heads <= 0 || C % heads) return nullptr;
   const int hd = C / heads;
-  return t == DT::F16 ? pick<__half>(C, hd) : t == DT::BF16 ? pick<__nv_bfloat16>(C, hd) : nullptr;
+  Kernel k = nullptr;
+  with_channels(C, [&](auto c) {
+    constexpr int CC = decltype(c)::value;
+    auto typed = [&](auto tag) {
+      using T = decltype(tag);
+      if (hd == 16) k = swin_block_kernel<T, CC, 16>;
+      if constexpr (CC != 48)
+        if (hd == 32) k = swin_block_kernel<T, CC, 32>;
+    };
+    t == DT::F16 ? typed(__half{}) : typed(__nv_bfloat16{});
+  });
+  return k;
 }
+
+// The qkv, proj, fc1 and fc2 weights of a block: 12 C^2 16-bit values; the
+// padded relative position bias follows them in the stream.
+size_t gemm_weight_bytes(int C) { return size_t(12) * C * C * 2; }
 
 }  // namespace
 
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
-  if (t == DT::F32 || hidden != 4 * C || window * window > kRows || !kernel_for(t, C, heads)) return false;
+  if (hidden != 4 * C || window * window > kRows || !kernel_for(t, C, heads)) return false;
   int dev = 0, optin = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
     cudaGetLastError();
     return false;
   }
-  return smem_bytes(C) <= size_t(optin);
+  size_t smem = 0;
+  with_channels(C, [&](auto c) { smem = Layout<decltype(c)::value>::bytes; });
+  return smem <= size_t(optin);
 }
 
 size_t swin_block_stream_bytes(int C, int heads) {
-  return size_t(12) * C * C * 2 + size_t(heads) * kRows * kRows * sizeof(float);
+  return gemm_weight_bytes(C) + size_t(heads) * kRows * kRows * sizeof(float);
 }
 
 void swin_block_arrange(int C, int heads, int window, const void* qkv, const void* proj, const void* fc1,
                         const void* fc2, const float* rpb, void* out, cudaStream_t s) {
-  const int N = window * window;
+  if (!with_channels(C, [&](auto c) { arrange_block<decltype(c)::value>(qkv, proj, fc1, fc2, out, s); }))
+    throw Error(fmt::format("swin_block_arrange: no fused kernel for C {}", C));
   pad_bias_kernel<<<ceil_div(heads * kRows * kRows, 256), 256, 0, s>>>(
-      rpb, heads, N, reinterpret_cast<float*>(static_cast<char*>(out) + size_t(12) * C * C * 2));
+      rpb, heads, window * window, reinterpret_cast<float*>(static_cast<char*>(out) + gemm_weight_bytes(C)));
   SWINRT_CUDA_CHECK(cudaGetLastError());
-  switch (C) {
-    case 48: arrange_block<48>(qkv, proj, fc1, fc2, out, s); break;
-    case 96: arrange_block<96>(qkv, proj, fc1, fc2, out, s); break;
-    case 192: arrange_block<192>(qkv, proj, fc1, fc2, out, s); break;
-    default: throw Error(fmt::format("swin_block_arrange: no fused kernel for C {}", C));
-  }
 }
 
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                 const SwinBlockWeights& w, cudaStream_t s) {
   const Kernel kernel = kernel_for(t, C, heads);
   if (!kernel) throw Error(fmt::format("swin_block: no fused kernel for C {} heads {}", C, heads));
-  const size_t smem = smem_bytes(C);
+  size_t smem = 0;
+  int threads = 0;
+  with_channels(C, [&](auto c) {
+    smem = Layout<decltype(c)::value>::bytes;
+    threads = kThreadsFor<decltype(c)::value>;
+  });
   static std::mutex mu;
   {
     std::lock_guard<std::mutex> lock(mu);
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
-  const float* rpb = reinterpret_cast<const float*>(static_cast<const char*>(w.stream) + size_t(12) * C * C * 2);
+  const float* rpb = reinterpret_cast<const float*>(static_cast<const char*>(w.stream) + gemm_weight_bytes(C));
   const BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
                     w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, rpb};
   const dim3 grid((res / window) * (res / window), B);
-  kernel<<<grid, C >= 192 ? kThreadsFor<192> : kThreadsFor<96>, smem, s>>>(a);
+  kernel<<<grid, threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
