@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __res
       tc[nt][u] = __uint_as_float(__ldg(frags + (i + 1) * 32 + lane));
     }
   }
-  const int64_t tokens = int64_t(res) * res, H = 4 * res, groups = res / 4;
+  const int64_t H = 4 * res, groups = res / 4;
   const int64_t tr0 = row0 / res;  // first token row (over the batch) of the chunk
   const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
   for (int64_t item = blockIdx.x * int64_t(blockDim.x >> 5) + (threadIdx.x >> 5); item < rows; item += warps) {
@@ -266,38 +266,36 @@ __global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __res
       a[kt][2] = __ldg(reinterpret_cast<const unsigned*>(r0 + kt * 16 + 8));
       a[kt][3] = __ldg(reinterpret_cast<const unsigned*>(r1 + kt * 16 + 8));
     }
-    // Row statistics: this lane holds 4 KT of each row's E values; a quad holds the row.
+    // Row statistics (two-pass, FP32): this lane holds 4 KT of each row's E
+    // values, in pairs; a quad of lanes holds the row. each(f) calls
+    // f(x, x', y, y') for every pair x, x' of the first row and y, y' of the second.
+    auto each = [&](auto&& f) {
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+        for (int q = 0; q < 4; q += 2) {
+          const T* e0 = reinterpret_cast<const T*>(&a[kt][q]);
+          const T* e1 = reinterpret_cast<const T*>(&a[kt][q + 1]);
+          f(to_f(e0[0]), to_f(e0[1]), to_f(e1[0]), to_f(e1[1]));
+        }
+    };
+    auto quad_sum = [](float v) {
+      v += __shfl_xor_sync(0xffffffffu, v, 1);
+      return v + __shfl_xor_sync(0xffffffffu, v, 2);
+    };
     float s0 = 0.f, s1 = 0.f;
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-      for (int q = 0; q < 4; q += 2) {
-        const T* e0 = reinterpret_cast<const T*>(&a[kt][q]);
-        const T* e1 = reinterpret_cast<const T*>(&a[kt][q + 1]);
-        s0 += to_f(e0[0]) + to_f(e0[1]);
-        s1 += to_f(e1[0]) + to_f(e1[1]);
-      }
-    s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
-    s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
-    s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
-    s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
-    const float mu0 = s0 / E, mu1 = s1 / E;
+    each([&](float x, float x1, float y, float y1) {
+      s0 += x + x1;
+      s1 += y + y1;
+    });
+    const float mu0 = quad_sum(s0) / E, mu1 = quad_sum(s1) / E;
     float q0 = 0.f, q1 = 0.f;
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-      for (int q = 0; q < 4; q += 2) {
-        const T* e0 = reinterpret_cast<const T*>(&a[kt][q]);
-        const T* e1 = reinterpret_cast<const T*>(&a[kt][q + 1]);
-        const float d0 = to_f(e0[0]) - mu0, d1 = to_f(e0[1]) - mu0;
-        const float d2 = to_f(e1[0]) - mu1, d3 = to_f(e1[1]) - mu1;
-        q0 += d0 * d0 + d1 * d1;
-        q1 += d2 * d2 + d3 * d3;
-      }
-    q0 += __shfl_xor_sync(0xffffffffu, q0, 1);
-    q0 += __shfl_xor_sync(0xffffffffu, q0, 2);
-    q1 += __shfl_xor_sync(0xffffffffu, q1, 1);
-    q1 += __shfl_xor_sync(0xffffffffu, q1, 2);
+    each([&](float x, float x1, float y, float y1) {
+      q0 += (x - mu0) * (x - mu0) + (x1 - mu0) * (x1 - mu0);
+      q1 += (y - mu1) * (y - mu1) + (y1 - mu1) * (y1 - mu1);
+    });
+    q0 = quad_sum(q0);
+    q1 = quad_sum(q1);
     const float rs0 = rsqrtf(q0 / E + 1e-5f), rs1 = rsqrtf(q1 / E + 1e-5f);
     float* out = logits + (b * classes * H + y) * H + x0 + g8;
 #pragma unroll
