@@ -32,6 +32,41 @@ std::vector<float> random_slices(int64_t n, int S, uint32_t seed) {
   return v;
 }
 
+// Logits of a CUDA engine of w created with the environment variable `var`
+// set to `value` (the engine reads its switches at creation).
+std::vector<float> cuda_logits(const Weights& w, Precision p, const std::vector<float>& in, int64_t B,
+                               const char* var, const char* value) {
+  const Config& cfg = w.config();
+  std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * cfg.img_size * cfg.img_size));
+  setenv(var, value, 1);
+  auto engine = make_cuda_engine(w, {Device::Cuda, p, 2});
+  unsetenv(var);
+  engine->run(in.data(), B, out.data());
+  return out;
+}
+
+// How far logits `got` are from `ref` ([B, classes, HW] both).
+struct Gap {
+  int64_t first_nonfinite = -1;  // index of the first non-finite logit of `got`, or -1
+  double max_abs = 0, max_ref = 0;
+  double agreement = 0;  // fraction of pixels whose argmax agrees
+};
+Gap gap(const std::vector<float>& got, const std::vector<float>& ref, int64_t B, int classes, int64_t HW) {
+  Gap g;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(got[i]) && g.first_nonfinite < 0) g.first_nonfinite = static_cast<int64_t>(i);
+    g.max_abs = std::max(g.max_abs, std::abs(double(got[i]) - ref[i]));
+    g.max_ref = std::max(g.max_ref, std::abs(double(ref[i])));
+  }
+  std::vector<int32_t> lg(B * HW), lr(B * HW);
+  argmax_labels(got.data(), B, classes, HW, lg.data());
+  argmax_labels(ref.data(), B, classes, HW, lr.data());
+  int64_t agree = 0;
+  for (int64_t i = 0; i < B * HW; ++i) agree += lg[i] == lr[i];
+  g.agreement = double(agree) / double(B * HW);
+  return g;
+}
+
 class CudaVsCpu : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaVsCpu, LogitsAgree) {
@@ -96,41 +131,27 @@ TEST(Cuda, FusedFinalHeadMatchesUnfused) {
     for (Precision p : {Precision::FP16, Precision::BF16}) {
       const Config cfg = named_config(name);
       const Weights w = random_weights(cfg, 5);
-      const int64_t B = 2, HW = int64_t(cfg.img_size) * cfg.img_size, C = cfg.num_classes;
+      const int64_t B = 2, HW = int64_t(cfg.img_size) * cfg.img_size;
       const auto in = random_slices(B, cfg.img_size, 3);
-      std::vector<float> fused(B * C * HW), unfused(B * C * HW);
-      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, unfused.data());
-      setenv("SWINRT_FUSED_HEAD", "1", 1);
-      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, fused.data());
-      unsetenv("SWINRT_FUSED_HEAD");
-      double max_abs = 0, max_ref = 0;
-      int64_t agree = 0;
-      for (int64_t i = 0; i < B * C * HW; ++i) {
-        ASSERT_TRUE(std::isfinite(fused[i])) << "logit " << i;
-        max_abs = std::max(max_abs, std::abs(double(fused[i]) - unfused[i]));
-        max_ref = std::max(max_ref, std::abs(double(unfused[i])));
-      }
-      std::vector<int32_t> lf(B * HW), lu(B * HW);
-      argmax_labels(fused.data(), B, C, HW, lf.data());
-      argmax_labels(unfused.data(), B, C, HW, lu.data());
-      for (int64_t i = 0; i < B * HW; ++i) agree += lf[i] == lu[i];
-      const double frac = double(agree) / (B * HW);
+      const auto unfused = cuda_logits(w, p, in, B, "SWINRT_FUSED_HEAD", "0");
+      const auto fused = cuda_logits(w, p, in, B, "SWINRT_FUSED_HEAD", "1");
+      const Gap g = gap(fused, unfused, B, cfg.num_classes, HW);
+      ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
       std::printf("  %s %s: max |fused - unfused| = %.3g (max |logit| %.3g), argmax agreement %.6f\n", name,
-                  precision_name(p), max_abs, max_ref, frac);
+                  precision_name(p), g.max_abs, g.max_ref, g.agreement);
       // One ulp of the rounded expand output moves a logit by about ulp x |head| x rstd.
-      EXPECT_LE(max_abs, p == Precision::FP16 ? 2e-2 : 1e-1);
-      EXPECT_GE(frac, 0.999);
+      EXPECT_LE(g.max_abs, p == Precision::FP16 ? 2e-2 : 1e-1);
+      EXPECT_GE(g.agreement, 0.999);
     }
   }
 }
 
 // The fused Swin block kernel (src/cuda/swin_block.cu, the default for the
-// FP16/BF16 blocks it takes at large batches; SWINRT_FUSED_BLOCK=1 forces it
-// here) against the op-by-op path (SWINRT_FUSED_BLOCK=0)
-// on the same weights and input. Both round at the same points; they differ
-// in summation order and GELU (exact erf fused, cuBLASLt's tanh form op by
-// op). swin-t covers C 96 and 192 with head dim 32, w8 (window 8) C 48, 96
-// and 192 with head dim 16.
+// FP16/BF16 blocks the policy names; SWINRT_FUSED_BLOCK=1 fuses every block
+// it takes here) against the op-by-op path (SWINRT_FUSED_BLOCK=0) on the same
+// weights and input. Both round at the same points and take GELU's tanh form;
+// they differ in summation order and the hardware tanh. swin-t covers C 96
+// and 192 with head dim 32, w8 (window 8) C 48, 96 and 192 with head dim 16.
 TEST(Cuda, FusedBlockMatchesUnfused) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
@@ -138,42 +159,23 @@ TEST(Cuda, FusedBlockMatchesUnfused) {
     for (Precision p : {Precision::FP16, Precision::BF16}) {
       const Config cfg = named_config(name);
       const Weights w = random_weights(cfg, 9);
-      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size, C = cfg.num_classes;
+      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
       const auto in = random_slices(B, cfg.img_size, 4);
-      std::vector<float> fused(B * C * HW), unfused(B * C * HW), ref(B * C * HW);
+      std::vector<float> ref(B * cfg.num_classes * HW);
       make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
-      setenv("SWINRT_FUSED_BLOCK", "1", 1);  // fused at every batch size
-      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, fused.data());
-      setenv("SWINRT_FUSED_BLOCK", "0", 1);
-      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, unfused.data());
-      unsetenv("SWINRT_FUSED_BLOCK");
-      double max_abs = 0, max_ref = 0, err_fused = 0, err_unfused = 0;
-      for (int64_t i = 0; i < B * C * HW; ++i) {
-        ASSERT_TRUE(std::isfinite(fused[i])) << "logit " << i;
-        max_abs = std::max(max_abs, std::abs(double(fused[i]) - unfused[i]));
-        max_ref = std::max(max_ref, std::abs(double(unfused[i])));
-        err_fused = std::max(err_fused, std::abs(double(fused[i]) - ref[i]));
-        err_unfused = std::max(err_unfused, std::abs(double(unfused[i]) - ref[i]));
-      }
-      std::vector<int32_t> lf(B * HW), lu(B * HW), lr(B * HW);
-      argmax_labels(fused.data(), B, C, HW, lf.data());
-      argmax_labels(unfused.data(), B, C, HW, lu.data());
-      argmax_labels(ref.data(), B, C, HW, lr.data());
-      int64_t agree = 0, agree_ref_f = 0, agree_ref_u = 0;
-      for (int64_t i = 0; i < B * HW; ++i) {
-        agree += lf[i] == lu[i];
-        agree_ref_f += lf[i] == lr[i];
-        agree_ref_u += lu[i] == lr[i];
-      }
-      const double n = double(B * HW);
+      const auto fused = cuda_logits(w, p, in, B, "SWINRT_FUSED_BLOCK", "1");
+      const auto unfused = cuda_logits(w, p, in, B, "SWINRT_FUSED_BLOCK", "0");
+      const Gap g = gap(fused, unfused, B, cfg.num_classes, HW);
+      ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
+      const Gap gf = gap(fused, ref, B, cfg.num_classes, HW), gu = gap(unfused, ref, B, cfg.num_classes, HW);
       std::printf("  %s %s: max |fused - unfused| = %.3g (max |logit| %.3g), agreement %.6f; against CPU FP32: "
                   "fused %.3g / %.6f, unfused %.3g / %.6f\n",
-                  name, precision_name(p), max_abs, max_ref, agree / n, err_fused, agree_ref_f / n, err_unfused,
-                  agree_ref_u / n);
-      EXPECT_GE(agree / n, p == Precision::FP16 ? 0.999 : 0.99);
+                  name, precision_name(p), g.max_abs, g.max_ref, g.agreement, gf.max_abs, gf.agreement, gu.max_abs,
+                  gu.agreement);
+      EXPECT_GE(g.agreement, p == Precision::FP16 ? 0.999 : 0.99);
       // No worse against FP32 than the op-by-op path, up to rounding noise.
-      EXPECT_LE(err_fused, 1.5 * err_unfused + 1e-3);
-      EXPECT_GE(agree_ref_f / n, agree_ref_u / n - 1e-3);
+      EXPECT_LE(gf.max_abs, 1.5 * gu.max_abs + 1e-3);
+      EXPECT_GE(gf.agreement, gu.agreement - 1e-3);
     }
   }
 }
@@ -189,22 +191,15 @@ TEST(Cuda, TensorCoreHeadMatchesFp32Head) {
     for (Precision p : {Precision::FP16, Precision::BF16}) {
       const Config cfg = named_config(name);
       const Weights w = random_weights(cfg, 13);
-      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size, C = cfg.num_classes;
+      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
       const auto in = random_slices(B, cfg.img_size, 8);
-      std::vector<float> mma(B * C * HW), simt(B * C * HW);
-      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, mma.data());
-      setenv("SWINRT_HEAD_MMA", "0", 1);
-      make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, simt.data());
-      unsetenv("SWINRT_HEAD_MMA");
-      double max_abs = 0, max_ref = 0;
-      for (int64_t i = 0; i < B * C * HW; ++i) {
-        ASSERT_TRUE(std::isfinite(mma[i])) << "logit " << i;
-        max_abs = std::max(max_abs, std::abs(double(mma[i]) - simt[i]));
-        max_ref = std::max(max_ref, std::abs(double(simt[i])));
-      }
+      const auto mma = cuda_logits(w, p, in, B, "SWINRT_HEAD_MMA", "1");
+      const auto simt = cuda_logits(w, p, in, B, "SWINRT_HEAD_MMA", "0");
+      const Gap g = gap(mma, simt, B, cfg.num_classes, HW);
+      ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
       std::printf("  %s %s: max |tensor-core head - FP32 head| = %.3g (max |logit| %.3g)\n", name,
-                  precision_name(p), max_abs, max_ref);
-      EXPECT_LE(max_abs, 1e-3);
+                  precision_name(p), g.max_abs, g.max_ref);
+      EXPECT_LE(g.max_abs, 1e-3);
     }
   }
 }
