@@ -3,6 +3,9 @@
 // PatchMerging's 2x2 concat and PatchExpand's pixel shuffle into the loads,
 // so neither rearrangement is ever written to memory. Traffic: one read of the
 // source row, one write per output dtype.
+#include <cstdlib>
+#include <string>
+
 #include "ops.cuh"
 
 namespace swinrt::cuda {
@@ -88,9 +91,141 @@ void launch_npl(const void* src, int64_t rows, int C, Gather gather, int res, in
   }
 }
 
+// 4 consecutive elements of a source row as FP32 (16-byte FP32 or 8-byte
+// 16-bit loads), and 4 results stored alike.
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+template <typename T>
+__device__ __forceinline__ float4 load4(const T* p) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  const T* e = reinterpret_cast<const T*>(&u);
+  return make_float4(to_f(e[0]), to_f(e[1]), to_f(e[2]), to_f(e[3]));
+}
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+template <typename T>
+__device__ __forceinline__ void store4(T* p, float4 v) {
+  __align__(8) T e[4] = {from_f<T>(v.x), from_f<T>(v.y), from_f<T>(v.z), from_f<T>(v.w)};
+  *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(e);
+}
+
+// Row-parallel variant for rows of groups of 4 channels that stay contiguous
+// under the gather: TPR threads per row (one warp, or up to 8 for wide rows,
+// so that a batch-1 PatchMerging's 49 rows of 1536 channels are 49 thread
+// blocks, not 7 warps' worth of serial work), each with at most NV groups.
+// Every load of a thread (row values, gamma, beta) is in flight at once: the
+// kernel is one memory round trip, two reductions and the stores. Same
+// arithmetic as layernorm_kernel (two-pass FP32 statistics, eps 1e-5), summed
+// in another order.
+template <typename Tin, typename Tout, Gather G, int TPR, int NV>
+__global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restrict__ src, int64_t rows, int C, int res,
+                                                            int factor, const float* __restrict__ g,
+                                                            const float* __restrict__ bta, Tout* __restrict__ out,
+                                                            float* __restrict__ out32) {
+  constexpr int RPB = 256 / TPR, WPR = TPR / 32;  // rows per block, warps per row
+  __shared__ float red[2][8];
+  const int rb = threadIdx.x / TPR, t = threadIdx.x % TPR, warp = threadIdx.x >> 5;
+  const int64_t row = blockIdx.x * int64_t(RPB) + rb;
+  const bool live = row < rows;
+  const int64_t tokens = int64_t(res) * res, b = live ? row / tokens : 0;
+  const int p = static_cast<int>(live ? row - b * tokens : 0), Y = p / res, X = p % res;
+  float4 v[NV], gq[NV], bq[NV];
+  float sum = 0.f;
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    const int k = 4 * (t + j * TPR);
+    v[j] = gq[j] = bq[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (live && k < C) {
+      v[j] = load4(src + source_index<G>(b, Y, X, k, C, res, factor));
+      gq[j] = __ldg(reinterpret_cast<const float4*>(g + k));
+      bq[j] = __ldg(reinterpret_cast<const float4*>(bta + k));
+    }
+    sum += (v[j].x + v[j].y) + (v[j].z + v[j].w);
+  }
+  auto row_sum = [&](float x, int slot) {
+    x = warp_sum(x);
+    if constexpr (WPR > 1) {
+      if ((threadIdx.x & 31) == 0) red[slot][warp] = x;
+      __syncthreads();
+      x = 0.f;
+#pragma unroll
+      for (int w = 0; w < WPR; ++w) x += red[slot][rb * WPR + w];
+    }
+    return x;
+  };
+  const float mean = row_sum(sum, 0) / C;
+  float sq = 0.f;
+#pragma unroll
+  for (int j = 0; j < NV; ++j)
+    if (4 * (t + j * TPR) < C) {
+      const float a = v[j].x - mean, bb = v[j].y - mean, c = v[j].z - mean, d = v[j].w - mean;
+      sq += (a * a + bb * bb) + (c * c + d * d);
+    }
+  const float rstd = rsqrtf(row_sum(sq, 1) / C + 1e-5f);
+  if (!live) return;
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    const int k = 4 * (t + j * TPR);
+    if (k >= C) continue;
+    const float4 y = make_float4((v[j].x - mean) * rstd * gq[j].x + bq[j].x, (v[j].y - mean) * rstd * gq[j].y + bq[j].y,
+                                 (v[j].z - mean) * rstd * gq[j].z + bq[j].z, (v[j].w - mean) * rstd * gq[j].w + bq[j].w);
+    store4(out + row * C + k, y);
+    if (out32) store4(out32 + row * C + k, y);
+  }
+}
+
+template <typename Tin, typename Tout, int TPR, int NV>
+void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
+                const float* b, void* out, float* out32, cudaStream_t s) {
+  const unsigned grid = ceil_div(rows, 256 / TPR);
+  auto* in = static_cast<const Tin*>(src);
+  auto* o = static_cast<Tout*>(out);
+  switch (gather) {
+    case Gather::Rows:
+      layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV><<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      break;
+    case Gather::Merge2x2:
+      layernorm_vec_kernel<Tin, Tout, Gather::Merge2x2, TPR, NV>
+          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      break;
+    case Gather::Shuffle:
+      layernorm_vec_kernel<Tin, Tout, Gather::Shuffle, TPR, NV>
+          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      break;
+  }
+}
+
+// Threads per row: a warp while a thread has at most two groups of 4, more
+// (up to 8 warps) for wider rows; false where the vector kernel does not apply.
+template <typename Tin, typename Tout>
+bool launch_vec_for(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
+                    const float* b, void* out, float* out32, cudaStream_t s) {
+  if (C % 4 || (gather == Gather::Merge2x2 && (C / 4) % 4) || C > 8 * 256) return false;
+  const int groups = C / 4;
+  int tpr = 32;
+  while (tpr < 256 && groups > 2 * tpr) tpr *= 2;
+  const bool one = groups <= tpr;
+  switch (tpr) {
+    case 32: one ? launch_vec<Tin, Tout, 32, 1>(src, rows, C, gather, res, factor, g, b, out, out32, s)
+                 : launch_vec<Tin, Tout, 32, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
+    case 64: one ? launch_vec<Tin, Tout, 64, 1>(src, rows, C, gather, res, factor, g, b, out, out32, s)
+                 : launch_vec<Tin, Tout, 64, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
+    case 128: one ? launch_vec<Tin, Tout, 128, 1>(src, rows, C, gather, res, factor, g, b, out, out32, s)
+                  : launch_vec<Tin, Tout, 128, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
+    default: one ? launch_vec<Tin, Tout, 256, 1>(src, rows, C, gather, res, factor, g, b, out, out32, s)
+                 : launch_vec<Tin, Tout, 256, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
+  }
+  return true;
+}
+
+// SWINRT_LN_VEC=0 keeps every LayerNorm on layernorm_kernel (A/B runs, tests).
+bool vector_layernorm() {
+  const char* env = std::getenv("SWINRT_LN_VEC");
+  return !(env && std::string(env) == "0");
+}
+
 template <typename Tin, typename Tout>
 void launch(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g, const float* b,
             void* out, float* out32, cudaStream_t s) {
+  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, out32, s)) return;
   const int need = (C + 31) / 32;
   if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s);
   else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, out32, s);
