@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -164,6 +165,24 @@ std::map<int, int64_t> fused_policy(const Config& c) {
   return policy;
 }
 
+// Where the engine runs a Swin block as one grid-synchronised kernel
+// (swin_block_grid.cu): the FP16/BF16 blocks it takes that the per-window
+// fused kernel does not run, when the batch has at most this many token rows
+// (batch x res^2). Off by default: on the H100 it measured slower than the
+// op-by-op kernels at every batch size (docs/PERFORMANCE.md, "Grid-synchronised
+// blocks"). SWINRT_GRID_BLOCK: "0" never, "1" at every batch size, a larger
+// number sets the row limit.
+constexpr int64_t kDefaultGridRows = 0;
+int64_t grid_block_rows() {
+  const char* env = std::getenv("SWINRT_GRID_BLOCK");
+  if (!env) return kDefaultGridRows;
+  char* stop = nullptr;
+  const long long v = std::strtoll(env, &stop, 10);
+  if (!*env || *stop || v < 0)
+    throw Error(fmt::format("SWINRT_GRID_BLOCK='{}': expected 0, 1 or a row count", env));
+  return v == 1 ? std::numeric_limits<int64_t>::max() : v;
+}
+
 class CudaEngine final : public Engine {
  public:
   // `image` as make_weight_image(weights, o.precision) makes it; `chosen`:
@@ -194,6 +213,14 @@ class CudaEngine final : public Engine {
     if (const char* fs = std::getenv("SWINRT_FIN_SLICES")) fin_slices_ = std::max<long>(1, std::strtol(fs, nullptr, 10));
     weights_ = std::make_unique<DeviceWeights>(image);
     arrange_fused_blocks();
+    pad_attention_biases();
+    grid_rows_ = grid_block_rows();
+    grid_ok_.assign(plan_.size(), false);
+    for (size_t i = 0; i < plan_.size(); ++i) {
+      const Step& st = plan_[i];
+      grid_ok_[i] = grid_rows_ > 0 && st.op == OpKind::SwinBlock &&
+                    swin_block_grid_supported(act_, st.dim, st.heads, st.window, st.hidden) && bias64_[i];
+    }
     prepare_head();
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
@@ -255,7 +282,7 @@ class CudaEngine final : public Engine {
 
   size_t memory_bytes() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    size_t n = weights_->bytes() + fused_arena_.bytes + head_frags_.bytes;
+    size_t n = weights_->bytes() + fused_arena_.bytes + bias64_arena_.bytes + head_frags_.bytes;
     for (const auto& c : pool_) n += c->bytes;
     return n;
   }
@@ -373,6 +400,31 @@ class CudaEngine final : public Engine {
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
                                     W.f32(st.param("mlp.fc2.bias"))};
+    }
+    SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
+  // The register-resident attention (op by op and in grid-synchronised
+  // blocks) reads each block's relative position bias padded to
+  // [heads, 64, 64]; padded here once.
+  void pad_attention_biases() {
+    bias64_.assign(plan_.size(), nullptr);
+    std::vector<size_t> offset(plan_.size());
+    size_t bytes = 0;
+    for (size_t i = 0; i < plan_.size(); ++i) {
+      const Step& st = plan_[i];
+      if (st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window)) continue;
+      offset[i] = bytes;
+      bytes += size_t(st.heads) * 64 * 64 * sizeof(float);
+    }
+    if (bytes == 0) return;
+    bias64_arena_ = DeviceMemory(bytes, "the padded attention biases");
+    for (size_t i = 0; i < plan_.size(); ++i) {
+      const Step& st = plan_[i];
+      if (st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window)) continue;
+      float* padded = reinterpret_cast<float*>(static_cast<char*>(bias64_arena_.ptr) + offset[i]);
+      pad_attention_bias(weights_->f32(st.param("attn.relative_position_bias")), st.heads, st.window, padded, nullptr);
+      bias64_[i] = padded;
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -526,6 +578,26 @@ class CudaEngine final : public Engine {
             xt_valid = false;
             break;
           }
+          if (grid_ok_[si] && rows <= grid_rows_) {
+            const SwinBlockGridWeights gw{W.f32(st.param("norm1.weight")),
+                                          W.f32(st.param("norm1.bias")),
+                                          W.f32(st.param("norm2.weight")),
+                                          W.f32(st.param("norm2.bias")),
+                                          W.get(st.param("attn.qkv.weight")),
+                                          W.get(st.param("attn.proj.weight")),
+                                          W.get(st.param("mlp.fc1.weight")),
+                                          W.get(st.param("mlp.fc2.weight")),
+                                          W.opt(st.param("attn.qkv.bias")),
+                                          W.get(st.param("mlp.fc1.bias")),
+                                          W.f32(st.param("attn.proj.bias")),
+                                          W.f32(st.param("mlp.fc2.bias")),
+                                          bias64_[si]};
+            swin_block_grid(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, gw,
+                            cx.qkv.ptr, cx.qkv.bytes, cx.att.ptr, cx.hid.ptr, s);
+            mark(st.param("grid"));
+            xt_valid = false;
+            break;
+          }
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
                     W.f32(st.param("norm1.bias")), cx.t.ptr, act_, nullptr, s);
           mark(st.param("norm1"));
@@ -533,7 +605,7 @@ class CudaEngine final : public Engine {
                  W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
           mark(st.param("attn.qkv"));
           window_attention(cx.qkv.ptr, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
-                           W.f32(st.param("attn.relative_position_bias")), cx.att.ptr, s);
+                           W.f32(st.param("attn.relative_position_bias")), bias64_[si], cx.att.ptr, s);
           mark(st.param("attn.core"));
           linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
                  W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
@@ -633,6 +705,10 @@ class CudaEngine final : public Engine {
   DeviceMemory head_frags_;                             // tensor-core head fragments, or none
   std::vector<std::optional<SwinBlockWeights>> fused_;  // per plan step; empty: none fused
   std::map<int, int64_t> fused_policy_;  // channels -> fewest windows to fuse
+  DeviceMemory bias64_arena_;
+  std::vector<const float*> bias64_;  // per plan step: its padded attention bias, or null
+  std::vector<bool> grid_ok_;  // per plan step: swin_block_grid takes it
+  int64_t grid_rows_ = 0;      // most token rows a grid-synchronised block runs at
   GpuTarget target_;
   GemmAlgoTable algos_;  // written only by autotune, with no run in flight
   mutable std::mutex mu_;

@@ -1,6 +1,7 @@
 // Warp-level tensor-core helpers shared by the mma.sync kernels (window
-// attention, the fused Swin block, the final head): m16n8k16 with FP32
-// accumulators, ldmatrix loads, and packing of FP32 pairs into 16-bit pairs.
+// attention, the fused Swin blocks, the final head): m16n8k16 with FP32
+// accumulators, ldmatrix loads, packing of FP32 pairs into 16-bit pairs, and
+// the cp.async copies that feed shared memory.
 #pragma once
 
 #include <cstdint>
@@ -59,6 +60,23 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 template <typename T>
 __device__ __forceinline__ void store2(T* p, float a, float b) {
   *reinterpret_cast<uint32_t*>(p) = pack2<T>(a, b);
+}
+
+// 16 bytes global -> shared without registers (L2 only); the _zfill form
+// writes zeros instead where `valid` is false (gmem must still be a mapped
+// address). Completion: commit the group, then wait until at most N remain.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async16_zfill(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 }  // namespace swinrt::cuda

@@ -65,8 +65,14 @@ void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s);
 // Shifted-window attention core (see src/cpu/attention.cpp): qkv [B, res^2, 3C]
 // -> out [B, res^2, C], both dtype t; bias: [heads, N, N] FP32 (the relative
 // position bias already gathered).
+// bias64: the same table padded to [heads, 64, 64] (pad_attention_bias),
+// needed where window_attention_padded says so (the register-resident
+// FP16/BF16 kernel: windows of up to 64 tokens, head dim 16, 32 or 64).
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                      const float* bias, void* out, cudaStream_t s);
+                      const float* bias, const float* bias64, void* out, cudaStream_t s);
+bool window_attention_padded(DT t, int C, int heads, int window);
+// rpb [heads, N, N] -> out [heads, 64, 64]: -inf in key columns >= N = window^2.
+void pad_attention_bias(const float* rpb, int heads, int window, float* out, cudaStream_t s);
 
 // --- swin_block.cu ---
 // A whole Swin block (LN1, qkv, shifted-window attention, proj + residual,
@@ -92,6 +98,26 @@ void swin_block_arrange(int C, int heads, int window, const void* qkv, const voi
 // x [B, res^2, C] FP32, updated in place.
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                 const SwinBlockWeights& w, cudaStream_t s);
+
+// --- swin_block_grid.cu ---
+// A whole Swin block as one grid-synchronised kernel for small batches
+// (FP16/BF16; C 192, 384 or 768, head dim 16 or 32, windows of up to 64
+// tokens): LN1 + qkv, attention, proj + residual, LN2 + fc1 + GELU,
+// fc2 + residual as phases of one launch. Weights as the weight image has them.
+struct SwinBlockGridWeights {
+  const float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+  const void *wqkv, *wproj, *wfc1, *wfc2;  // [out][in], dtype t
+  const void *bqkv, *bfc1;                 // dtype t (bqkv null without qkv bias)
+  const float *bproj, *bfc2;
+  const float* rpb64;  // [heads, 64, 64], the relative position bias padded (pad_attention_bias)
+};
+bool swin_block_grid_supported(DT t, int C, int heads, int window, int hidden);
+// x [B, res^2, C] FP32, updated in place; qkv, att, hid: scratch of at least
+// B res^2 x 3C, C and 4C elements of dtype t (qkv_bytes in all: after the
+// attention it also holds split GEMMs' partial sums).
+void swin_block_grid(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
+                     const SwinBlockGridWeights& w, void* qkv, size_t qkv_bytes, void* att, void* hid,
+                     cudaStream_t s);
 
 // --- patch.cu ---
 // Patch embedding: conv(patch, stride patch) of single-channel slices, then

@@ -22,9 +22,8 @@
 #include <mutex>
 #include <type_traits>
 
-#include "mma.cuh"
+#include "attention.cuh"
 #include "ops.cuh"
-#include "window.cuh"
 
 namespace swinrt::cuda {
 
@@ -76,16 +75,6 @@ struct Tiling {
 // boundaries: the next GEMM's first weights load while attention, LayerNorm
 // and the epilogues run.
 constexpr int kStages = 3;
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 template <int C>
 struct Stream {
@@ -292,7 +281,7 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
   const int res = p.res, window = p.window, shift = p.shift, N = window * window;
   const int nw = res / window, wy = blockIdx.x / nw, wx = blockIdx.x % nw;
   const int64_t base = int64_t(blockIdx.y) * res * res;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
+  const int warp = threadIdx.x >> 5;
 
   // Token map of the shifted window and the shift-mask regions.
   for (int i = threadIdx.x; i < kRows; i += THREADS) {
@@ -304,13 +293,7 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
     }
   }
   __syncthreads();
-  if (threadIdx.x < kRows) {
-    unsigned long long m = 0;
-    const int ri = reg[threadIdx.x];
-    if (shift > 0 && ri >= 0)
-      for (int j = 0; j < N; ++j) m |= static_cast<unsigned long long>(reg[j] != ri) << j;
-    mbits[threadIdx.x] = m;
-  }
+  window_mask_bits(reg, N, shift, mbits);
   constexpr int C4 = C / 4;
   for (int idx = threadIdx.x; idx < kRows * C4; idx += THREADS) {
     const int i = idx / C4, c = (idx - i * C4) * 4;
@@ -341,88 +324,13 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
   }
   __syncthreads();
 
-  // 3. Attention: one warp per (16-query strip, head); scores, softmax and p in
-  // registers (as window_attention_mma_kernel). Output -> as, dtype T.
-  {
-    constexpr int KS = HD / 16, DT = HD / 8;
-    for (int unit = warp; unit < 4 * p.heads; unit += WARPS) {
-      const int strip = unit & 3, h = unit >> 2;
-      const int r0 = strip * 16 + g, r1 = r0 + 8;
-      uint32_t qa[KS][4];
-#pragma unroll
-      for (int ks = 0; ks < KS; ++ks)
-        ldsm_x4(qa[ks], qkv + (strip * 16 + (lane & 15)) * L::LDQ + h * HD + ks * 16 + (lane >> 4) * 8);
-      float sc[8][4];
-#pragma unroll
-      for (int t = 0; t < 8; ++t) {
-        sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.f;
-        const __half* kr = qkv + (t * 8 + g) * L::LDQ + C + h * HD + c2;
-#pragma unroll
-        for (int ks = 0; ks < KS; ++ks)
-          mma16816<__half>(sc[t], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
-                      *reinterpret_cast<const uint32_t*>(kr + ks * 16 + 8));
-      }
-      // Bias from the padded table (no bounds checks: -inf hides the padding
-      // keys), -100 where the mask bits say the key is in another region.
-      const float* b0 = p.rpb + (h * kRows + r0) * kRows + c2;
-      const float* b1 = b0 + 8 * kRows;
-      const unsigned long long m0 = mbits[r0] >> c2, m1 = mbits[r1] >> c2;
-      float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-      for (int t = 0; t < 8; ++t) {
-        const float2 q0 = __ldg(reinterpret_cast<const float2*>(b0 + t * 8));
-        const float2 q1 = __ldg(reinterpret_cast<const float2*>(b1 + t * 8));
-        sc[t][0] += q0.x + ((m0 >> (t * 8)) & 1 ? -100.0f : 0.f);
-        sc[t][1] += q0.y + ((m0 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
-        sc[t][2] += q1.x + ((m1 >> (t * 8)) & 1 ? -100.0f : 0.f);
-        sc[t][3] += q1.y + ((m1 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
-        mx0 = fmaxf(mx0, fmaxf(sc[t][0], sc[t][1]));
-        mx1 = fmaxf(mx1, fmaxf(sc[t][2], sc[t][3]));
-      }
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-      float sum0 = 0.f, sum1 = 0.f;
-#pragma unroll
-      for (int t = 0; t < 8; ++t) {
-        sc[t][0] = __expf(sc[t][0] - mx0);
-        sc[t][1] = __expf(sc[t][1] - mx0);
-        sc[t][2] = __expf(sc[t][2] - mx1);
-        sc[t][3] = __expf(sc[t][3] - mx1);
-        sum0 += sc[t][0] + sc[t][1];
-        sum1 += sc[t][2] + sc[t][3];
-      }
-      sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
-      sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
-      sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
-      sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
-      const float inv0 = 1.0f / sum0, inv1 = 1.0f / sum1;
-      float o[DT][4];
-#pragma unroll
-      for (int nt = 0; nt < DT; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        const uint32_t pa[4] = {pack2<__half>(sc[2 * kk][0] * inv0, sc[2 * kk][1] * inv0),
-                                pack2<__half>(sc[2 * kk][2] * inv1, sc[2 * kk][3] * inv1),
-                                pack2<__half>(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
-                                pack2<__half>(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
-#pragma unroll
-        for (int dp = 0; dp < DT / 2; ++dp) {
-          // v rows kk*16.. (keys) x 16 columns: b0, b1 of n-tiles 2dp and 2dp + 1.
-          uint32_t vb[4];
-          ldsm_x4_trans(vb, qkv + (kk * 16 + (lane & 15)) * L::LDQ + 2 * C + h * HD + dp * 16 + (lane >> 4) * 8);
-          mma16816<__half>(o[2 * dp], pa, vb[0], vb[1]);
-          mma16816<__half>(o[2 * dp + 1], pa, vb[2], vb[3]);
-        }
-      }
-#pragma unroll
-      for (int nt = 0; nt < DT; ++nt) {
-        const int e = h * HD + nt * 8 + c2;
-        store2(as + r0 * L::LDA + e, o[nt][0], o[nt][1]);
-        store2(as + r1 * L::LDA + e, o[nt][2], o[nt][3]);
-      }
-    }
+  // 3. Attention: one warp per (16-query strip, head), attend_strip
+  // (attention.cu's kernel runs the same code). Output -> as, dtype T.
+  for (int unit = warp; unit < 4 * p.heads; unit += WARPS) {
+    const int strip = unit & 3, h = unit >> 2;
+    const __half* qh = qkv + h * HD;
+    attend_strip<HD>(qh, qh + C, qh + 2 * C, L::LDQ, strip, p.rpb + h * kRows * kRows, mbits,
+                     [&](int r, int c, float v0, float v1) { store2(as + r * L::LDA + h * HD + c, v0, v1); });
   }
   __syncthreads();
 
@@ -502,16 +410,6 @@ void arrange_block(const void* qkv, const void* proj, const void* fc1, const voi
   arrange(fc2, C, 4 * C, S::CH3, S::KPS, o + S::O3, s);
 }
 
-// [heads, N, N] -> [heads, 64, 64]: -inf in key columns >= N (their
-// probability is 0), 0 elsewhere in query rows >= N (finite, never stored).
-__global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N, float* __restrict__ out) {
-  const int total = heads * kRows * kRows;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-    const int h = i / (kRows * kRows), r = i / kRows % kRows, j = i % kRows;
-    out[i] = j >= N ? -INFINITY : r >= N ? 0.f : rpb[(h * N + r) * N + j];
-  }
-}
-
 using Kernel = void (*)(BlockArgs);
 
 // Calls f(std::integral_constant<int, C>) for a channel count the kernel is
@@ -572,9 +470,7 @@ void swin_block_arrange(int C, int heads, int window, const void* qkv, const voi
                         const void* fc2, const float* rpb, void* out, cudaStream_t s) {
   if (!with_channels(C, [&](auto c) { arrange_block<decltype(c)::value>(qkv, proj, fc1, fc2, out, s); }))
     throw Error(fmt::format("swin_block_arrange: no fused kernel for C {}", C));
-  pad_bias_kernel<<<ceil_div(heads * kRows * kRows, 256), 256, 0, s>>>(
-      rpb, heads, window * window, reinterpret_cast<float*>(static_cast<char*>(out) + gemm_weight_bytes(C)));
-  SWINRT_CUDA_CHECK(cudaGetLastError());
+  pad_attention_bias(rpb, heads, window, reinterpret_cast<float*>(static_cast<char*>(out) + gemm_weight_bytes(C)), s);
 }
 
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,

@@ -180,6 +180,76 @@ TEST(Cuda, FusedBlockMatchesUnfused) {
   }
 }
 
+// The grid-synchronised Swin block (src/cuda/swin_block_grid.cu, opt-in;
+// SWINRT_GRID_BLOCK=1 takes every block it can at every batch) against the
+// op-by-op path (=0). B = 3 on an
+// engine of max batch 2 runs batches of 2 and 1: row counts that are not
+// multiples of the 64-row tiles. swin-t: C 192, 384, 768 with head dim 32;
+// w8 (window 8, 64 tokens): C 192 and 384 with head dim 16.
+TEST(Cuda, GridBlockMatchesUnfused) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  for (const char* name : {"swin-t", "w8"}) {
+    for (Precision p : {Precision::FP16, Precision::BF16}) {
+      const Config cfg = named_config(name);
+      const Weights w = random_weights(cfg, 21);
+      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
+      const auto in = random_slices(B, cfg.img_size, 5);
+      std::vector<float> ref(B * cfg.num_classes * HW);
+      make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
+      const auto grid = cuda_logits(w, p, in, B, "SWINRT_GRID_BLOCK", "1");
+      const auto unfused = cuda_logits(w, p, in, B, "SWINRT_GRID_BLOCK", "0");
+      const Gap g = gap(grid, unfused, B, cfg.num_classes, HW);
+      ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
+      const Gap gg = gap(grid, ref, B, cfg.num_classes, HW), gu = gap(unfused, ref, B, cfg.num_classes, HW);
+      std::printf("  %s %s: max |grid - op by op| = %.3g (max |logit| %.3g), agreement %.6f; against CPU FP32: "
+                  "grid %.3g / %.6f, op by op %.3g / %.6f\n",
+                  name, precision_name(p), g.max_abs, g.max_ref, g.agreement, gg.max_abs, gg.agreement, gu.max_abs,
+                  gu.agreement);
+      EXPECT_GE(g.agreement, p == Precision::FP16 ? 0.999 : 0.99);
+      EXPECT_LE(gg.max_abs, 1.5 * gu.max_abs + 1e-3);
+      EXPECT_GE(gg.agreement, gu.agreement - 1e-3);
+    }
+  }
+  setenv("SWINRT_GRID_BLOCK", "many", 1);
+  const Weights w = random_weights(named_config("tiny"), 1);
+  EXPECT_THROW(make_cuda_engine(w, {Device::Cuda, Precision::FP16, 1}), Error);
+  unsetenv("SWINRT_GRID_BLOCK");
+}
+
+// The row-parallel, vectorised LayerNorm kernel (the default) against the
+// one-warp-per-row kernel (SWINRT_LN_VEC=0) over every LayerNorm of the
+// forward (rows, PatchMerging's 2x2 gather, PatchExpand's shuffle; FP32 and
+// 16-bit sources): the same two-pass FP32 statistics summed in another order.
+TEST(Cuda, VectorLayerNormMatchesScalar) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  for (const char* name : {"swin-t", "w8"}) {
+    for (Precision p : {Precision::FP32, Precision::FP16}) {
+      const Config cfg = named_config(name);
+      const Weights w = random_weights(cfg, 17);
+      const int64_t B = 2, HW = int64_t(cfg.img_size) * cfg.img_size;
+      const auto in = random_slices(B, cfg.img_size, 6);
+      // The kernel is chosen as the forward is enqueued: the switch stays set through the run.
+      auto run_with = [&](const char* value) {
+        setenv("SWINRT_LN_VEC", value, 1);
+        std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * HW));
+        make_cuda_engine(w, {Device::Cuda, p, 2})->run(in.data(), B, out.data());
+        unsetenv("SWINRT_LN_VEC");
+        return out;
+      };
+      const auto vec = run_with("1"), scalar = run_with("0");
+      const Gap g = gap(vec, scalar, B, cfg.num_classes, HW);
+      ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
+      std::printf("  %s %s: max |vector LN - scalar LN| = %.3g (max |logit| %.3g), agreement %.6f\n", name,
+                  precision_name(p), g.max_abs, g.max_ref, g.agreement);
+      EXPECT_GT(g.max_abs, 0.0) << "the two kernels should differ in summation order";
+      EXPECT_LE(g.max_abs, p == Precision::FP32 ? 2e-5 : 2e-2);
+      EXPECT_GE(g.agreement, p == Precision::FP32 ? 0.99999 : 0.999);
+    }
+  }
+}
+
 // The tensor-core final head (fp16/bf16: LayerNorm folded into the head
 // GEMM, src/cuda/patch.cu) against the FP32 kernel (SWINRT_HEAD_MMA=0) on
 // the same engine weights: same expand output, so only the arithmetic order

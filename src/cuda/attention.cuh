@@ -1,0 +1,258 @@
+// Tensor-core window attention pieces shared by the attention kernels
+// (attention.cu), the per-window fused block (swin_block.cu) and the
+// grid-synchronised block (swin_block_grid.cu): loading a window's q, k, v as
+// fp16, the shift-mask bits, and the register-resident mma.sync attention of
+// a 16-query strip. See attention.cu for the semantics (shift and partition
+// as index math, -100 shift mask).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "mma.cuh"
+#include "window.cuh"
+
+namespace swinrt::cuda {
+
+// The window's token map and its q (scaled), k and v rows, widened to fp16 in
+// shared memory with 16-byte loads; rows N..NP-1 are zero. v is stored
+// row-major [NP][ldv] or, for the mma kernel's p v, transposed [d][ldv]. The
+// unit is window w, head h of slice b (of `heads`); every thread of the block
+// takes part (two block barriers). qkv is read with coherent loads (no
+// __restrict__): the grid-synchronised block writes it in the same launch.
+template <typename T, bool kTransposeV>
+__device__ __forceinline__ void load_window_fp16(const T* qkv, int res, int C, int heads, int window,
+                                                 int shift, float scale, int w, int h, int b, int ldq, int ldv,
+                                                 __half* q, __half* k, __half* v, int* tok, int* reg) {
+  const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
+  const int nw = res / window;
+  const int wy = w / nw, wx = w % nw;
+  const int64_t base = int64_t(b) * res * res;
+  for (int i = threadIdx.x; i < NP; i += blockDim.x) {
+    if (i < N) {
+      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
+    } else {
+      tok[i] = 0;
+      reg[i] = -1;
+    }
+  }
+  __syncthreads();
+  const int dv = d / 8;
+  for (int idx = threadIdx.x; idx < NP * dv; idx += blockDim.x) {
+    const int i = idx / dv, e = (idx - i * dv) * 8;
+    uint4 qa = make_uint4(0, 0, 0, 0), ka = qa, va = qa;
+    if (i < N) {
+      const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
+      qa = *reinterpret_cast<const uint4*>(row);
+      ka = *reinterpret_cast<const uint4*>(row + C);
+      va = *reinterpret_cast<const uint4*>(row + 2 * C);
+    }
+    const T* qe = reinterpret_cast<const T*>(&qa);
+    const T* ke = reinterpret_cast<const T*>(&ka);
+    const T* ve = reinterpret_cast<const T*>(&va);
+    __align__(16) __half qh[8], kh[8], vh[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      qh[t] = __float2half_rn(to_f(qe[t]) * scale);
+      kh[t] = __float2half_rn(to_f(ke[t]));
+      vh[t] = __float2half_rn(to_f(ve[t]));
+      if constexpr (kTransposeV) v[(e + t) * ldv + i] = vh[t];
+    }
+    *reinterpret_cast<uint4*>(q + i * ldq + e) = *reinterpret_cast<const uint4*>(qh);
+    *reinterpret_cast<uint4*>(k + i * ldq + e) = *reinterpret_cast<const uint4*>(kh);
+    if constexpr (!kTransposeV) *reinterpret_cast<uint4*>(v + i * ldv + e) = *reinterpret_cast<const uint4*>(vh);
+  }
+  __syncthreads();
+}
+
+// Register-resident attention of one 16-query strip of one head (windows of
+// up to 64 tokens): q k^T with mma.sync m16n8k16 into registers, + the
+// relative position bias from the head's padded [64][64] table (-inf in key
+// columns >= N: no bounds checks), -100 where the row's mask bits say the key
+// is in another shift region, softmax in FP32 over the 4 lanes that share a
+// row, and p (fp16) straight back as the A operand of p v. q (already
+// scaled), k and v: fp16 rows of stride ld in shared memory, 64 of them (rows
+// >= N zero). store(row, col, v0, v1) takes output columns col, col + 1
+// (within the head) of window row `row` (rows >= N included: the caller
+// drops them). Used by the per-window fused block and the attention kernels.
+template <int HD, class Store>
+__device__ __forceinline__ void attend_strip(const __half* q, const __half* k, const __half* v, int ld, int strip,
+                                             const float* __restrict__ bias_h, const unsigned long long* mbits,
+                                             Store&& store) {
+  constexpr int KS = HD / 16, DT = HD / 8, kRows = 64;
+  const int lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
+  const int r0 = strip * 16 + g, r1 = r0 + 8;
+  uint32_t qa[KS][4];
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks) ldsm_x4(qa[ks], q + (strip * 16 + (lane & 15)) * ld + ks * 16 + (lane >> 4) * 8);
+  float sc[8][4];
+#pragma unroll
+  for (int t = 0; t < 8; ++t) {
+    sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.f;
+    const __half* kr = k + (t * 8 + g) * ld + c2;
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks)
+      mma16816<__half>(sc[t], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
+                       *reinterpret_cast<const uint32_t*>(kr + ks * 16 + 8));
+  }
+  const float* b0 = bias_h + r0 * kRows + c2;
+  const float* b1 = b0 + 8 * kRows;
+  const unsigned long long m0 = mbits[r0] >> c2, m1 = mbits[r1] >> c2;
+  float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+  for (int t = 0; t < 8; ++t) {
+    const float2 q0 = __ldg(reinterpret_cast<const float2*>(b0 + t * 8));
+    const float2 q1 = __ldg(reinterpret_cast<const float2*>(b1 + t * 8));
+    sc[t][0] += q0.x + ((m0 >> (t * 8)) & 1 ? -100.0f : 0.f);
+    sc[t][1] += q0.y + ((m0 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
+    sc[t][2] += q1.x + ((m1 >> (t * 8)) & 1 ? -100.0f : 0.f);
+    sc[t][3] += q1.y + ((m1 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
+    mx0 = fmaxf(mx0, fmaxf(sc[t][0], sc[t][1]));
+    mx1 = fmaxf(mx1, fmaxf(sc[t][2], sc[t][3]));
+  }
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+  float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+  for (int t = 0; t < 8; ++t) {
+    sc[t][0] = __expf(sc[t][0] - mx0);
+    sc[t][1] = __expf(sc[t][1] - mx0);
+    sc[t][2] = __expf(sc[t][2] - mx1);
+    sc[t][3] = __expf(sc[t][3] - mx1);
+    sum0 += sc[t][0] + sc[t][1];
+    sum1 += sc[t][2] + sc[t][3];
+  }
+  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+  const float inv0 = 1.0f / sum0, inv1 = 1.0f / sum1;
+  float o[DT][4];
+#pragma unroll
+  for (int nt = 0; nt < DT; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    const uint32_t pa[4] = {pack2<__half>(sc[2 * kk][0] * inv0, sc[2 * kk][1] * inv0),
+                            pack2<__half>(sc[2 * kk][2] * inv1, sc[2 * kk][3] * inv1),
+                            pack2<__half>(sc[2 * kk + 1][0] * inv0, sc[2 * kk + 1][1] * inv0),
+                            pack2<__half>(sc[2 * kk + 1][2] * inv1, sc[2 * kk + 1][3] * inv1)};
+#pragma unroll
+    for (int dp = 0; dp < DT / 2; ++dp) {
+      // v rows kk*16.. (keys) x 16 columns: b0, b1 of n-tiles 2dp and 2dp + 1.
+      uint32_t vb[4];
+      ldsm_x4_trans(vb, v + (kk * 16 + (lane & 15)) * ld + dp * 16 + (lane >> 4) * 8);
+      mma16816<__half>(o[2 * dp], pa, vb[0], vb[1]);
+      mma16816<__half>(o[2 * dp + 1], pa, vb[2], vb[3]);
+    }
+  }
+#pragma unroll
+  for (int nt = 0; nt < DT; ++nt) {
+    store(r0, nt * 8 + c2, o[nt][0], o[nt][1]);
+    store(r1, nt * 8 + c2, o[nt][2], o[nt][3]);
+  }
+}
+
+// Shift-mask bits of a window's 64 rows: bit j of mbits[i] is set where key
+// j lies in another region than query i (reg[] from window_token, -1 in
+// padding rows, whose bits are never used). One ballot per 32 keys.
+__device__ __forceinline__ void window_mask_bits(const int* reg, int N, int shift, unsigned long long* mbits) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+  for (int i = warp; i < 64; i += nwarps) {
+    const int ri = reg[i];
+    const bool on = shift > 0 && ri >= 0;
+    const unsigned lo = __ballot_sync(0xffffffffu, on && lane < N && reg[lane] != ri);
+    const unsigned hi = __ballot_sync(0xffffffffu, on && lane + 32 < N && reg[lane + 32] != ri);
+    if (lane == 0) mbits[i] = (static_cast<unsigned long long>(hi) << 32) | lo;
+  }
+}
+
+// Shared memory of one window_attention_unit: q, k, v [64][HD + 8] fp16,
+// the mask bits, token map and regions.
+inline size_t window_attention_smem(int hd) {
+  return sizeof(__half) * 3 * 64 * (hd + 8) + 64 * (sizeof(unsigned long long) + 2 * sizeof(int));
+}
+
+// One (window w, head h, slice b) unit of the shifted-window attention with
+// every thread of the block (THREADS of them; strips go to the first four
+// warps): the window's q (scaled), k, v rows widened to fp16 in shared memory
+// (all of a thread's 16-byte loads in flight at once), the mask bits, then
+// attend_strip per 16-query strip, the output rows (dtype T) stored to the
+// window's tokens. bias64: the relative position bias padded to [heads][64][64]
+// (pad_attention_bias). qkv is read with coherent loads (no __restrict__): the
+// grid-synchronised block writes it in the same launch. A caller that reuses
+// `smem` for another unit needs a block barrier first.
+template <typename T, int HD, int THREADS>
+__device__ __forceinline__ void window_attention_unit(const T* qkv, int res, int C, int heads, int window, int shift,
+                                                      float scale, const float* __restrict__ bias64, T* out, int w,
+                                                      int h, int b, char* smem) {
+  constexpr int kRows = 64, LD = HD + 8, V8 = HD / 8;  // 16-byte pieces per row and head
+  constexpr int ITEMS = (kRows * V8 + THREADS - 1) / THREADS;
+  __half* q = reinterpret_cast<__half*>(smem);
+  __half* k = q + kRows * LD;
+  __half* v = k + kRows * LD;
+  unsigned long long* mbits = reinterpret_cast<unsigned long long*>(v + kRows * LD);
+  int* tok = reinterpret_cast<int*>(mbits + kRows);
+  int* reg = tok + kRows;
+  const int N = window * window, nw = res / window, wy = w / nw, wx = w % nw;
+  const int64_t base = int64_t(b) * res * res;
+  for (int i = threadIdx.x; i < kRows; i += THREADS) {
+    if (i < N) {
+      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
+    } else {
+      tok[i] = 0;
+      reg[i] = -1;
+    }
+  }
+  __syncthreads();
+  window_mask_bits(reg, N, shift, mbits);
+  uint4 qa[ITEMS], ka[ITEMS], va[ITEMS];
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const int idx = threadIdx.x + it * THREADS, i = idx / V8, e = (idx % V8) * 8;
+    qa[it] = ka[it] = va[it] = make_uint4(0, 0, 0, 0);
+    if (idx < kRows * V8 && i < N) {
+      const T* row = qkv + (base + tok[i]) * 3 * C + h * HD + e;
+      qa[it] = *reinterpret_cast<const uint4*>(row);
+      ka[it] = *reinterpret_cast<const uint4*>(row + C);
+      va[it] = *reinterpret_cast<const uint4*>(row + 2 * C);
+    }
+  }
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const int idx = threadIdx.x + it * THREADS, i = idx / V8, e = (idx % V8) * 8;
+    if (idx >= kRows * V8) break;
+    const T* qe = reinterpret_cast<const T*>(&qa[it]);
+    __align__(16) __half qh[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) qh[t] = __float2half_rn(to_f(qe[t]) * scale);
+    *reinterpret_cast<uint4*>(q + i * LD + e) = *reinterpret_cast<const uint4*>(qh);
+    if constexpr (std::is_same_v<T, __half>) {
+      *reinterpret_cast<uint4*>(k + i * LD + e) = ka[it];
+      *reinterpret_cast<uint4*>(v + i * LD + e) = va[it];
+    } else {
+      const T* ke = reinterpret_cast<const T*>(&ka[it]);
+      const T* ve = reinterpret_cast<const T*>(&va[it]);
+      __align__(16) __half kh[8], vh[8];
+#pragma unroll
+      for (int t = 0; t < 8; ++t) {
+        kh[t] = __float2half_rn(to_f(ke[t]));
+        vh[t] = __float2half_rn(to_f(ve[t]));
+      }
+      *reinterpret_cast<uint4*>(k + i * LD + e) = *reinterpret_cast<const uint4*>(kh);
+      *reinterpret_cast<uint4*>(v + i * LD + e) = *reinterpret_cast<const uint4*>(vh);
+    }
+  }
+  __syncthreads();
+  const int warp = threadIdx.x >> 5;
+  if (warp < 4) {
+    T* o = out + h * HD;
+    attend_strip<HD>(q, k, v, LD, warp, bias64 + int64_t(h) * kRows * kRows, mbits,
+                     [&](int r, int c, float v0, float v1) {
+                       if (r < N) store2(o + (base + tok[r]) * C + c, v0, v1);
+                     });
+  }
+}
+
+}  // namespace swinrt::cuda
