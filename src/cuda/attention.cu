@@ -16,6 +16,8 @@
 // keeps the strict path exact.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <mma.h>
 #include <type_traits>
 
@@ -119,27 +121,43 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
   }
 }
 
-// One thread block of 4 warps per (window, head, slice); windows of up to 64
-// tokens, head dims 16, 32 or 64 (window_attention_unit, attention.cuh).
-template <typename T, int HD>
-__global__ void __launch_bounds__(128, HD <= 32 ? 6 : 4)
+// One thread block per (window, head, slice); windows of up to 64 tokens,
+// head dims 16, 32 or 64 (window_attention_unit, attention.cuh). 4 warps, or
+// 8 where the units are no more than the SMs (small batches): the loads and
+// the mask bits then spread over twice the threads.
+template <typename T, int HD, int THREADS>
+__global__ void __launch_bounds__(THREADS, THREADS == 128 ? (HD <= 32 ? 6 : 4) : 2)
     window_attention_mma_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                 float scale, const float* __restrict__ bias64, T* __restrict__ out) {
   extern __shared__ float4 smem4[];
-  window_attention_unit<T, HD, 128>(qkv, res, C, heads, window, shift, scale, bias64, out, blockIdx.x, blockIdx.y,
-                                    blockIdx.z, reinterpret_cast<char*>(smem4));
+  window_attention_unit<T, HD, THREADS>(qkv, res, C, heads, window, shift, scale, bias64, out, blockIdx.x,
+                                        blockIdx.y, blockIdx.z, reinterpret_cast<char*>(smem4));
+}
+
+template <typename T, int THREADS>
+void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
+                        const float* bias64, void* out, cudaStream_t s) {
+  const int d = C / heads;
+  auto kernel = d == 16   ? window_attention_mma_kernel<T, 16, THREADS>
+                : d == 32 ? window_attention_mma_kernel<T, 32, THREADS>
+                          : window_attention_mma_kernel<T, 64, THREADS>;
+  const dim3 grid((res / window) * (res / window), heads, B);
+  kernel<<<grid, THREADS, window_attention_smem(d), s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift,
+                                                         scale, bias64, static_cast<T*>(out));
 }
 
 template <typename T>
 void launch_mma(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
                 const float* bias64, void* out, cudaStream_t s) {
-  const int d = C / heads;
-  auto kernel = d == 16 ? window_attention_mma_kernel<T, 16>
-                : d == 32 ? window_attention_mma_kernel<T, 32>
-                          : window_attention_mma_kernel<T, 64>;
-  const dim3 grid((res / window) * (res / window), heads, B);
-  kernel<<<grid, 128, window_attention_smem(d), s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift, scale,
-                                                     bias64, static_cast<T*>(out));
+  int dev = 0, sms = 0;
+  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
+  SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int64_t units = int64_t(res / window) * (res / window) * heads * B;
+  const char* env = std::getenv("SWINRT_ATTN_THREADS");  // "128": always 4 warps (A/B runs)
+  if (units <= sms && !(env && std::string(env) == "128"))
+    launch_mma_threads<T, 256>(qkv, B, res, C, heads, window, shift, scale, bias64, out, s);
+  else
+    launch_mma_threads<T, 128>(qkv, B, res, C, heads, window, shift, scale, bias64, out, s);
 }
 
 // Tensor-core variant. Shared memory: q, k, v, p as fp16 [NP][ld16], the
