@@ -29,21 +29,22 @@ namespace {
 
 constexpr int kMaxE = 32 * 8;  // embed_dim up to 256 (8 channels per lane)
 constexpr int kMaxHeadE = 128;     // the head kernel keeps a pixel's E-vector in one thread
-constexpr int kTokensPerWarp = 8;  // patch embedding: tokens per warp
+constexpr int kTokensPerWarp = 8;  // patch embedding: most tokens per warp
 
 template <typename T, int NPL>
 __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens_total, int img_size, int patch,
                                    const float* __restrict__ w, const float* __restrict__ bias, int E,
                                    const float* __restrict__ g, const float* __restrict__ bt,
-                                   const float* __restrict__ ape, float* __restrict__ x, T* __restrict__ xt) {
+                                   const float* __restrict__ ape, int tpw, float* __restrict__ x,
+                                   T* __restrict__ xt) {
   extern __shared__ float ws[];  // w transposed, [pp][E]: lanes read consecutive channels, no bank conflicts
   const int pp = patch * patch;
   for (int i = threadIdx.y * 32 + threadIdx.x; i < E * pp; i += 32 * blockDim.y) ws[(i % pp) * E + i / pp] = w[i];
   __syncthreads();
   const int lane = threadIdx.x, grid = img_size / patch;
-  // Each warp embeds kTokensPerWarp tokens, so the weight staging is amortised.
-  for (int t = 0; t < kTokensPerWarp; ++t) {
-    const int64_t tok = (blockIdx.x * int64_t(blockDim.y) + threadIdx.y) * kTokensPerWarp + t;
+  // Each warp embeds tpw tokens, so the weight staging is amortised.
+  for (int t = 0; t < tpw; ++t) {
+    const int64_t tok = (blockIdx.x * int64_t(blockDim.y) + threadIdx.y) * tpw + t;
     if (tok >= tokens_total) return;
     const int64_t b = tok / (int64_t(grid) * grid);
     const int p = static_cast<int>(tok - b * grid * grid), py = p / grid, px = p % grid;
@@ -421,15 +422,21 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
                  const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s) {
   if (E > kMaxE) throw Error(fmt::format("patch_embed: embed_dim {} exceeds the kernel's {}", E, kMaxE));
   const int64_t tokens = int64_t(B) * (img_size / patch) * (img_size / patch);
+  // Tokens per warp: up to 8 (the weights are staged once per thread block),
+  // fewer where the batch would not give every SM two blocks (batch 1: 2).
+  int dev = 0, sms = 0;
+  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
+  SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int tpw = static_cast<int>(std::clamp<int64_t>(tokens / (int64_t(sms) * 2 * 8), 1, kTokensPerWarp));
   const dim3 block(32, 8);
-  const unsigned grid = ceil_div(tokens, 8 * kTokensPerWarp);
+  const unsigned grid = ceil_div(tokens, 8 * tpw);
   const size_t smem = sizeof(float) * E * patch * patch;
   if (patch * patch > 32) throw Error(fmt::format("patch_embed: patch size {} exceeds the kernel's 5x5", patch));
   if (smem > 48 * 1024) throw Error(fmt::format("patch_embed: {}x{} patches of {} channels exceed the kernel", patch, patch, E));
   auto go = [&](auto* out, auto npl) {
     using T = std::remove_pointer_t<decltype(out)>;
     patch_embed_kernel<T, decltype(npl)::value>
-        <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, x, out);
+        <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out);
   };
   auto dispatch = [&](auto npl) {
     switch (t) {
