@@ -564,9 +564,15 @@ class CudaEngine final : public Engine {
           xt_valid = true;
           break;
         case OpKind::SaveSkip:
-          ensure_xt(rows * C);
-          SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.skips[st.skip].ptr, xt, rows * C * dt_size(act_),
-                                            cudaMemcpyDeviceToDevice, s));
+          // The skip in the activation dtype: a copy of xt where it is current,
+          // else cast from x straight into the skip buffer (xt is not needed
+          // before the next block rewrites x).
+          if (xt_valid) {
+            SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.skips[st.skip].ptr, xt, rows * C * dt_size(act_),
+                                              cudaMemcpyDeviceToDevice, s));
+          } else {
+            cast(x, rows * C, cx.skips[st.skip].ptr, act_, s);
+          }
           mark(st.name);
           break;
         case OpKind::SwinBlock: {
