@@ -121,6 +121,53 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
   }
 }
 
+// The window's token map and its q (scaled), k and v rows, widened to fp16 in
+// shared memory with 16-byte loads; rows N..NP-1 are zero; v row-major
+// [NP][ldv]. The grid is (window, head, slice), as the WMMA kernel launches it.
+template <typename T>
+__device__ __forceinline__ void load_window_fp16(const T* __restrict__ qkv, int res, int C, int window, int shift,
+                                                 float scale, int ldq, int ldv, __half* q, __half* k, __half* v,
+                                                 int* tok, int* reg) {
+  const int N = window * window, NP = (N + 15) & ~15, d = C / gridDim.y;
+  const int nw = res / window, w = blockIdx.x, h = blockIdx.y;
+  const int wy = w / nw, wx = w % nw;
+  const int64_t base = int64_t(blockIdx.z) * res * res;
+  for (int i = threadIdx.x; i < NP; i += blockDim.x) {
+    if (i < N) {
+      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
+    } else {
+      tok[i] = 0;
+      reg[i] = -1;
+    }
+  }
+  __syncthreads();
+  const int dv = d / 8;
+  for (int idx = threadIdx.x; idx < NP * dv; idx += blockDim.x) {
+    const int i = idx / dv, e = (idx - i * dv) * 8;
+    uint4 qa = make_uint4(0, 0, 0, 0), ka = qa, va = qa;
+    if (i < N) {
+      const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
+      qa = *reinterpret_cast<const uint4*>(row);
+      ka = *reinterpret_cast<const uint4*>(row + C);
+      va = *reinterpret_cast<const uint4*>(row + 2 * C);
+    }
+    const T* qe = reinterpret_cast<const T*>(&qa);
+    const T* ke = reinterpret_cast<const T*>(&ka);
+    const T* ve = reinterpret_cast<const T*>(&va);
+    __align__(16) __half qh[8], kh[8], vh[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      qh[t] = __float2half_rn(to_f(qe[t]) * scale);
+      kh[t] = __float2half_rn(to_f(ke[t]));
+      vh[t] = __float2half_rn(to_f(ve[t]));
+    }
+    *reinterpret_cast<uint4*>(q + i * ldq + e) = *reinterpret_cast<const uint4*>(qh);
+    *reinterpret_cast<uint4*>(k + i * ldq + e) = *reinterpret_cast<const uint4*>(kh);
+    *reinterpret_cast<uint4*>(v + i * ldv + e) = *reinterpret_cast<const uint4*>(vh);
+  }
+  __syncthreads();
+}
+
 // One thread block per (window, head, slice); windows of up to 64 tokens,
 // head dims 16, 32 or 64 (window_attention_unit, attention.cuh). 4 warps, or
 // 8 where the units are no more than the SMs (small batches): the loads and
@@ -179,8 +226,7 @@ __global__ void window_attention_tc_kernel(const T* __restrict__ qkv, int res, i
 
   const int h = blockIdx.y;
   const int64_t base = int64_t(blockIdx.z) * res * res;
-  load_window_fp16<T, false>(qkv, res, C, gridDim.y, window, shift, scale, blockIdx.x, blockIdx.y, blockIdx.z, ldq, ldq,
-                            q, k, v, tok, reg);
+  load_window_fp16<T>(qkv, res, C, window, shift, scale, ldq, ldq, q, k, v, tok, reg);
   const int dv = d / 8;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
   const int tiles = NP / 16;

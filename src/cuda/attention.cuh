@@ -1,8 +1,8 @@
 // Tensor-core window attention pieces shared by the attention kernels
 // (attention.cu), the per-window fused block (swin_block.cu) and the
-// grid-synchronised block (swin_block_grid.cu): loading a window's q, k, v as
-// fp16, the shift-mask bits, and the register-resident mma.sync attention of
-// a 16-query strip. See attention.cu for the semantics (shift and partition
+// grid-synchronised block (swin_block_grid.cu): the register-resident
+// mma.sync attention of a 16-query strip, the shift-mask bits, and a whole
+// (window, head, slice) unit. See attention.cu for the semantics (shift and partition
 // as index math, -100 shift mask).
 #pragma once
 
@@ -13,57 +13,6 @@
 #include "window.cuh"
 
 namespace swinrt::cuda {
-
-// The window's token map and its q (scaled), k and v rows, widened to fp16 in
-// shared memory with 16-byte loads; rows N..NP-1 are zero. v is stored
-// row-major [NP][ldv] or, for the mma kernel's p v, transposed [d][ldv]. The
-// unit is window w, head h of slice b (of `heads`); every thread of the block
-// takes part (two block barriers). qkv is read with coherent loads (no
-// __restrict__): the grid-synchronised block writes it in the same launch.
-template <typename T, bool kTransposeV>
-__device__ __forceinline__ void load_window_fp16(const T* qkv, int res, int C, int heads, int window,
-                                                 int shift, float scale, int w, int h, int b, int ldq, int ldv,
-                                                 __half* q, __half* k, __half* v, int* tok, int* reg) {
-  const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
-  const int nw = res / window;
-  const int wy = w / nw, wx = w % nw;
-  const int64_t base = int64_t(b) * res * res;
-  for (int i = threadIdx.x; i < NP; i += blockDim.x) {
-    if (i < N) {
-      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
-    } else {
-      tok[i] = 0;
-      reg[i] = -1;
-    }
-  }
-  __syncthreads();
-  const int dv = d / 8;
-  for (int idx = threadIdx.x; idx < NP * dv; idx += blockDim.x) {
-    const int i = idx / dv, e = (idx - i * dv) * 8;
-    uint4 qa = make_uint4(0, 0, 0, 0), ka = qa, va = qa;
-    if (i < N) {
-      const T* row = qkv + (base + tok[i]) * 3 * C + h * d + e;
-      qa = *reinterpret_cast<const uint4*>(row);
-      ka = *reinterpret_cast<const uint4*>(row + C);
-      va = *reinterpret_cast<const uint4*>(row + 2 * C);
-    }
-    const T* qe = reinterpret_cast<const T*>(&qa);
-    const T* ke = reinterpret_cast<const T*>(&ka);
-    const T* ve = reinterpret_cast<const T*>(&va);
-    __align__(16) __half qh[8], kh[8], vh[8];
-#pragma unroll
-    for (int t = 0; t < 8; ++t) {
-      qh[t] = __float2half_rn(to_f(qe[t]) * scale);
-      kh[t] = __float2half_rn(to_f(ke[t]));
-      vh[t] = __float2half_rn(to_f(ve[t]));
-      if constexpr (kTransposeV) v[(e + t) * ldv + i] = vh[t];
-    }
-    *reinterpret_cast<uint4*>(q + i * ldq + e) = *reinterpret_cast<const uint4*>(qh);
-    *reinterpret_cast<uint4*>(k + i * ldq + e) = *reinterpret_cast<const uint4*>(kh);
-    if constexpr (!kTransposeV) *reinterpret_cast<uint4*>(v + i * ldv + e) = *reinterpret_cast<const uint4*>(vh);
-  }
-  __syncthreads();
-}
 
 // Register-resident attention of one 16-query strip of one head (windows of
 // up to 64 tokens): q k^T with mma.sync m16n8k16 into registers, + the
