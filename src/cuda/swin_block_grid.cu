@@ -1,25 +1,28 @@
 // swin_block_grid: a whole Swin block as one persistent kernel whose thread
-// blocks synchronise over the grid between its five phases, for small
-// batches of FP16/BF16 activations. Op by op, a batch-1 block of the 192-,
-// 384- and 768-channel stages is seven launches of a few microseconds of work
-// each; the per-window fused kernel (swin_block.cu) has too few windows there
+// blocks synchronise over the grid between its phases, for small batches of
+// FP16/BF16 activations. Op by op, a batch-1 block of the 192-, 384- and
+// 768-channel stages is seven launches of a few microseconds of work each;
+// the per-window fused kernel (swin_block.cu) has too few windows there
 // (16, 4, 1) to fill the GPU. Here the grid (at most one wave) walks:
-//   1. LayerNorm 1 + qkv GEMM + bias     64 x 64 tiles, LayerNorm in the prologue
+//   1. LayerNorm 1 + qkv GEMM + bias     64 x 64 tiles (64 x 32 at 768
+//                                        channels), LayerNorm in the prologue
 //   2. shifted-window attention          one (window, head, slice) unit at a time
 //   3. proj GEMM + bias + residual       64 x 32 tiles, into the FP32 rows
-//   4. LayerNorm 2 + fc1 + bias + GELU   64 x 64 tiles
-//   5. fc2 + bias + residual             64 x 32 tiles
-// with cooperative_groups grid barriers between them. It rounds where the
-// op-by-op path rounds (LayerNorm outputs, qkv, attention output and hidden
-// layer in the activation dtype, FP32 residual) and takes GELU's tanh form,
-// as that path's cuBLASLt epilogue does; the attention is the same code as
-// window_attention_mma_kernel (window_attention_unit, attention.cuh). Buffers are the op-by-op
-// path's (qkv, attention output, hidden). Mirror: the CPU backend's
-// SwinBlock (src/cpu/backend.cpp) op by op.
+//   4. LayerNorm 2 + fc1 + bias + GELU   as 1
+//   5. fc2 + bias + residual             as 3
+// with cooperative_groups grid barriers between them; where the rows are few,
+// 3 and 5 split k and add their parts after one more barrier (in a fixed
+// order: deterministic). It rounds where the op-by-op path rounds (LayerNorm
+// outputs, qkv, attention output and hidden layer in the activation dtype,
+// FP32 residual) and takes GELU's tanh form, as that path's cuBLASLt epilogue
+// does; the attention is window_attention_unit (attention.cuh), as in the
+// attention kernel. Buffers are the op-by-op path's (qkv, attention output,
+// hidden). Mirror: the CPU backend's SwinBlock (src/cpu/backend.cpp) op by op.
 //
 // Opt-in (SWINRT_GRID_BLOCK, backend.cu): measured slower than the op-by-op
-// kernels on the H100 (docs/PERFORMANCE.md). SWINRT_GRID_STAMPS=1 prints each
-// launch's phase times (globaltimer, thread block 0 after each grid barrier).
+// kernels on the H100, its GEMM phases taking 8-20 us each at batch 1
+// (docs/PERFORMANCE.md). SWINRT_GRID_STAMPS=1 prints each launch's phase
+// times (globaltimer, thread block 0 after each grid barrier).
 #include <cooperative_groups.h>
 
 #include <algorithm>
@@ -51,9 +54,8 @@ constexpr size_t kSmemBudget = 200 * 1024;     // one thread block per SM
 // ([64][lda], written by `prologue`, which runs while the first weight
 // stages load) or streamed from global memory ([M][ldk]) with the weights,
 // rows >= M read as zeros. Up to NS stages are in flight: at batch 1 a tile
-// is a few stages long, so all of its loads go out at once and the tile
-// costs about one memory round trip. epi(row, col, v0, v1) gets columns
-// col, col + 1 of every row < M exactly once.
+// is a few stages long, so all of its loads go out at once. epi(row, col,
+// v0, v1) gets columns col, col + 1 of every row < M exactly once.
 template <typename T, int BN, bool kResidentA, int NS>
 struct TileGemm {
   static constexpr int WN = BN / 16, WM = kWarps / WN, MT = 4 / WM;
