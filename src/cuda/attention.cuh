@@ -2,8 +2,8 @@
 // (attention.cu), the per-window fused block (swin_block.cu) and the
 // grid-synchronised block (swin_block_grid.cu): the register-resident
 // mma.sync attention of a 16-query strip, the shift-mask bits, and a whole
-// (window, head, slice) unit. See attention.cu for the semantics (shift and partition
-// as index math, -100 shift mask).
+// (window, head, slice) unit. See attention.cu for the semantics (shift and
+// partition as index math, -100 shift mask).
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,7 @@
 // place (windows are disjoint). It computes what src/cuda's per-op kernels
 // compute (same rounding points: LayerNorm outputs, qkv, attention output and
 // the hidden layer rounded to the activation dtype; q, k, v widened to fp16
-// for the attention, as window_attention_mma does) but with GELU in its
+// for the attention, as the attention kernel does) but with GELU in its
 // tanh form, as the unfused FP16/BF16 path's cuBLASLt epilogue.
 //
 // GEMMs: mma.sync m16n8k16 with the A operand (activations, [64][K] row-major
