@@ -196,12 +196,9 @@ void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int w
 template <typename T>
 void launch_mma(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
                 const float* bias64, void* out, cudaStream_t s) {
-  int dev = 0, sms = 0;
-  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
-  SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const int64_t units = int64_t(res / window) * (res / window) * heads * B;
   const char* env = std::getenv("SWINRT_ATTN_THREADS");  // "128": always 4 warps (A/B runs)
-  if (units <= sms && !(env && std::string(env) == "128"))
+  if (units <= sm_count() && !(env && std::string(env) == "128"))
     launch_mma_threads<T, 256>(qkv, B, res, C, heads, window, shift, scale, bias64, out, s);
   else
     launch_mma_threads<T, 128>(qkv, B, res, C, heads, window, shift, scale, bias64, out, s);

@@ -146,14 +146,7 @@ __device__ __forceinline__ void window_attention_unit(const T* qkv, int res, int
   int* reg = tok + kRows;
   const int N = window * window, nw = res / window, wy = w / nw, wx = w % nw;
   const int64_t base = int64_t(b) * res * res;
-  for (int i = threadIdx.x; i < kRows; i += THREADS) {
-    if (i < N) {
-      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
-    } else {
-      tok[i] = 0;
-      reg[i] = -1;
-    }
-  }
+  window_tokens(wy, wx, res, window, shift, kRows, THREADS, tok, reg);
   __syncthreads();
   window_mask_bits(reg, N, shift, mbits);
   uint4 qa[ITEMS], ka[ITEMS], va[ITEMS];

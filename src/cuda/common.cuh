@@ -48,6 +48,15 @@ __device__ __forceinline__ float warp_max(float v) {
 
 inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }
 
+// Streaming multiprocessors of the current device (launch shapes that adapt
+// to small batches).
+inline int sm_count() {
+  int dev = 0, sms = 0;
+  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
+  SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  return sms;
+}
+
 }  // namespace swinrt::cuda
 
 namespace swinrt::cuda {

@@ -424,10 +424,7 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
   const int64_t tokens = int64_t(B) * (img_size / patch) * (img_size / patch);
   // Tokens per warp: up to 8 (the weights are staged once per thread block),
   // fewer where the batch would not give every SM two blocks (batch 1: 2).
-  int dev = 0, sms = 0;
-  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
-  SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int tpw = static_cast<int>(std::clamp<int64_t>(tokens / (int64_t(sms) * 2 * 8), 1, kTokensPerWarp));
+  const int tpw = static_cast<int>(std::clamp<int64_t>(tokens / (int64_t(sm_count()) * 2 * 8), 1, kTokensPerWarp));
   const dim3 block(32, 8);
   const unsigned grid = ceil_div(tokens, 8 * tpw);
   const size_t smem = sizeof(float) * E * patch * patch;

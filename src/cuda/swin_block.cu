@@ -284,14 +284,7 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
   const int warp = threadIdx.x >> 5;
 
   // Token map of the shifted window and the shift-mask regions.
-  for (int i = threadIdx.x; i < kRows; i += THREADS) {
-    if (i < N) {
-      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
-    } else {
-      tok[i] = 0;
-      reg[i] = -1;
-    }
-  }
+  window_tokens(wy, wx, res, window, shift, kRows, THREADS, tok, reg);
   __syncthreads();
   window_mask_bits(reg, N, shift, mbits);
   constexpr int C4 = C / 4;

@@ -285,6 +285,23 @@ __device__ __forceinline__ void residual_gemm(cg::grid_group& grid, float* x, co
   }
 }
 
+// epi(row, col, v0, v1) of LN(x) . W^T for the qkv (N = 3C) and fc1 (N = 4C)
+// GEMMs: 64 x BN_LN tiles, each normalising its 64 rows into shared memory
+// while its first weight stages load.
+template <typename T, int C, int N, class Epi>
+__device__ __forceinline__ void ln_gemm(const float* x, const T* W, const float* __restrict__ gamma,
+                                        const float* __restrict__ beta, int64_t M, int mtiles, char* smem,
+                                        Epi&& epi) {
+  using S = GridShape<C>;
+  constexpr int NC = N / S::BN_LN;
+  T* as = reinterpret_cast<T*>(smem);
+  for (int u = blockIdx.x; u < mtiles * NC; u += gridDim.x) {
+    const int64_t m0 = int64_t(u / NC) * kBM;
+    S::template LnGemm<T>::run(nullptr, M, m0, W, C, (u % NC) * S::BN_LN, 0, C, as, C + 8, smem + S::kA,
+                               [&] { ln_rows<T, C>(x, M, m0, gamma, beta, as); }, epi);
+  }
+}
+
 __device__ __forceinline__ unsigned long long gtimer() {
   unsigned long long t;
   asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
@@ -298,8 +315,6 @@ __global__ void __launch_bounds__(kThreads, 1) swin_block_grid_kernel(GridArgs p
   using S = GridShape<C>;
   extern __shared__ float4 smem4[];
   char* smem = reinterpret_cast<char*>(smem4);
-  T* as = reinterpret_cast<T*>(smem);
-  char* ring_ln = smem + S::kA;
   cg::grid_group grid = cg::this_grid();
   const SwinBlockGridWeights& w = p.w;
   const int64_t M = int64_t(p.B) * p.res * p.res;
@@ -308,24 +323,18 @@ __global__ void __launch_bounds__(kThreads, 1) swin_block_grid_kernel(GridArgs p
   T* att = static_cast<T*>(p.att);
   T* hid = static_cast<T*>(p.hid);
   float* x = p.x;
-  using LnGemm = typename S::template LnGemm<T>;
 
   // 1. qkv = LN1(x) . Wqkv^T + b, rounded to T.
   {
-    constexpr int NC = 3 * C / S::BN_LN;
     const T* bq = static_cast<const T*>(w.bqkv);
-    for (int u = blockIdx.x; u < mtiles * NC; u += gridDim.x) {
-      const int64_t m0 = int64_t(u / NC) * kBM;
-      LnGemm::run(nullptr, M, m0, static_cast<const T*>(w.wqkv), C, (u % NC) * S::BN_LN, 0, C, as, C + 8, ring_ln,
-                  [&] { ln_rows<T, C>(x, M, m0, w.ln1_g, w.ln1_b, as); },
-                  [&](int64_t row, int col, float v0, float v1) {
-                    if (bq) {
-                      v0 += to_f(bq[col]);
-                      v1 += to_f(bq[col + 1]);
-                    }
-                    store2(qkv + row * 3 * C + col, v0, v1);
-                  });
-    }
+    ln_gemm<T, C, 3 * C>(x, static_cast<const T*>(w.wqkv), w.ln1_g, w.ln1_b, M, mtiles, smem,
+                         [&](int64_t row, int col, float v0, float v1) {
+                           if (bq) {
+                             v0 += to_f(bq[col]);
+                             v1 += to_f(bq[col + 1]);
+                           }
+                           store2(qkv + row * 3 * C + col, v0, v1);
+                         });
   }
   grid.sync();
   ts[1] = gtimer();
@@ -355,17 +364,12 @@ __global__ void __launch_bounds__(kThreads, 1) swin_block_grid_kernel(GridArgs p
 
   // 4. hid = gelu(LN2(x) . Wfc1^T + b), rounded to T.
   {
-    constexpr int NC = 4 * C / S::BN_LN;
     const T* b1 = static_cast<const T*>(w.bfc1);
-    for (int u = blockIdx.x; u < mtiles * NC; u += gridDim.x) {
-      const int64_t m0 = int64_t(u / NC) * kBM;
-      LnGemm::run(nullptr, M, m0, static_cast<const T*>(w.wfc1), C, (u % NC) * S::BN_LN, 0, C, as, C + 8, ring_ln,
-                  [&] { ln_rows<T, C>(x, M, m0, w.ln2_g, w.ln2_b, as); },
-                  [&](int64_t row, int col, float v0, float v1) {
-                    store2(hid + row * 4 * C + col, gelu_tanh(v0 + to_f(b1[col])),
-                           gelu_tanh(v1 + to_f(b1[col + 1])));
-                  });
-    }
+    ln_gemm<T, C, 4 * C>(x, static_cast<const T*>(w.wfc1), w.ln2_g, w.ln2_b, M, mtiles, smem,
+                         [&](int64_t row, int col, float v0, float v1) {
+                           store2(hid + row * 4 * C + col, gelu_tanh(v0 + to_f(b1[col])),
+                                  gelu_tanh(v1 + to_f(b1[col + 1])));
+                         });
   }
   grid.sync();
   ts[4] = gtimer();
@@ -457,12 +461,10 @@ void swin_block_grid(float* x, DT t, int B, int res, int C, int heads, int windo
     std::lock_guard<std::mutex> lock(mu);
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(l.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(l.smem)));
   }
-  int dev = 0, sms = 0, per_sm = 0;
-  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
-  SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  int per_sm = 0;
   SWINRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, l.kernel, kThreads, l.smem));
   if (per_sm < 1) throw Error(fmt::format("swin_block_grid: C {} does not fit one thread block per SM", C));
-  const int slots = sms * per_sm;
+  const int slots = sm_count() * per_sm;
   const int64_t M = int64_t(B) * res * res, mtiles = (M + kBM - 1) / kBM;
   const int split_proj = split_for(mtiles, C, C, M, slots, qkv_bytes);
   const int split_fc2 = split_for(mtiles, C, 4 * C, M, slots, qkv_bytes);

@@ -21,4 +21,20 @@ __device__ __forceinline__ void window_token(int i, int wy, int wx, int res, int
   reg = shift > 0 ? window_region(ys, res, window, shift) * 3 + window_region(xs, res, window, shift) : 0;
 }
 
+// window_token for positions 0..rows-1 of window (wy, wx), spread over the
+// block's threads (`stride` of them); positions >= window^2 (padding rows)
+// get token 0 and region -1, a region no real key has. The caller syncs.
+__device__ __forceinline__ void window_tokens(int wy, int wx, int res, int window, int shift, int rows, int stride,
+                                              int* tok, int* reg) {
+  const int N = window * window;
+  for (int i = threadIdx.x; i < rows; i += stride) {
+    if (i < N) {
+      window_token(i, wy, wx, res, window, shift, tok[i], reg[i]);
+    } else {
+      tok[i] = 0;
+      reg[i] = -1;
+    }
+  }
+}
+
 }  // namespace swinrt::cuda
