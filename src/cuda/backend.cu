@@ -205,11 +205,6 @@ class CudaEngine final : public Engine {
       a.ms = g.ms;
       algos_[g.key] = a;
     }
-    // The x4 expand + LayerNorm + head as one kernel (fp16/bf16) only with
-    // SWINRT_FUSED_HEAD=1: on the H100 it measured slower than the expand
-    // GEMM + final_norm_head pair (docs/PERFORMANCE.md, "Fused final head").
-    const char* fused = std::getenv("SWINRT_FUSED_HEAD");
-    fused_head_ = final_expand_head_supported(act_, c.embed_dim, c.num_classes) && fused && *fused == '1';
     if (const char* fs = std::getenv("SWINRT_FIN_SLICES")) fin_slices_ = std::max<long>(1, std::strtol(fs, nullptr, 10));
     weights_ = std::make_unique<DeviceWeights>(image);
     arrange_fused_blocks();
@@ -222,6 +217,12 @@ class CudaEngine final : public Engine {
                     swin_block_grid_supported(act_, st.dim, st.heads, st.window, st.hidden) && bias64_[i];
     }
     prepare_head();
+    // The x4 expand + LayerNorm + head as one kernel (fp16/bf16, needs the
+    // tensor-core head's fragments); SWINRT_FUSED_HEAD=0 keeps the expand
+    // GEMM + final_norm_head pair (A/B comparisons, tests).
+    const char* fused = std::getenv("SWINRT_FUSED_HEAD");
+    fused_head_ = head_frags_.ptr && !(fused && *fused == '0') &&
+                  final_expand_head_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
   }
@@ -674,8 +675,7 @@ class CudaEngine final : public Engine {
         case OpKind::FinalExpand: {
           ensure_xt(rows * C);
           if (fused_head_) {
-            final_expand_head(xt, act_, rows, st.res, C, W.get("up.expand.weight"), W.f32("up.norm.weight"),
-                              W.f32("up.norm.bias"), W.f32("output.weight"), c.num_classes,
+            final_expand_head(xt, act_, rows, st.res, C, W.get("up.expand.weight"), c.num_classes, head_frags_.ptr,
                               static_cast<float*>(cx.logits.ptr), s);
             mark("up.expand+norm+output");
             break;

@@ -139,13 +139,13 @@ void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, i
 size_t final_head_frags_bytes(DT t, int E, int classes);
 void final_head_prepare(DT t, int E, int classes, const float* head, const float* g, const float* b, void* frags,
                         cudaStream_t s);
-// FinalPatchExpand_X4 + head in one kernel for fp16/bf16 (where supported:
-// E % 16 == 0, E <= 128): xt [M, E] (dtype t) -> logits [B, classes, 4*res,
-// 4*res] FP32 with M = B * res^2; wexp [16E, E] dtype t, the expand weight.
-bool final_expand_head_supported(DT t, int E, int classes);
-size_t final_expand_head_smem(int E, int classes);
-void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, const float* g,
-                       const float* b, const float* head, int classes, float* logits, cudaStream_t s);
+// FinalPatchExpand_X4 + LayerNorm + head in one kernel for fp16/bf16 where
+// the tensor-core head exists and res % 8 == 0: xt [M, E] (dtype t) ->
+// logits [B, classes, 4*res, 4*res] FP32 with M = B * res^2; wexp [16E, E]
+// dtype t, the expand weight; frags from final_head_prepare.
+bool final_expand_head_supported(DT t, int E, int classes, int res);
+void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, int classes,
+                       const void* frags, float* logits, cudaStream_t s);
 
 // --- head.cu ---
 void argmax_channels(const float* logits, int B, int C, int64_t HW, int32_t* labels, cudaStream_t s);

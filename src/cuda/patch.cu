@@ -6,15 +6,12 @@
 //    1x1 conv head in one pass over the expand GEMM's output: one thread per
 //    output pixel, the normalised E-vector never leaves registers, and only
 //    the logits [B, classes, H, W] are written, coalesced.
-//  - final_expand_head (fp16/bf16): the whole FinalPatchExpand_X4 + head in
-//    one kernel: the expand GEMM on tensor cores, one sub-pixel (E columns)
-//    at a time, its tile rounded to the activation dtype as the unfused path
-//    stores it, then LayerNorm and the head from shared memory; the
-//    [B, 4H, 4W, E] tensor never reaches global memory. Opt-in
-//    (SWINRT_FUSED_HEAD=1): measured slower than final_norm_head after the
-//    cuBLASLt expand on the H100 (docs/PERFORMANCE.md).
-#include <mma.h>
-
+//  - final_expand_head (fp16/bf16, the default where the tensor-core head
+//    exists): the whole FinalPatchExpand_X4 + head in one kernel: the expand
+//    GEMM on tensor cores, its accumulators rounded to the activation dtype
+//    as the unfused path stores them and fed as A fragments to the head's
+//    tensor-core product; the [B, 4H, 4W, E] tensor never reaches memory.
+//    SWINRT_FUSED_HEAD=0 keeps the expand GEMM + final_norm_head pair.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -221,32 +218,82 @@ __global__ void final_head_prepare_kernel(const float* __restrict__ head, const 
   }
 }
 
+// LayerNorm statistics of the 16 rows of a 16 x (16 KT) tile held as
+// m16n8k16 A fragments: this lane holds pairs of row g8 (registers 0, 2)
+// and row g8 + 8 (1, 3), a quad of lanes a row. Two-pass, FP32: mean and
+// 1 / sqrt(var + 1e-5) of both rows.
+template <typename T, int KT>
+__device__ __forceinline__ void tile_row_norm(const uint32_t (&a)[KT][4], float& mu0, float& rs0, float& mu1,
+                                              float& rs1) {
+  constexpr int E = KT * 16;
+  // each(f) calls f(x, x', y, y') for every pair x, x' of the first row and y, y' of the second.
+  auto each = [&](auto&& f) {
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int q = 0; q < 4; q += 2) {
+        const T* e0 = reinterpret_cast<const T*>(&a[kt][q]);
+        const T* e1 = reinterpret_cast<const T*>(&a[kt][q + 1]);
+        f(to_f(e0[0]), to_f(e0[1]), to_f(e1[0]), to_f(e1[1]));
+      }
+  };
+  auto quad_sum = [](float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+  };
+  float s0 = 0.f, s1 = 0.f;
+  each([&](float x, float x1, float y, float y1) {
+    s0 += x + x1;
+    s1 += y + y1;
+  });
+  mu0 = quad_sum(s0) / E;
+  mu1 = quad_sum(s1) / E;
+  float q0 = 0.f, q1 = 0.f;
+  each([&](float x, float x1, float y, float y1) {
+    q0 += (x - mu0) * (x - mu0) + (x1 - mu0) * (x1 - mu0);
+    q1 += (y - mu1) * (y - mu1) + (y1 - mu1) * (y1 - mu1);
+  });
+  q0 = quad_sum(q0);
+  q1 = quad_sum(q1);
+  rs0 = rsqrtf(q0 / E + 1e-5f);
+  rs1 = rsqrtf(q1 / E + 1e-5f);
+}
+
+// The head with the LayerNorm folded in on such a tile: y[nt][u] (row g8)
+// and y[nt][2 + u] (row g8 + 8) are the logits of class nt*8 + c2 + u.
+// frag(w) gives this lane's word w of the lane-ordered head fragments.
+template <typename T, int KT, int NT, class Frag>
+__device__ __forceinline__ void tile_head(const uint32_t (&a)[KT][4], Frag&& frag, float mu0, float rs0, float mu1,
+                                          float rs1, float (&y)[NT][4]) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) {
+      const int w = (nt * KT + kt) * 4;  // word ((nt KT + kt) 2 + h) 2 + low
+      mma16816<T>(acc, a[kt], frag(w), frag(w + 2));
+      mma16816<T>(acc, a[kt], frag(w + 1), frag(w + 3));
+    }
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int w = NT * KT * 4 + (nt * 2 + u) * 2;
+      const float sc = __uint_as_float(frag(w)), tc = __uint_as_float(frag(w + 1));
+      y[nt][u] = rs0 * (acc[u] - mu0 * sc) + tc;
+      y[nt][2 + u] = rs1 * (acc[2 + u] - mu1 * sc) + tc;
+    }
+  }
+}
+
 template <typename T, int KT, int NT>
 __global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __restrict__ ex, int64_t row0, int64_t rows,
                                                                   int res, int classes,
                                                                   const uint32_t* __restrict__ frags,
                                                                   float* __restrict__ logits) {
-  constexpr int E = KT * 16;
+  constexpr int E = KT * 16, FW = head_frag_words(KT, NT) / 32;
   const int lane = threadIdx.x & 31, g8 = lane >> 2, c2 = (lane & 3) * 2;
-  uint32_t bh[NT][KT][2], bl[NT][KT][2];
-  float sc[NT][2], tc[NT][2];  // s_c, t_c of this lane's output columns nt*8 + c2 (+1)
+  uint32_t fr[FW];  // this lane's head fragments, in registers for the whole kernel
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int i = ((nt * KT + kt) * 2 + h) * 2;
-        bh[nt][kt][h] = __ldg(frags + i * 32 + lane);
-        bl[nt][kt][h] = __ldg(frags + (i + 1) * 32 + lane);
-      }
-#pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      const int i = NT * KT * 4 + (nt * 2 + u) * 2;
-      sc[nt][u] = __uint_as_float(__ldg(frags + i * 32 + lane));
-      tc[nt][u] = __uint_as_float(__ldg(frags + (i + 1) * 32 + lane));
-    }
-  }
+  for (int w = 0; w < FW; ++w) fr[w] = __ldg(frags + w * 32 + lane);
   const int64_t H = 4 * res, groups = res / 4;
   const int64_t tr0 = row0 / res;  // first token row (over the batch) of the chunk
   const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
@@ -267,153 +314,134 @@ __global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __res
       a[kt][2] = __ldg(reinterpret_cast<const unsigned*>(r0 + kt * 16 + 8));
       a[kt][3] = __ldg(reinterpret_cast<const unsigned*>(r1 + kt * 16 + 8));
     }
-    // Row statistics (two-pass, FP32): this lane holds 4 KT of each row's E
-    // values, in pairs; a quad of lanes holds the row. each(f) calls
-    // f(x, x', y, y') for every pair x, x' of the first row and y, y' of the second.
-    auto each = [&](auto&& f) {
-#pragma unroll
-      for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-        for (int q = 0; q < 4; q += 2) {
-          const T* e0 = reinterpret_cast<const T*>(&a[kt][q]);
-          const T* e1 = reinterpret_cast<const T*>(&a[kt][q + 1]);
-          f(to_f(e0[0]), to_f(e0[1]), to_f(e1[0]), to_f(e1[1]));
-        }
-    };
-    auto quad_sum = [](float v) {
-      v += __shfl_xor_sync(0xffffffffu, v, 1);
-      return v + __shfl_xor_sync(0xffffffffu, v, 2);
-    };
-    float s0 = 0.f, s1 = 0.f;
-    each([&](float x, float x1, float y, float y1) {
-      s0 += x + x1;
-      s1 += y + y1;
-    });
-    const float mu0 = quad_sum(s0) / E, mu1 = quad_sum(s1) / E;
-    float q0 = 0.f, q1 = 0.f;
-    each([&](float x, float x1, float y, float y1) {
-      q0 += (x - mu0) * (x - mu0) + (x1 - mu0) * (x1 - mu0);
-      q1 += (y - mu1) * (y - mu1) + (y1 - mu1) * (y1 - mu1);
-    });
-    q0 = quad_sum(q0);
-    q1 = quad_sum(q1);
-    const float rs0 = rsqrtf(q0 / E + 1e-5f), rs1 = rsqrtf(q1 / E + 1e-5f);
+    float mu0, rs0, mu1, rs1, yv[NT][4];
+    tile_row_norm<T, KT>(a, mu0, rs0, mu1, rs1);
+    tile_head<T, KT, NT>(a, [&](int w) { return fr[w]; }, mu0, rs0, mu1, rs1, yv);
     float* out = logits + (b * classes * H + y) * H + x0 + g8;
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      float acc[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-      for (int kt = 0; kt < KT; ++kt) {
-        mma16816<T>(acc, a[kt], bh[nt][kt][0], bh[nt][kt][1]);
-        mma16816<T>(acc, a[kt], bl[nt][kt][0], bl[nt][kt][1]);
-      }
+    for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
       for (int u = 0; u < 2; ++u) {
         const int c = nt * 8 + c2 + u;
         if (c < classes) {
-          out[c * H * H] = rs0 * (acc[u] - mu0 * sc[nt][u]) + tc[nt][u];
-          out[c * H * H + 8] = rs1 * (acc[2 + u] - mu1 * sc[nt][u]) + tc[nt][u];
+          out[c * H * H] = yv[nt][u];
+          out[c * H * H + 8] = yv[nt][2 + u];
         }
       }
-    }
   }
 }
 
-// One CTA: kFinTokens tokens (16 per warp) x all 16 sub-pixels. Per sub-pixel
-// s: W_s = expand.weight[s*E:(s+1)*E, :] is staged in shared memory, each warp
-// multiplies its 16 x E token tile by W_s^T (WMMA, FP32 accumulators), stores
-// the 16 x E result to its staging tile, and two lanes per token normalise
-// the E-vector (each half of it) and apply the head.
-constexpr int kFinWarps = 8, kFinTokens = 16 * kFinWarps;
+// FinalPatchExpand_X4 + LayerNorm + head in one kernel (fp16/bf16). A warp
+// takes a tile of 16 consecutive tokens (two runs of 8 along x, each inside
+// one token row as res % 8 == 0), a thread block one p1 (the output row of
+// each token's 4 x 4 sub-pixels): the expand weight rows of sub-pixels
+// (p1, 0..3) stay in shared memory for the block's life (grid = 4 x SMs / 4,
+// the blocks walk the tiles). Per sub-pixel the expand product sits in FP32
+// accumulators whose m16n8 layout is the A-fragment layout of the next
+// product: rounded to T (where the unfused path stores it) they go straight
+// into the head's tensor-core product with the LayerNorm folded in
+// (tile_row_norm and tile_head: final_norm_head_mma_kernel's arithmetic).
+// The 4 sub-pixels of a row make 32 contiguous pixels per class and run,
+// staged per warp and stored as 128-byte lines. The [B, 4H, 4W, E] tensor
+// never reaches memory.
+constexpr int kXhWarps = 16;
 
-template <typename T, int EMAX>
-__global__ void __launch_bounds__(32 * kFinWarps)
-    final_expand_head_kernel(const T* __restrict__ x, int64_t M, int res, int E, const T* __restrict__ wexp,
-                             const float* __restrict__ g, const float* __restrict__ bt,
-                             const float* __restrict__ head, int classes, float* __restrict__ logits) {
-  namespace wmma = nvcuda::wmma;
-  extern __shared__ __align__(128) unsigned char fsm[];
-  const int ldx = E + 8, lds = E + 4;  // padded rows (elements); WMMA needs ld % 8 (16-bit) and % 4 (float)
-  T* xs = reinterpret_cast<T*>(fsm);                    // [kFinTokens][ldx]
-  T* ws = xs + kFinTokens * ldx;                        // [E][ldx]: W_s rows n, columns k
-  float* st = reinterpret_cast<float*>(ws + E * ldx);   // [kFinWarps][16][lds]
-  float* hs = st + kFinWarps * 16 * lds;                // head [classes][E], g [E], b [E]
-  float* gs = hs + classes * E;
-  float* bs = gs + E;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int64_t tok0 = int64_t(blockIdx.x) * kFinTokens;
-  constexpr int kVec = 8;  // 16-bit elements per 16-byte load
-  const int vecs = E / kVec;
-  for (int i = tid; i < kFinTokens * vecs; i += blockDim.x) {
-    const int r = i / vecs, c = (i - r * vecs) * kVec;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (tok0 + r < M) v = *reinterpret_cast<const uint4*>(x + (tok0 + r) * E + c);
-    *reinterpret_cast<uint4*>(xs + r * ldx + c) = v;
+__host__ __device__ constexpr int xh_ld(int E) { return E + 8; }  // padded shared rows: conflict-free ldmatrix
+
+template <typename T, int KT, int NT>
+__global__ void __launch_bounds__(32 * kXhWarps, 1)
+    final_expand_head_kernel(const T* __restrict__ x, int64_t tiles, int res, int tpi, const T* __restrict__ wexp,
+                             const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits) {
+  constexpr int E = KT * 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = 33;
+  extern __shared__ __align__(128) unsigned char xsm[];
+  T* ws = reinterpret_cast<T*>(xsm);                                             // [4 sub-pixels][E rows n][LD]
+  T* xs = ws + 4 * E * LD;                                                       // [warps][16 tokens][LD]
+  float* stg = reinterpret_cast<float*>(xs + kXhWarps * 16 * LD);                // [warps][2 runs][classes][SLD]
+  uint32_t* hf = reinterpret_cast<uint32_t*>(stg + kXhWarps * 2 * classes * SLD);  // head fragments
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g8 = lane >> 2, c2 = (lane & 3) * 2;
+  const int p1 = blockIdx.x & 3;
+  const T* wsrc = wexp + int64_t(p1) * 4 * E * E;  // rows (p1 * 4 + p2) * E + n
+  for (int i = tid; i < 4 * E * VR; i += blockDim.x) {
+    const int r = i / VR, v = i - r * VR;
+    cp_async16(ws + r * LD + v * 8, wsrc + int64_t(r) * E + v * 8);
   }
-  for (int i = tid; i < classes * E; i += blockDim.x) hs[i] = head[i];
-  for (int i = tid; i < E; i += blockDim.x) {
-    gs[i] = g[i];
-    bs[i] = bt[i];
-  }
-  // The pixel this lane finishes: token (warp's 16) lane/2, channel half lane%2.
-  const int half = lane & 1, he = E / 2, e0 = half * he;
-  const int64_t tok = tok0 + warp * 16 + (lane >> 1);
-  const int64_t tokens = int64_t(res) * res, H = 4 * int64_t(res);
-  const int64_t b = tok / tokens, tr = tok - b * tokens, ty = tr / res, tx = tr - ty * res;
-  float* mine = st + warp * 16 * lds;
-  for (int sp = 0; sp < 16; ++sp) {
-    __syncthreads();  // the previous W_s is no longer read
-    const T* wsrc = wexp + int64_t(sp) * E * E;
-    for (int i = tid; i < E * vecs; i += blockDim.x) {
-      const int r = i / vecs, c = (i - r * vecs) * kVec;
-      *reinterpret_cast<uint4*>(ws + r * ldx + c) = *reinterpret_cast<const uint4*>(wsrc + int64_t(r) * E + c);
+  cp_async_commit();
+  for (int i = tid; i < FW; i += blockDim.x) hf[i] = __ldg(frags + i);
+  T* xw = xs + warp * 16 * LD;
+  float* sw = stg + warp * 2 * classes * SLD;
+  auto fetch = [&](int64_t tile) {  // the tile's 16 token rows of x (contiguous) to xw
+    const T* src = x + tile * 16 * E;
+    for (int i = lane; i < 16 * VR; i += 32) {
+      const int r = i / VR, v = i - r * VR;
+      cp_async16(xw + r * LD + v * 8, src + r * E + v * 8);
     }
-    __syncthreads();
-    for (int n0 = 0; n0 < E; n0 += 16) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int k0 = 0; k0 < E; k0 += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bw;
-        wmma::load_matrix_sync(a, xs + warp * 16 * ldx + k0, ldx);
-        wmma::load_matrix_sync(bw, ws + n0 * ldx + k0, ldx);
-        wmma::mma_sync(acc, a, bw, acc);
+    cp_async_commit();
+  };
+  const int64_t per_img = int64_t(res) * res, H = 4 * int64_t(res), HH = H * H;
+  const int64_t groups = (tiles + tpi - 1) / tpi, step = gridDim.x >> 2;
+  int64_t grp = blockIdx.x >> 2;
+  const bool active = warp < tpi && grp * tpi + warp < tiles;
+  if (active) fetch(grp * tpi + warp);
+  cp_async_wait<0>();
+  __syncthreads();  // W and the head fragments are in
+  if (!active) return;
+  for (; grp < groups; grp += step) {
+    const int64_t tile = grp * tpi + warp;
+    if (tile >= tiles) break;
+    cp_async_wait<0>();
+    __syncwarp();
+    uint32_t a[KT][4];
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) ldsm_x4(a[kt], xw + (lane & 15) * LD + kt * 16 + (lane >> 4) * 8);
+    __syncwarp();
+    if (grp + step < groups && (grp + step) * tpi + warp < tiles) fetch((grp + step) * tpi + warp);
+#pragma unroll 1
+    for (int p2 = 0; p2 < 4; ++p2) {
+      const T* wp = ws + p2 * E * LD;
+      float acc[2 * KT][4];
+#pragma unroll
+      for (int n = 0; n < 2 * KT; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+        for (int np = 0; np < KT; ++np) {
+          uint32_t bw[4];  // n-tiles 2 np and 2 np + 1 for k = kt*16 .. +15
+          ldsm_x4(bw, wp + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * LD + kt * 16 + ((lane >> 3) & 1) * 8);
+          mma16816<T>(acc[2 * np], a[kt], bw[0], bw[1]);
+          mma16816<T>(acc[2 * np + 1], a[kt], bw[2], bw[3]);
+        }
+      // The accumulators rounded to T are the A fragments of the sub-pixel's E-vectors.
+      uint32_t e[KT][4];
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt) {
+        e[kt][0] = pack2<T>(acc[2 * kt][0], acc[2 * kt][1]);
+        e[kt][1] = pack2<T>(acc[2 * kt][2], acc[2 * kt][3]);
+        e[kt][2] = pack2<T>(acc[2 * kt + 1][0], acc[2 * kt + 1][1]);
+        e[kt][3] = pack2<T>(acc[2 * kt + 1][2], acc[2 * kt + 1][3]);
       }
-      wmma::store_matrix_sync(mine + n0, acc, lds, wmma::mem_row_major);
+      float mu0, rs0, mu1, rs1, yv[NT][4];
+      tile_row_norm<T, KT>(e, mu0, rs0, mu1, rs1);
+      tile_head<T, KT, NT>(e, [&](int w) { return hf[w * 32 + lane]; }, mu0, rs0, mu1, rs1, yv);
+      // Row g8 is token g8 of the first run, row g8 + 8 token g8 of the second: pixel 4 g8 + p2 of each.
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const int c = nt * 8 + c2 + u;
+          if (c < classes) {
+            sw[c * SLD + 4 * g8 + p2] = yv[nt][u];
+            sw[(classes + c) * SLD + 4 * g8 + p2] = yv[nt][2 + u];
+          }
+        }
     }
     __syncwarp();
-    // LayerNorm of the sub-pixel's E-vector, rounded to T first as the
-    // expand GEMM's output is in the unfused path.
-    const float* row = mine + (lane >> 1) * lds + e0;
-    float v[EMAX / 2];
-    float sum = 0.f;
 #pragma unroll
-    for (int e = 0; e < EMAX / 2; ++e) {
-      v[e] = e < he ? to_f(from_f<T>(row[e])) : 0.f;
-      sum += v[e];
+    for (int h = 0; h < 2; ++h) {
+      const int64_t t = tile * 16 + h * 8, b = t / per_img, r = t - b * per_img, ty = r / res, tx0 = r - ty * res;
+      float* o = logits + (b * classes * H + 4 * ty + p1) * H + 4 * tx0 + lane;
+      for (int c = 0; c < classes; ++c) o[c * HH] = sw[(h * classes + c) * SLD + lane];
     }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    const float mean = sum / E;
-    float sq = 0.f;
-#pragma unroll
-    for (int e = 0; e < EMAX / 2; ++e) {
-      const float d = e < he ? v[e] - mean : 0.f;
-      sq += d * d;
-    }
-    sq += __shfl_xor_sync(0xffffffffu, sq, 1);
-    const float rstd = rsqrtf(sq / E + 1e-5f);
-#pragma unroll
-    for (int e = 0; e < EMAX / 2; ++e) v[e] = e < he ? (v[e] - mean) * rstd * gs[e0 + e] + bs[e0 + e] : 0.f;
-    const int64_t y = 4 * ty + sp / 4, xx = 4 * tx + sp % 4;
-    for (int c = 0; c < classes; ++c) {
-      float acc = 0.f;
-#pragma unroll
-      for (int e = 0; e < EMAX / 2; ++e)
-        if (e < he) acc += v[e] * hs[c * E + e0 + e];
-      acc += __shfl_xor_sync(0xffffffffu, acc, 1);
-      if (half == (c & 1) && tok < M) logits[((b * classes + c) * H + y) * H + xx] = acc;
-    }
-    __syncwarp();  // the staging tile is rewritten by the next sub-pixel
+    __syncwarp();
   }
 }
 }  // namespace
@@ -533,35 +561,43 @@ void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, i
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
-bool final_expand_head_supported(DT t, int E, int classes) {
-  return t != DT::F32 && E % 16 == 0 && E <= kMaxHeadE && final_expand_head_smem(E, classes) <= 200 * 1024;
+namespace {
+
+// Shared bytes of final_expand_head_kernel: the expand weight rows of 4
+// sub-pixels and each warp's token tile (padded rows), the staging of each
+// warp's 2 x classes lines of 32 logits, the head fragments.
+size_t expand_head_smem(int E, int classes, size_t frag_bytes) {
+  return sizeof(uint16_t) * xh_ld(E) * size_t(4 * E + kXhWarps * 16) +
+         sizeof(float) * size_t(kXhWarps) * 2 * classes * 33 + frag_bytes;
 }
 
-size_t final_expand_head_smem(int E, int classes) {
-  return 2 * size_t(kFinTokens + E) * (E + 8) + sizeof(float) * (size_t(kFinWarps) * 16 * (E + 4) + size_t(classes + 2) * E);
+}  // namespace
+
+bool final_expand_head_supported(DT t, int E, int classes, int res) {
+  const size_t frag_bytes = final_head_frags_bytes(t, E, classes);
+  return frag_bytes > 0 && res % 8 == 0 && expand_head_smem(E, classes, frag_bytes) <= 227 * 1024;
 }
 
-void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, const float* g,
-                       const float* b, const float* head, int classes, float* logits, cudaStream_t s) {
-  if (!final_expand_head_supported(t, E, classes))
-    throw Error(fmt::format("final_expand_head: {} with embed_dim {} and {} classes is not supported",
-                            t == DT::F32 ? "fp32" : "fp16/bf16", E, classes));
-  const size_t smem = final_expand_head_smem(E, classes);
-  const unsigned grid = ceil_div(M, kFinTokens);
-  auto go = [&](auto* ptr, auto emax) {
-    using T = std::remove_cv_t<std::remove_pointer_t<decltype(ptr)>>;
-    auto kernel = final_expand_head_kernel<T, decltype(emax)::value>;
-    if (smem > 48 * 1024)
-      SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    kernel<<<grid, 32 * kFinWarps, smem, s>>>(ptr, M, res, E, static_cast<const T*>(wexp), g, b, head, classes,
-                                              logits);
-  };
-  auto dispatch = [&](auto emax) {
-    if (t == DT::F16) go(static_cast<const __half*>(x), emax);
-    else go(static_cast<const __nv_bfloat16*>(x), emax);
-  };
-  if (E <= 96) dispatch(std::integral_constant<int, 96>{});
-  else dispatch(std::integral_constant<int, kMaxHeadE>{});
+void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, int classes,
+                       const void* frags, float* logits, cudaStream_t s) {
+  if (!frags || !final_expand_head_supported(t, E, classes, res) || M % 16 != 0)
+    throw Error(fmt::format("final_expand_head: {} with embed_dim {}, {} classes, {} tokens of a {}x{} grid is not "
+                            "supported",
+                            t == DT::F32 ? "fp32" : "fp16/bf16", E, classes, M, res, res));
+  const size_t smem = expand_head_smem(E, classes, final_head_frags_bytes(t, E, classes));
+  const int64_t tiles = M / 16;
+  const int sms = std::max(4, sm_count() / 4 * 4);
+  // Tiles per thread block: enough blocks for every SM where the batch is small.
+  const int tpi = static_cast<int>(std::clamp<int64_t>((4 * tiles + sms - 1) / sms, 1, kXhWarps));
+  const int64_t groups = (tiles + tpi - 1) / tpi;
+  const unsigned grid = static_cast<unsigned>(4 * std::min<int64_t>(groups, sms / 4));
+  head_shape(t, E, classes, [&](auto tag, auto kt, auto nt) {
+    using T = decltype(tag);
+    auto kernel = final_expand_head_kernel<T, decltype(kt)::value, decltype(nt)::value>;
+    SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    kernel<<<grid, 32 * kXhWarps, smem, s>>>(static_cast<const T*>(x), tiles, res, tpi, static_cast<const T*>(wexp),
+                                             static_cast<const uint32_t*>(frags), classes, logits);
+  });
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -39,7 +39,7 @@ std::vector<float> cuda_logits(const Weights& w, Precision p, const std::vector<
   const Config& cfg = w.config();
   std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * cfg.img_size * cfg.img_size));
   setenv(var, value, 1);
-  auto engine = make_cuda_engine(w, {Device::Cuda, p, 2});
+  auto engine = make_cuda_engine(w, {Device::Cuda, p, static_cast<int>(std::max<int64_t>(B, 2))});
   unsetenv(var);
   engine->run(in.data(), B, out.data());
   return out;
@@ -121,9 +121,11 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // The fused x4 expand + LayerNorm + head kernel (fp16/bf16, src/cuda/patch.cu,
-// opt-in with SWINRT_FUSED_HEAD=1) against the expand GEMM + final_norm_head
-// pair the engine runs by default, on the same
-// engine weights: only the expand GEMM's summation order differs.
+// the default) against the expand GEMM + final_norm_head pair
+// (SWINRT_FUSED_HEAD=0) on the same engine weights: both round the expand
+// output to the activation dtype and share the head's arithmetic, so only
+// the expand GEMM's summation order differs. The default engine's profile
+// must show the fused kernel (swin-t: E 96 and 9 classes, w8: E 48 and 4).
 TEST(Cuda, FusedFinalHeadMatchesUnfused) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
@@ -131,17 +133,25 @@ TEST(Cuda, FusedFinalHeadMatchesUnfused) {
     for (Precision p : {Precision::FP16, Precision::BF16}) {
       const Config cfg = named_config(name);
       const Weights w = random_weights(cfg, 5);
-      const int64_t B = 2, HW = int64_t(cfg.img_size) * cfg.img_size;
-      const auto in = random_slices(B, cfg.img_size, 3);
-      const auto unfused = cuda_logits(w, p, in, B, "SWINRT_FUSED_HEAD", "0");
-      const auto fused = cuda_logits(w, p, in, B, "SWINRT_FUSED_HEAD", "1");
-      const Gap g = gap(fused, unfused, B, cfg.num_classes, HW);
-      ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
-      std::printf("  %s %s: max |fused - unfused| = %.3g (max |logit| %.3g), argmax agreement %.6f\n", name,
-                  precision_name(p), g.max_abs, g.max_ref, g.agreement);
-      // One ulp of the rounded expand output moves a logit by about ulp x |head| x rstd.
-      EXPECT_LE(g.max_abs, p == Precision::FP16 ? 2e-2 : 1e-1);
-      EXPECT_GE(g.agreement, 0.999);
+      {
+        auto engine = make_cuda_engine(w, {Device::Cuda, p, 1});
+        bool fused = false;
+        for (const auto& [op, ms] : engine->profile(1, 1)) fused |= op == "up.expand+norm+output";
+        EXPECT_TRUE(fused) << name << " " << precision_name(p) << ": the fused head did not run";
+      }
+      for (int64_t B : {1, 3}) {
+        const int64_t HW = int64_t(cfg.img_size) * cfg.img_size;
+        const auto in = random_slices(B, cfg.img_size, 3);
+        const auto unfused = cuda_logits(w, p, in, B, "SWINRT_FUSED_HEAD", "0");
+        const auto fused = cuda_logits(w, p, in, B, "SWINRT_FUSED_HEAD", "1");
+        const Gap g = gap(fused, unfused, B, cfg.num_classes, HW);
+        ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
+        std::printf("  %s %s batch %ld: max |fused - unfused| = %.3g (max |logit| %.3g), argmax agreement %.6f\n",
+                    name, precision_name(p), long(B), g.max_abs, g.max_ref, g.agreement);
+        // One ulp of the rounded expand output moves a logit by about ulp x |head| x rstd.
+        EXPECT_LE(g.max_abs, p == Precision::FP16 ? 2e-2 : 1e-1);
+        EXPECT_GE(g.agreement, 0.999);
+      }
     }
   }
 }
@@ -252,8 +262,9 @@ TEST(Cuda, VectorLayerNormMatchesScalar) {
 
 // The tensor-core final head (fp16/bf16: LayerNorm folded into the head
 // GEMM, src/cuda/patch.cu) against the FP32 kernel (SWINRT_HEAD_MMA=0) on
-// the same engine weights: same expand output, so only the arithmetic order
-// and the 16-bit split of gamma x head differ.
+// the same engine weights, both after the expand GEMM (SWINRT_FUSED_HEAD=0):
+// same expand output, so only the arithmetic order and the 16-bit split of
+// gamma x head differ.
 TEST(Cuda, TensorCoreHeadMatchesFp32Head) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
@@ -263,8 +274,10 @@ TEST(Cuda, TensorCoreHeadMatchesFp32Head) {
       const Weights w = random_weights(cfg, 13);
       const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
       const auto in = random_slices(B, cfg.img_size, 8);
+      setenv("SWINRT_FUSED_HEAD", "0", 1);  // the tensor-core head after the expand GEMM, not the fused kernel
       const auto mma = cuda_logits(w, p, in, B, "SWINRT_HEAD_MMA", "1");
       const auto simt = cuda_logits(w, p, in, B, "SWINRT_HEAD_MMA", "0");
+      unsetenv("SWINRT_FUSED_HEAD");
       const Gap g = gap(mma, simt, B, cfg.num_classes, HW);
       ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
       std::printf("  %s %s: max |tensor-core head - FP32 head| = %.3g (max |logit| %.3g)\n", name,
