@@ -39,7 +39,7 @@ std::vector<float> cuda_logits(const Weights& w, Precision p, const std::vector<
   const Config& cfg = w.config();
   std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * cfg.img_size * cfg.img_size));
   setenv(var, value, 1);
-  auto engine = make_cuda_engine(w, {Device::Cuda, p, static_cast<int>(std::max<int64_t>(B, 2))});
+  auto engine = make_cuda_engine(w, {Device::Cuda, p, 2});
   unsetenv(var);
   engine->run(in.data(), B, out.data());
   return out;
@@ -156,6 +156,35 @@ TEST(Cuda, FusedFinalHeadMatchesUnfused) {
   }
 }
 
+// Swin-block variant `var`=1 against the op-by-op path (`var`=0) on the
+// same weights and input (B = 3 on engines of max batch 2: batches of 2 and
+// 1), and both against the CPU FP32 engine: the variant must agree with the
+// op-by-op argmax and be no worse against FP32, up to rounding noise.
+void expect_block_variant_matches(const char* what, const char* var, uint32_t seed) {
+  for (const char* name : {"swin-t", "w8"}) {
+    for (Precision p : {Precision::FP16, Precision::BF16}) {
+      const Config cfg = named_config(name);
+      const Weights w = random_weights(cfg, seed);
+      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
+      const auto in = random_slices(B, cfg.img_size, seed + 1);
+      std::vector<float> ref(B * cfg.num_classes * HW);
+      make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
+      const auto on = cuda_logits(w, p, in, B, var, "1");
+      const auto off = cuda_logits(w, p, in, B, var, "0");
+      const Gap g = gap(on, off, B, cfg.num_classes, HW);
+      ASSERT_LT(g.first_nonfinite, 0) << what << ": logit " << g.first_nonfinite;
+      const Gap gv = gap(on, ref, B, cfg.num_classes, HW), gu = gap(off, ref, B, cfg.num_classes, HW);
+      std::printf("  %s %s %s: max |variant - op by op| = %.3g (max |logit| %.3g), agreement %.6f; against CPU "
+                  "FP32: variant %.3g / %.6f, op by op %.3g / %.6f\n",
+                  what, name, precision_name(p), g.max_abs, g.max_ref, g.agreement, gv.max_abs,
+                  gv.agreement, gu.max_abs, gu.agreement);
+      EXPECT_GE(g.agreement, p == Precision::FP16 ? 0.999 : 0.99) << what << " " << name;
+      EXPECT_LE(gv.max_abs, 1.5 * gu.max_abs + 1e-3) << what << " " << name;
+      EXPECT_GE(gv.agreement, gu.agreement - 1e-3) << what << " " << name;
+    }
+  }
+}
+
 // The fused Swin block kernel (src/cuda/swin_block.cu, the default for the
 // FP16/BF16 blocks the policy names; SWINRT_FUSED_BLOCK=1 fuses every block
 // it takes here) against the op-by-op path (SWINRT_FUSED_BLOCK=0) on the same
@@ -165,29 +194,7 @@ TEST(Cuda, FusedFinalHeadMatchesUnfused) {
 TEST(Cuda, FusedBlockMatchesUnfused) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
-  for (const char* name : {"swin-t", "w8"}) {
-    for (Precision p : {Precision::FP16, Precision::BF16}) {
-      const Config cfg = named_config(name);
-      const Weights w = random_weights(cfg, 9);
-      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
-      const auto in = random_slices(B, cfg.img_size, 4);
-      std::vector<float> ref(B * cfg.num_classes * HW);
-      make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
-      const auto fused = cuda_logits(w, p, in, B, "SWINRT_FUSED_BLOCK", "1");
-      const auto unfused = cuda_logits(w, p, in, B, "SWINRT_FUSED_BLOCK", "0");
-      const Gap g = gap(fused, unfused, B, cfg.num_classes, HW);
-      ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
-      const Gap gf = gap(fused, ref, B, cfg.num_classes, HW), gu = gap(unfused, ref, B, cfg.num_classes, HW);
-      std::printf("  %s %s: max |fused - unfused| = %.3g (max |logit| %.3g), agreement %.6f; against CPU FP32: "
-                  "fused %.3g / %.6f, unfused %.3g / %.6f\n",
-                  name, precision_name(p), g.max_abs, g.max_ref, g.agreement, gf.max_abs, gf.agreement, gu.max_abs,
-                  gu.agreement);
-      EXPECT_GE(g.agreement, p == Precision::FP16 ? 0.999 : 0.99);
-      // No worse against FP32 than the op-by-op path, up to rounding noise.
-      EXPECT_LE(gf.max_abs, 1.5 * gu.max_abs + 1e-3);
-      EXPECT_GE(gf.agreement, gu.agreement - 1e-3);
-    }
-  }
+  expect_block_variant_matches("fused", "SWINRT_FUSED_BLOCK", 9);
 }
 
 // The grid-synchronised Swin block (src/cuda/swin_block_grid.cu, opt-in;
@@ -199,28 +206,7 @@ TEST(Cuda, FusedBlockMatchesUnfused) {
 TEST(Cuda, GridBlockMatchesUnfused) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
-  for (const char* name : {"swin-t", "w8"}) {
-    for (Precision p : {Precision::FP16, Precision::BF16}) {
-      const Config cfg = named_config(name);
-      const Weights w = random_weights(cfg, 21);
-      const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
-      const auto in = random_slices(B, cfg.img_size, 5);
-      std::vector<float> ref(B * cfg.num_classes * HW);
-      make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
-      const auto grid = cuda_logits(w, p, in, B, "SWINRT_GRID_BLOCK", "1");
-      const auto unfused = cuda_logits(w, p, in, B, "SWINRT_GRID_BLOCK", "0");
-      const Gap g = gap(grid, unfused, B, cfg.num_classes, HW);
-      ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
-      const Gap gg = gap(grid, ref, B, cfg.num_classes, HW), gu = gap(unfused, ref, B, cfg.num_classes, HW);
-      std::printf("  %s %s: max |grid - op by op| = %.3g (max |logit| %.3g), agreement %.6f; against CPU FP32: "
-                  "grid %.3g / %.6f, op by op %.3g / %.6f\n",
-                  name, precision_name(p), g.max_abs, g.max_ref, g.agreement, gg.max_abs, gg.agreement, gu.max_abs,
-                  gu.agreement);
-      EXPECT_GE(g.agreement, p == Precision::FP16 ? 0.999 : 0.99);
-      EXPECT_LE(gg.max_abs, 1.5 * gu.max_abs + 1e-3);
-      EXPECT_GE(gg.agreement, gu.agreement - 1e-3);
-    }
-  }
+  expect_block_variant_matches("grid", "SWINRT_GRID_BLOCK", 21);
   setenv("SWINRT_GRID_BLOCK", "many", 1);
   const Weights w = random_weights(named_config("tiny"), 1);
   EXPECT_THROW(make_cuda_engine(w, {Device::Cuda, Precision::FP16, 1}), Error);
