@@ -66,21 +66,24 @@ struct Tiling {
   static_assert(NT > 0 && N % CHUNK == 0, "unsupported GEMM shape");
 };
 
-// The block's four GEMM weights stream through a ring of kStages shared-memory
+// The block's four GEMM weights stream through a ring of STAGES shared-memory
 // stages with cp.async, in the order the GEMMs consume them: qkv [3C][C],
 // proj [C][C], fc1 [4C][C], fc2 [C][4C], chunk by chunk, KPS 16-deep k-tiles
 // of a chunk's columns per stage. swin_block_arrange lays the weights out in
 // exactly this order (each stage's bytes contiguous), so issuing a stage is a
-// plain copy. A stage is issued kStages - 1 ahead of its use, also across GEMM
+// plain copy. A stage is issued STAGES - 1 ahead of its use, also across GEMM
 // boundaries: the next GEMM's first weights load while attention, LayerNorm
-// and the epilogues run.
-constexpr int kStages = 3;
+// and the epilogues run. Every stage costs a block barrier: C 96 takes 2
+// stages of 3 k-tiles (24 barriers a window) in the ring bytes of 3 stages of
+// 2 (36), which measured 4% faster per block at batch 128 on the H100 (1 k-tile
+// x 6 stages: 16% slower; docs/PERFORMANCE.md).
 
 template <int C>
 struct Stream {
   static constexpr int THREADS = kThreadsFor<C>, WARPS = THREADS / 32;
   static constexpr int MAXCHUNK = C <= 96 ? 96 : 192;
-  static constexpr int KPS = C % 32 == 0 ? 2 : 1;  // k-tiles per stage
+  static constexpr int KPS = C == 96 ? 3 : C % 32 == 0 ? 2 : 1;  // k-tiles per stage
+  static constexpr int STAGES = C == 96 ? 2 : 3;
   static constexpr int STAGE = MAXCHUNK * 32 * KPS;  // bytes: MAXCHUNK / 8 n-tiles x KPS x 256 bytes
   // Per GEMM: column chunk, stages, bytes per stage, first byte in the stream.
   static constexpr int CH0 = Tiling<3 * C, MAXCHUNK, WARPS>::CHUNK, CH1 = Tiling<C, MAXCHUNK, WARPS>::CHUNK,
@@ -113,7 +116,7 @@ struct Stream {
 
   __device__ __forceinline__ void issue(int i) {
     char* dst = ring + put_slot * STAGE;
-    put_slot = put_slot == kStages - 1 ? 0 : put_slot + 1;
+    put_slot = put_slot == STAGES - 1 ? 0 : put_slot + 1;
     if constexpr (UNIFORM) {
       if (i < TOTAL) copy<STAGE>(dst, w + int64_t(i) * STAGE);
       return;
@@ -125,21 +128,21 @@ struct Stream {
   }
   __device__ __forceinline__ void start() {
 #pragma unroll
-    for (int i = 0; i < kStages - 1; ++i) {
+    for (int i = 0; i < STAGES - 1; ++i) {
       issue(i);
       cp_async_commit();
     }
   }
-  // Waits for the next stage (all threads' copies), issues the one kStages - 1
+  // Waits for the next stage (all threads' copies), issues the one STAGES - 1
   // ahead into the slot the previous stage freed, returns the stage.
   __device__ __forceinline__ const uint2* next() {
-    cp_async_wait<kStages - 2>();
+    cp_async_wait<STAGES - 2>();
     __syncthreads();
-    issue(t + kStages - 1);
+    issue(t + STAGES - 1);
     cp_async_commit();
     ++t;
     const char* stage = ring + use_slot * STAGE;
-    use_slot = use_slot == kStages - 1 ? 0 : use_slot + 1;
+    use_slot = use_slot == STAGES - 1 ? 0 : use_slot + 1;
     return reinterpret_cast<const uint2*>(stage);
   }
 };
@@ -257,7 +260,7 @@ struct Layout {
   static constexpr size_t kX = size_t(kRows) * LDX * sizeof(float);
   static constexpr size_t kA = size_t(kRows) * LDA * 2;
   static constexpr size_t kBig = size_t(kRows) * (LDQ > LDH ? LDQ : LDH) * 2;
-  static constexpr size_t kRing = size_t(kStages) * Stream<C>::STAGE;
+  static constexpr size_t kRing = size_t(Stream<C>::STAGES) * Stream<C>::STAGE;
   static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing;
 };
 
