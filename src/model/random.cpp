@@ -62,7 +62,15 @@ Config named_config(const std::string& name) {
     c.num_classes = 4;
     return c;
   }
-  throw Error(fmt::format("unknown model config '{}' (swin-t, tiny, w8 or ape)", name));
+  if (name == "hd48") {  // head dim 48 at every stage: the CUDA WMMA attention kernel's shapes
+    c.img_size = 64;
+    c.embed_dim = 48;
+    c.num_heads = {1, 2, 4, 8};
+    c.window_size = 4;
+    c.num_classes = 5;
+    return c;
+  }
+  throw Error(fmt::format("unknown model config '{}' (swin-t, tiny, w8, ape or hd48)", name));
 }
 
 }  // namespace swinrt

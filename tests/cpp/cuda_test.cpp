@@ -113,7 +113,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"w8", Precision::FP32, 1e-4, 0.9999}, Case{"swin-t", Precision::FP32, 1e-4, 0.9999},
                       Case{"swin-t", Precision::TF32, 5e-3, 0.999}, Case{"tiny", Precision::TF32, 1e-2, 0.999},
                       Case{"swin-t", Precision::FP16, 0, 0.999}, Case{"w8", Precision::FP16, 0, 0.999},
-                      Case{"swin-t", Precision::BF16, 0, 0.99}, Case{"ape", Precision::BF16, 0, 0.99}),
+                      Case{"swin-t", Precision::BF16, 0, 0.99}, Case{"ape", Precision::BF16, 0, 0.99},
+                      // head dim 48: the WMMA attention kernel (fp16/bf16) and the SIMT one (fp32)
+                      Case{"hd48", Precision::FP32, 1e-4, 0.9999}, Case{"hd48", Precision::FP16, 0, 0.999},
+                      Case{"hd48", Precision::BF16, 0, 0.99}),
     [](const auto& info) {
       std::string n = std::string(info.param.config) + "_" + precision_name(info.param.precision);
       std::replace(n.begin(), n.end(), '-', '_');
