@@ -207,8 +207,8 @@ class CudaEngine final : public Engine {
     }
     if (const char* fs = std::getenv("SWINRT_FIN_SLICES")) fin_slices_ = std::max<long>(1, std::strtol(fs, nullptr, 10));
     weights_ = std::make_unique<DeviceWeights>(image);
-    arrange_fused_blocks();
     pad_attention_biases();
+    arrange_fused_blocks();
     grid_rows_ = grid_block_rows();
     grid_ok_.assign(plan_.size(), false);
     for (size_t i = 0; i < plan_.size(); ++i) {
@@ -379,10 +379,10 @@ class CudaEngine final : public Engine {
     for (size_t i = 0; i < plan_.size(); ++i) {
       const Step& st = plan_[i];
       if (st.op != OpKind::SwinBlock || !fused_policy_.count(st.dim) ||
-          !swin_block_supported(act_, st.dim, st.heads, st.window, st.hidden))
+          !swin_block_supported(act_, st.dim, st.heads, st.window, st.hidden) || !bias64_[i])
         continue;
       offset[i] = bytes;
-      bytes += (swin_block_stream_bytes(st.dim, st.heads) + 255) & ~size_t(255);
+      bytes += (swin_block_stream_bytes(st.dim) + 255) & ~size_t(255);
       fused_[i] = SwinBlockWeights{};
     }
     if (bytes == 0) return;
@@ -392,21 +392,20 @@ class CudaEngine final : public Engine {
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
       const Step& st = plan_[i];
-      swin_block_arrange(st.dim, st.heads, st.window, W.get(st.param("attn.qkv.weight")),
-                         W.get(st.param("attn.proj.weight")), W.get(st.param("mlp.fc1.weight")),
-                         W.get(st.param("mlp.fc2.weight")), W.f32(st.param("attn.relative_position_bias")),
-                         base + offset[i], nullptr);
+      swin_block_arrange(st.dim, W.get(st.param("attn.qkv.weight")), W.get(st.param("attn.proj.weight")),
+                         W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")), base + offset[i],
+                         nullptr);
       *fused_[i] = SwinBlockWeights{W.f32(st.param("norm1.weight")), W.f32(st.param("norm1.bias")),
                                     W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")),
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
-                                    W.f32(st.param("mlp.fc2.bias"))};
+                                    W.f32(st.param("mlp.fc2.bias")), bias64_[i]};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }
 
-  // The register-resident attention (op by op and in grid-synchronised
-  // blocks) reads each block's relative position bias padded to
+  // The register-resident attention (op by op, in grid-synchronised and in
+  // fused blocks) reads each block's relative position bias padded to
   // [heads, 64, 64]; padded here once.
   void pad_attention_biases() {
     bias64_.assign(plan_.size(), nullptr);

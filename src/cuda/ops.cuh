@@ -82,19 +82,19 @@ void pad_attention_bias(const float* rpb, int heads, int window, float* out, cud
 // image has them.
 struct SwinBlockWeights {
   const float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
-  const void* stream;  // qkv, proj, fc1, fc2 weights and the relative position bias, arranged
+  const void* stream;  // qkv, proj, fc1, fc2 weights, arranged (swin_block_arrange)
   const void* bqkv;    // dtype t, or null (qkv_bias = false)
   const float* bproj;
   const void* bfc1;  // dtype t
   const float* bfc2;
+  const float* rpb64;  // [heads, 64, 64], the relative position bias padded (pad_attention_bias)
 };
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // Bytes of a block's weight stream, and its arrangement from the qkv, proj,
-// fc1 and fc2 weights ([out][in], 16-bit, as the weight image has them) and
-// the relative position bias ([heads, N, N] FP32, N = window^2).
-size_t swin_block_stream_bytes(int C, int heads);
-void swin_block_arrange(int C, int heads, int window, const void* qkv, const void* proj, const void* fc1,
-                        const void* fc2, const float* rpb, void* out, cudaStream_t s);
+// fc1 and fc2 weights ([out][in], 16-bit, as the weight image has them).
+size_t swin_block_stream_bytes(int C);
+void swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, void* out,
+                        cudaStream_t s);
 // x [B, res^2, C] FP32, updated in place.
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                 const SwinBlockWeights& w, cudaStream_t s);

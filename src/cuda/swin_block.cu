@@ -439,10 +439,6 @@ Kernel kernel_for(DT t, int C, int heads) {
   return k;
 }
 
-// The qkv, proj, fc1 and fc2 weights of a block: 12 C^2 16-bit values; the
-// padded relative position bias follows them in the stream.
-size_t gemm_weight_bytes(int C) { return size_t(12) * C * C * 2; }
-
 }  // namespace
 
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
@@ -458,15 +454,13 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
   return smem <= size_t(optin);
 }
 
-size_t swin_block_stream_bytes(int C, int heads) {
-  return gemm_weight_bytes(C) + size_t(heads) * kRows * kRows * sizeof(float);
-}
+// The qkv, proj, fc1 and fc2 weights of a block: 12 C^2 16-bit values.
+size_t swin_block_stream_bytes(int C) { return size_t(12) * C * C * 2; }
 
-void swin_block_arrange(int C, int heads, int window, const void* qkv, const void* proj, const void* fc1,
-                        const void* fc2, const float* rpb, void* out, cudaStream_t s) {
+void swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, void* out,
+                        cudaStream_t s) {
   if (!with_channels(C, [&](auto c) { arrange_block<decltype(c)::value>(qkv, proj, fc1, fc2, out, s); }))
     throw Error(fmt::format("swin_block_arrange: no fused kernel for C {}", C));
-  pad_attention_bias(rpb, heads, window, reinterpret_cast<float*>(static_cast<char*>(out) + gemm_weight_bytes(C)), s);
 }
 
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
@@ -484,9 +478,9 @@ void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, in
     std::lock_guard<std::mutex> lock(mu);
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
-  const float* rpb = reinterpret_cast<const float*>(static_cast<const char*>(w.stream) + gemm_weight_bytes(C));
+  if (!w.rpb64) throw Error("swin_block: the padded relative position bias is missing");
   const BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
-                    w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, rpb};
+                    w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64};
   const dim3 grid((res / window) * (res / window), B);
   kernel<<<grid, threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
