@@ -171,37 +171,39 @@ __device__ __forceinline__ void load_window_fp16(const T* __restrict__ qkv, int 
 // One thread block per (window, head, slice); windows of up to 64 tokens,
 // head dims 16, 32 or 64 (window_attention_unit, attention.cuh). 4 warps, or
 // 8 where the units are no more than the SMs (small batches): the loads and
-// the mask bits then spread over twice the threads.
+// the mask bits then spread over twice the threads. table: the windows'
+// token maps and mask bits (window_table), or null.
 template <typename T, int HD, int THREADS>
 __global__ void __launch_bounds__(THREADS, THREADS == 128 ? (HD <= 32 ? 6 : 4) : 2)
     window_attention_mma_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
-                                float scale, const float* __restrict__ bias64, T* __restrict__ out) {
+                                float scale, const float* __restrict__ bias64, const WindowTable* __restrict__ table,
+                                T* __restrict__ out) {
   extern __shared__ float4 smem4[];
   window_attention_unit<T, HD, THREADS>(qkv, res, C, heads, window, shift, scale, bias64, out, blockIdx.x,
-                                        blockIdx.y, blockIdx.z, reinterpret_cast<char*>(smem4));
+                                        blockIdx.y, blockIdx.z, reinterpret_cast<char*>(smem4), table);
 }
 
 template <typename T, int THREADS>
 void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
-                        const float* bias64, void* out, cudaStream_t s) {
+                        const float* bias64, const WindowTable* table, void* out, cudaStream_t s) {
   const int d = C / heads;
   auto kernel = d == 16   ? window_attention_mma_kernel<T, 16, THREADS>
                 : d == 32 ? window_attention_mma_kernel<T, 32, THREADS>
                           : window_attention_mma_kernel<T, 64, THREADS>;
   const dim3 grid((res / window) * (res / window), heads, B);
   kernel<<<grid, THREADS, window_attention_smem(d), s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift,
-                                                         scale, bias64, static_cast<T*>(out));
+                                                         scale, bias64, table, static_cast<T*>(out));
 }
 
 template <typename T>
 void launch_mma(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
-                const float* bias64, void* out, cudaStream_t s) {
+                const float* bias64, const WindowTable* table, void* out, cudaStream_t s) {
   const int64_t units = int64_t(res / window) * (res / window) * heads * B;
   const char* env = std::getenv("SWINRT_ATTN_THREADS");  // "128": always 4 warps (A/B runs)
   if (units <= sm_count() && !(env && std::string(env) == "128"))
-    launch_mma_threads<T, 256>(qkv, B, res, C, heads, window, shift, scale, bias64, out, s);
+    launch_mma_threads<T, 256>(qkv, B, res, C, heads, window, shift, scale, bias64, table, out, s);
   else
-    launch_mma_threads<T, 128>(qkv, B, res, C, heads, window, shift, scale, bias64, out, s);
+    launch_mma_threads<T, 128>(qkv, B, res, C, heads, window, shift, scale, bias64, table, out, s);
 }
 
 // Tensor-core variant. Shared memory: q, k, v, p as fp16 [NP][ld16], the
@@ -339,7 +341,31 @@ __global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N,
   }
 }
 
+// One thread block of 64 threads per window.
+__global__ void window_table_kernel(int res, int window, int shift, WindowTable* __restrict__ out) {
+  __shared__ int tok[64], reg[64];
+  __shared__ unsigned long long mbits[64];
+  const int nw = res / window, w = blockIdx.x;
+  window_tokens(w / nw, w % nw, res, window, shift, 64, blockDim.x, tok, reg);
+  __syncthreads();
+  window_mask_bits(reg, window * window, shift, mbits);
+  __syncthreads();
+  for (int i = threadIdx.x; i < 64; i += blockDim.x) {
+    out[w].tok[i] = tok[i];
+    out[w].mbits[i] = mbits[i];
+  }
+}
+
 }  // namespace
+
+size_t window_table_bytes(int res, int window) { return sizeof(WindowTable) * (res / window) * (res / window); }
+
+void window_table(int res, int window, int shift, void* out, cudaStream_t s) {
+  if (window * window > 64 || res % window) throw Error("window_table: windows of up to 64 tokens that tile the grid");
+  window_table_kernel<<<(res / window) * (res / window), 64, 0, s>>>(res, window, shift,
+                                                                     static_cast<WindowTable*>(out));
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
 
 void pad_attention_bias(const float* rpb, int heads, int window, float* out, cudaStream_t s) {
   pad_bias_kernel<<<ceil_div(heads * 64 * 64, 256), 256, 0, s>>>(rpb, heads, window * window, out);
@@ -347,7 +373,8 @@ void pad_attention_bias(const float* rpb, int heads, int window, float* out, cud
 }
 
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                      const float* bias, const float* bias64, void* out, cudaStream_t s) {
+                      const float* bias, const float* bias64, const void* table, void* out, cudaStream_t s) {
+  const auto* wt = static_cast<const WindowTable*>(table);
   const int d = C / heads;
   const bool tc = d % 16 == 0 && window * window <= 144;
   const bool mma = window_attention_padded(t, C, heads, window);
@@ -355,12 +382,12 @@ void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, i
   switch (t) {
     case DT::F32: launch<float>(qkv, B, res, C, heads, window, shift, scale, bias, out, s); break;
     case DT::F16:
-      if (mma) launch_mma<__half>(qkv, B, res, C, heads, window, shift, scale, bias64, out, s);
+      if (mma) launch_mma<__half>(qkv, B, res, C, heads, window, shift, scale, bias64, wt, out, s);
       else if (tc) launch_tc<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       else launch<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;
     case DT::BF16:
-      if (mma) launch_mma<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias64, out, s);
+      if (mma) launch_mma<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias64, wt, out, s);
       else if (tc) launch_tc<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       else launch<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;

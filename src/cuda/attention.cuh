@@ -130,25 +130,37 @@ inline size_t window_attention_smem(int hd) {
 // attend_strip per 16-query strip, the output rows (dtype T) stored to the
 // window's tokens. bias64: the relative position bias padded to [heads][64][64]
 // (pad_attention_bias). qkv is read with coherent loads (no __restrict__): the
-// grid-synchronised block writes it in the same launch. A caller that reuses
-// `smem` for another unit needs a block barrier first.
+// grid-synchronised block writes it in the same launch. table: the
+// windows' token maps and mask bits (window_table), or null to build them
+// here. A caller that reuses `smem` for another unit needs a block barrier
+// first.
 template <typename T, int HD, int THREADS>
 __device__ __forceinline__ void window_attention_unit(const T* qkv, int res, int C, int heads, int window, int shift,
                                                       float scale, const float* __restrict__ bias64, T* out, int w,
-                                                      int h, int b, char* smem) {
+                                                      int h, int b, char* smem,
+                                                      const WindowTable* __restrict__ table = nullptr) {
   constexpr int kRows = 64, LD = HD + 8, V8 = HD / 8;  // 16-byte pieces per row and head
   constexpr int ITEMS = (kRows * V8 + THREADS - 1) / THREADS;
   __half* q = reinterpret_cast<__half*>(smem);
   __half* k = q + kRows * LD;
   __half* v = k + kRows * LD;
-  unsigned long long* mbits = reinterpret_cast<unsigned long long*>(v + kRows * LD);
-  int* tok = reinterpret_cast<int*>(mbits + kRows);
-  int* reg = tok + kRows;
   const int N = window * window, nw = res / window, wy = w / nw, wx = w % nw;
   const int64_t base = int64_t(b) * res * res;
-  window_tokens(wy, wx, res, window, shift, kRows, THREADS, tok, reg);
-  __syncthreads();
-  window_mask_bits(reg, N, shift, mbits);
+  const int* tok;
+  const unsigned long long* mbits;
+  if (table) {
+    tok = table[w].tok;
+    mbits = table[w].mbits;
+  } else {
+    unsigned long long* mb = reinterpret_cast<unsigned long long*>(v + kRows * LD);
+    int* tk = reinterpret_cast<int*>(mb + kRows);
+    int* reg = tk + kRows;
+    window_tokens(wy, wx, res, window, shift, kRows, THREADS, tk, reg);
+    __syncthreads();
+    window_mask_bits(reg, N, shift, mb);
+    tok = tk;
+    mbits = mb;
+  }
   uint4 qa[ITEMS], ka[ITEMS], va[ITEMS];
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {

@@ -406,9 +406,14 @@ class CudaEngine final : public Engine {
 
   // The register-resident attention (op by op, in grid-synchronised and in
   // fused blocks) reads each block's relative position bias padded to
-  // [heads, 64, 64]; padded here once.
+  // [heads, 64, 64]; padded here once. The op-by-op attention kernel also
+  // reads its windows' token maps and mask bits from a table built here
+  // (SWINRT_ATTN_TABLE=0: each thread block builds its own, A/B runs).
   void pad_attention_biases() {
     bias64_.assign(plan_.size(), nullptr);
+    wtable_.assign(plan_.size(), nullptr);
+    const char* env = std::getenv("SWINRT_ATTN_TABLE");
+    const bool tables = !(env && *env == '0');
     std::vector<size_t> offset(plan_.size());
     size_t bytes = 0;
     for (size_t i = 0; i < plan_.size(); ++i) {
@@ -416,6 +421,7 @@ class CudaEngine final : public Engine {
       if (st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window)) continue;
       offset[i] = bytes;
       bytes += size_t(st.heads) * 64 * 64 * sizeof(float);
+      if (tables) bytes += (window_table_bytes(st.res, st.window) + 255) & ~size_t(255);
     }
     if (bytes == 0) return;
     bias64_arena_ = DeviceMemory(bytes, "the padded attention biases");
@@ -425,6 +431,11 @@ class CudaEngine final : public Engine {
       float* padded = reinterpret_cast<float*>(static_cast<char*>(bias64_arena_.ptr) + offset[i]);
       pad_attention_bias(weights_->f32(st.param("attn.relative_position_bias")), st.heads, st.window, padded, nullptr);
       bias64_[i] = padded;
+      if (tables) {
+        char* table = reinterpret_cast<char*>(padded + size_t(st.heads) * 64 * 64);
+        window_table(st.res, st.window, st.shift, table, nullptr);
+        wtable_[i] = table;
+      }
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -611,7 +622,7 @@ class CudaEngine final : public Engine {
                  W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
           mark(st.param("attn.qkv"));
           window_attention(cx.qkv.ptr, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
-                           W.f32(st.param("attn.relative_position_bias")), bias64_[si], cx.att.ptr, s);
+                           W.f32(st.param("attn.relative_position_bias")), bias64_[si], wtable_[si], cx.att.ptr, s);
           mark(st.param("attn.core"));
           linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
                  W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
@@ -712,6 +723,7 @@ class CudaEngine final : public Engine {
   std::map<int, int64_t> fused_policy_;  // channels -> fewest windows to fuse
   DeviceMemory bias64_arena_;
   std::vector<const float*> bias64_;  // per plan step: its padded attention bias, or null
+  std::vector<const void*> wtable_;   // per plan step: its attention windows' table (window_table), or null
   std::vector<bool> grid_ok_;  // per plan step: swin_block_grid takes it
   int64_t grid_rows_ = 0;      // most token rows a grid-synchronised block runs at
   GpuTarget target_;

@@ -67,9 +67,15 @@ void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s);
 // position bias already gathered).
 // bias64: the same table padded to [heads, 64, 64] (pad_attention_bias),
 // needed where window_attention_padded says so (the register-resident
-// FP16/BF16 kernel: windows of up to 64 tokens, head dim 16, 32 or 64).
+// FP16/BF16 kernel: windows of up to 64 tokens, head dim 16, 32 or 64);
+// table: that kernel's token maps and mask bits from window_table, or null
+// (then each thread block builds its window's).
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                      const float* bias, const float* bias64, void* out, cudaStream_t s);
+                      const float* bias, const float* bias64, const void* table, void* out, cudaStream_t s);
+// The token map and shift-mask bits of every window of a res x res grid
+// (windows of up to 64 tokens), window_table_bytes(res, window) bytes.
+size_t window_table_bytes(int res, int window);
+void window_table(int res, int window, int shift, void* out, cudaStream_t s);
 bool window_attention_padded(DT t, int C, int heads, int window);
 // rpb [heads, N, N] -> out [heads, 64, 64]: -inf in key columns >= N = window^2.
 void pad_attention_bias(const float* rpb, int heads, int window, float* out, cudaStream_t s);

@@ -37,4 +37,12 @@ __device__ __forceinline__ void window_tokens(int wy, int wx, int res, int windo
   }
 }
 
+// A window's token map and shift-mask bits as window_tokens and
+// window_mask_bits (attention.cuh) make them, built once per engine and
+// block shape (window_table, attention.cu) for the attention kernel.
+struct WindowTable {
+  int tok[64];
+  unsigned long long mbits[64];
+};
+
 }  // namespace swinrt::cuda
