@@ -34,15 +34,31 @@ __device__ __forceinline__ void attend_strip(const __half* q, const __half* k, c
   uint32_t qa[KS][4];
 #pragma unroll
   for (int ks = 0; ks < KS; ++ks) ldsm_x4(qa[ks], q + (strip * 16 + (lane & 15)) * ld + ks * 16 + (lane >> 4) * 8);
+  // Scores: key tile t (keys t*8 .. +7); k's B fragments by ldmatrix, four
+  // 8x8 matrices per load: two k-steps of one key tile, or (head dim 16) one
+  // k-step of two key tiles.
   float sc[8][4];
 #pragma unroll
-  for (int t = 0; t < 8; ++t) {
-    sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.f;
-    const __half* kr = k + (t * 8 + g) * ld + c2;
+  for (int t = 0; t < 8; ++t) sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.f;
+  if constexpr (KS % 2 == 0) {
 #pragma unroll
-    for (int ks = 0; ks < KS; ++ks)
-      mma16816<__half>(sc[t], qa[ks], *reinterpret_cast<const uint32_t*>(kr + ks * 16),
-                       *reinterpret_cast<const uint32_t*>(kr + ks * 16 + 8));
+    for (int t = 0; t < 8; ++t)
+#pragma unroll
+      for (int ks = 0; ks < KS; ks += 2) {
+        uint32_t kb[4];
+        ldsm_x4(kb, k + (t * 8 + (lane & 7)) * ld + ks * 16 + (lane >> 3) * 8);
+        mma16816<__half>(sc[t], qa[ks], kb[0], kb[1]);
+        mma16816<__half>(sc[t], qa[ks + 1], kb[2], kb[3]);
+      }
+  } else {
+    static_assert(KS == 1, "head dim 16, 32 or 64");
+#pragma unroll
+    for (int t = 0; t < 8; t += 2) {
+      uint32_t kb[4];
+      ldsm_x4(kb, k + (t * 8 + (lane & 7) + ((lane >> 4) << 3)) * ld + ((lane >> 3) & 1) * 8);
+      mma16816<__half>(sc[t], qa[0], kb[0], kb[1]);
+      mma16816<__half>(sc[t + 1], qa[0], kb[2], kb[3]);
+    }
   }
   const float* b0 = bias_h + r0 * kRows + c2;
   const float* b1 = b0 + 8 * kRows;

@@ -399,7 +399,7 @@ class CudaEngine final : public Engine {
                                     W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")),
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
-                                    W.f32(st.param("mlp.fc2.bias")), bias64_[i]};
+                                    W.f32(st.param("mlp.fc2.bias")), bias64_[i], wtable_[i]};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }

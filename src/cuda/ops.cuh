@@ -94,6 +94,7 @@ struct SwinBlockWeights {
   const void* bfc1;  // dtype t
   const float* bfc2;
   const float* rpb64;  // [heads, 64, 64], the relative position bias padded (pad_attention_bias)
+  const void* table;   // the windows' token maps and mask bits (window_table), or null
 };
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // Bytes of a block's weight stream, and its arrangement from the qkv, proj,

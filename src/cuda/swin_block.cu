@@ -248,6 +248,7 @@ struct BlockArgs {
   const void* bfc1;  // dtype T
   const float* bfc2;
   const float* rpb;  // [heads, 64, 64]: the relative position bias, -inf in key columns >= N, 0 in rows >= N
+  const WindowTable* table;  // the windows' token maps and mask bits (window_table), or null: built here
 };
 
 template <int C>
@@ -270,9 +271,9 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
   using L = Layout<C>;
   constexpr int THREADS = kThreadsFor<C>, WARPS = THREADS / 32;
   extern __shared__ float4 smem4[];
-  unsigned long long* mbits = reinterpret_cast<unsigned long long*>(smem4);  // per row: keys in another region
-  int* tok = reinterpret_cast<int*>(mbits + kRows);
-  int* reg = tok + kRows;
+  unsigned long long* mb = reinterpret_cast<unsigned long long*>(smem4);  // per row: keys in another region
+  int* tk = reinterpret_cast<int*>(mb + kRows);
+  int* reg = tk + kRows;
   float* xs = reinterpret_cast<float*>(reinterpret_cast<char*>(smem4) + L::kIdx);
   T* as = reinterpret_cast<T*>(reinterpret_cast<char*>(xs) + L::kX);
   char* big = reinterpret_cast<char*>(as) + L::kA;
@@ -286,10 +287,18 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
   const int64_t base = int64_t(blockIdx.y) * res * res;
   const int warp = threadIdx.x >> 5;
 
-  // Token map of the shifted window and the shift-mask regions.
-  window_tokens(wy, wx, res, window, shift, kRows, THREADS, tok, reg);
-  __syncthreads();
-  window_mask_bits(reg, N, shift, mbits);
+  // Token map of the shifted window and the shift-mask bits: the engine's
+  // table, or built here.
+  const int* tok = tk;
+  const unsigned long long* mbits = mb;
+  if (p.table) {
+    tok = p.table[blockIdx.x].tok;
+    mbits = p.table[blockIdx.x].mbits;
+  } else {
+    window_tokens(wy, wx, res, window, shift, kRows, THREADS, tk, reg);
+    __syncthreads();
+    window_mask_bits(reg, N, shift, mb);
+  }
   constexpr int C4 = C / 4;
   for (int idx = threadIdx.x; idx < kRows * C4; idx += THREADS) {
     const int i = idx / C4, c = (idx - i * C4) * 4;
@@ -480,7 +489,8 @@ void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, in
   }
   if (!w.rpb64) throw Error("swin_block: the padded relative position bias is missing");
   const BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
-                    w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64};
+                    w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64,
+                    static_cast<const WindowTable*>(w.table)};
   const dim3 grid((res / window) * (res / window), B);
   kernel<<<grid, threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
