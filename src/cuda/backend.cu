@@ -503,7 +503,10 @@ class CudaEngine final : public Engine {
     cx->att = DeviceMemory(B * P2 * E * a, "activations (att)");
     cx->hid = DeviceMemory(B * hid * a, "activations (mlp)");
     cx->tmp = DeviceMemory(B * P2 * E * a, "activations (expand)");
-    for (int s = 0; s + 1 < c.num_layers(); ++s) cx->skips.emplace_back(B * (P2 * E >> s) * a, "skip connections");
+    // Skip s holds [rows, 2C] rows: the decoder's PatchExpand output (left)
+    // next to the encoder's skip (right), the input of one concat GEMM.
+    for (int s = 0; s + 1 < c.num_layers(); ++s)
+      cx->skips.emplace_back(2 * B * (P2 * E >> s) * a, "skip connections");
     // The x4 expand runs in chunks of at most fin_slices_ slices' tokens.
     if (!fused_head_) {
       cx->fin_rows = std::min<int64_t>(B, fin_slices_) * P2;
@@ -574,18 +577,21 @@ class CudaEngine final : public Engine {
           mark("patch_embed");
           xt_valid = true;
           break;
-        case OpKind::SaveSkip:
-          // The skip in the activation dtype: a copy of xt where it is current,
-          // else cast from x straight into the skip buffer (xt is not needed
-          // before the next block rewrites x).
+        case OpKind::SaveSkip: {
+          // The skip in the activation dtype, into the right half of the
+          // concat rows: a copy of xt where it is current, else cast from x
+          // (xt is not needed before the next block rewrites x).
+          const size_t es = dt_size(act_);
+          char* right = static_cast<char*>(cx.skips[st.skip].ptr) + C * es;
           if (xt_valid) {
-            SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.skips[st.skip].ptr, xt, rows * C * dt_size(act_),
-                                              cudaMemcpyDeviceToDevice, s));
+            SWINRT_CUDA_CHECK(cudaMemcpy2DAsync(right, 2 * C * es, xt, C * es, C * es, rows, cudaMemcpyDeviceToDevice,
+                                                s));
           } else {
-            cast(x, rows * C, cx.skips[st.skip].ptr, act_, s);
+            cast(x, rows * C, right, act_, s, C, 2 * C);
           }
           mark(st.name);
           break;
+        }
         case OpKind::SwinBlock: {
           const int64_t windows = n * (st.res / st.window) * (st.res / st.window);
           if (!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) {
@@ -660,28 +666,29 @@ class CudaEngine final : public Engine {
           mark(st.name);
           xt_valid = true;
           break;
-        case OpKind::PatchExpand:
+        case OpKind::PatchExpand: {
+          // The next step concatenates: the LayerNorm writes straight into the
+          // left half of its skip's concat rows (x itself is not needed).
+          if (si + 1 >= plan_.size() || plan_[si + 1].op != OpKind::ConcatLinear)
+            throw Error(fmt::format("{}: a PatchExpand not followed by a concat", st.name));
           ensure_xt(rows * C);
           linear(cx.gemm, xt, W.get(st.param("expand.weight")), C, act_, rows, C, 2 * C, nullptr, cx.tmp.ptr, act_,
                  false, s);
           mark(st.param("expand"));
           layernorm(cx.tmp.ptr, act_, rows * 4, C / 2, Gather::Shuffle, st.res * 2, 2, W.f32(st.param("norm.weight")),
-                    W.f32(st.param("norm.bias")), xt, act_, x, s);
+                    W.f32(st.param("norm.bias")), cx.skips[plan_[si + 1].skip].ptr, act_, nullptr, s, C);
           mark(st.param("norm"));
-          xt_valid = true;
-          break;
-        case OpKind::ConcatLinear: {
-          // Linear(cat(x, skip)) = x . W[:, :C]^T + skip . W[:, C:]^T + b: no concat buffer.
-          ensure_xt(rows * C);
-          const char* w = static_cast<const char*>(W.get(st.param("weight")));
-          linear(cx.gemm, xt, w, 2 * C, act_, rows, C, C, W.get(st.param("bias")), x, DT::F32, false, s);
-          mark(st.name + ".x");
-          linear(cx.gemm, cx.skips[st.skip].ptr, w + C * dt_size(act_), 2 * C, act_, rows, C, C, nullptr, x, DT::F32,
-                 true, s);
-          mark(st.name + ".skip");
           xt_valid = false;
           break;
         }
+        case OpKind::ConcatLinear:
+          // Linear(cat(x, skip)): one GEMM over the concat rows PatchExpand
+          // and SaveSkip filled, K = 2C.
+          linear(cx.gemm, cx.skips[st.skip].ptr, W.get(st.param("weight")), 2 * C, act_, rows, 2 * C, C,
+                 W.get(st.param("bias")), x, DT::F32, false, s);
+          mark(st.name);
+          xt_valid = false;
+          break;
         case OpKind::FinalExpand: {
           ensure_xt(rows * C);
           if (fused_head_) {

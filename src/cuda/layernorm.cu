@@ -36,7 +36,7 @@ __device__ __forceinline__ int64_t source_index(int64_t b, int Y, int X, int k, 
 template <typename Tin, typename Tout, Gather G, int NPL>
 __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int C, int res, int factor,
                                  const float* __restrict__ g, const float* __restrict__ bta, Tout* __restrict__ out,
-                                 float* __restrict__ out32) {
+                                 float* __restrict__ out32, int64_t ldo) {
   const int64_t row = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (row >= rows) return;
   const int lane = threadIdx.x;
@@ -64,7 +64,7 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
     const int k = lane + 32 * i;
     if (k < C) {
       const float y = (v[i] - mean) * rstd * g[k] + bta[k];
-      out[row * C + k] = from_f<Tout>(y);
+      out[row * ldo + k] = from_f<Tout>(y);
       if (out32) out32[row * C + k] = y;
     }
   }
@@ -72,21 +72,21 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
 
 template <typename Tin, typename Tout, int NPL>
 void launch_npl(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                const float* b, void* out, float* out32, cudaStream_t s) {
+                const float* b, void* out, float* out32, int64_t ldo, cudaStream_t s) {
   const dim3 block(32, 8);
   const unsigned grid = ceil_div(rows, 8);
   auto* in = static_cast<const Tin*>(src);
   auto* o = static_cast<Tout*>(out);
   switch (gather) {
     case Gather::Rows:
-      layernorm_kernel<Tin, Tout, Gather::Rows, NPL><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      layernorm_kernel<Tin, Tout, Gather::Rows, NPL><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
     case Gather::Merge2x2:
       layernorm_kernel<Tin, Tout, Gather::Merge2x2, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
     case Gather::Shuffle:
-      layernorm_kernel<Tin, Tout, Gather::Shuffle, NPL><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      layernorm_kernel<Tin, Tout, Gather::Shuffle, NPL><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
   }
 }
@@ -119,7 +119,7 @@ template <typename Tin, typename Tout, Gather G, int TPR, int NV>
 __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restrict__ src, int64_t rows, int C, int res,
                                                             int factor, const float* __restrict__ g,
                                                             const float* __restrict__ bta, Tout* __restrict__ out,
-                                                            float* __restrict__ out32) {
+                                                            float* __restrict__ out32, int64_t ldo) {
   constexpr int RPB = 256 / TPR, WPR = TPR / 32;  // rows per block, warps per row
   __shared__ float red[2][8];
   const int rb = threadIdx.x / TPR, t = threadIdx.x % TPR, warp = threadIdx.x >> 5;
@@ -167,28 +167,28 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
     if (k >= C) continue;
     const float4 y = make_float4((v[j].x - mean) * rstd * gq[j].x + bq[j].x, (v[j].y - mean) * rstd * gq[j].y + bq[j].y,
                                  (v[j].z - mean) * rstd * gq[j].z + bq[j].z, (v[j].w - mean) * rstd * gq[j].w + bq[j].w);
-    store4(out + row * C + k, y);
+    store4(out + row * ldo + k, y);
     if (out32) store4(out32 + row * C + k, y);
   }
 }
 
 template <typename Tin, typename Tout, int TPR, int NV>
 void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                const float* b, void* out, float* out32, cudaStream_t s) {
+                const float* b, void* out, float* out32, int64_t ldo, cudaStream_t s) {
   const unsigned grid = ceil_div(rows, 256 / TPR);
   auto* in = static_cast<const Tin*>(src);
   auto* o = static_cast<Tout*>(out);
   switch (gather) {
     case Gather::Rows:
-      layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV><<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+      layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV><<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
     case Gather::Merge2x2:
       layernorm_vec_kernel<Tin, Tout, Gather::Merge2x2, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
     case Gather::Shuffle:
       layernorm_vec_kernel<Tin, Tout, Gather::Shuffle, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32);
+          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
   }
 }
@@ -197,21 +197,21 @@ void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, in
 // (up to 8 warps) for wider rows; false where the vector kernel does not apply.
 template <typename Tin, typename Tout>
 bool launch_vec_for(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                    const float* b, void* out, float* out32, cudaStream_t s) {
+                    const float* b, void* out, float* out32, int64_t ldo, cudaStream_t s) {
   if (C % 4 || (gather == Gather::Merge2x2 && (C / 4) % 4) || C > 8 * 256) return false;
   const int groups = C / 4;
   int tpr = 32;
   while (tpr < 256 && groups > 2 * tpr) tpr *= 2;
   const bool one = groups <= tpr;
   switch (tpr) {
-    case 32: one ? launch_vec<Tin, Tout, 32, 1>(src, rows, C, gather, res, factor, g, b, out, out32, s)
-                 : launch_vec<Tin, Tout, 32, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
-    case 64: one ? launch_vec<Tin, Tout, 64, 1>(src, rows, C, gather, res, factor, g, b, out, out32, s)
-                 : launch_vec<Tin, Tout, 64, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
-    case 128: one ? launch_vec<Tin, Tout, 128, 1>(src, rows, C, gather, res, factor, g, b, out, out32, s)
-                  : launch_vec<Tin, Tout, 128, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
-    default: one ? launch_vec<Tin, Tout, 256, 1>(src, rows, C, gather, res, factor, g, b, out, out32, s)
-                 : launch_vec<Tin, Tout, 256, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
+    case 32: one ? launch_vec<Tin, Tout, 32, 1>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)
+                 : launch_vec<Tin, Tout, 32, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
+    case 64: one ? launch_vec<Tin, Tout, 64, 1>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)
+                 : launch_vec<Tin, Tout, 64, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
+    case 128: one ? launch_vec<Tin, Tout, 128, 1>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)
+                  : launch_vec<Tin, Tout, 128, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
+    default: one ? launch_vec<Tin, Tout, 256, 1>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)
+                 : launch_vec<Tin, Tout, 256, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
   }
   return true;
 }
@@ -224,52 +224,64 @@ bool vector_layernorm() {
 
 template <typename Tin, typename Tout>
 void launch(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g, const float* b,
-            void* out, float* out32, cudaStream_t s) {
-  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, out32, s)) return;
+            void* out, float* out32, int64_t ldo, cudaStream_t s) {
+  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)) return;
   const int need = (C + 31) / 32;
-  if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, out32, s);
-  else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, out32, s);
-  else if (need <= 6) launch_npl<Tin, Tout, 6>(src, rows, C, gather, res, factor, g, b, out, out32, s);
-  else if (need <= 12) launch_npl<Tin, Tout, 12>(src, rows, C, gather, res, factor, g, b, out, out32, s);
-  else if (need <= 24) launch_npl<Tin, Tout, 24>(src, rows, C, gather, res, factor, g, b, out, out32, s);
-  else if (need <= 48) launch_npl<Tin, Tout, 48>(src, rows, C, gather, res, factor, g, b, out, out32, s);
-  else launch_npl<Tin, Tout, kMaxPerLane>(src, rows, C, gather, res, factor, g, b, out, out32, s);
+  if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+  else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+  else if (need <= 6) launch_npl<Tin, Tout, 6>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+  else if (need <= 12) launch_npl<Tin, Tout, 12>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+  else if (need <= 24) launch_npl<Tin, Tout, 24>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+  else if (need <= 48) launch_npl<Tin, Tout, 48>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+  else launch_npl<Tin, Tout, kMaxPerLane>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
 }
 
-template <typename T>
-__global__ void cast_kernel(const float* __restrict__ x, int64_t n, T* __restrict__ out) {
+// out[(i / cols) * ldo + i % cols] = x[i]: rows of `cols` values into rows of stride ldo.
+template <typename T, bool STRIDED>
+__global__ void cast_kernel(const float* __restrict__ x, int64_t n, int64_t cols, int64_t ldo, T* __restrict__ out) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = from_f<T>(x[i]);
+    out[STRIDED ? i / cols * ldo + i % cols : i] = from_f<T>(x[i]);
 }
 
 }  // namespace
 
 void layernorm(const void* src, DT in_t, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-               const float* b, void* out, DT out_t, float* out32, cudaStream_t s) {
+               const float* b, void* out, DT out_t, float* out32, cudaStream_t s, int64_t ldo) {
   if (C > 32 * kMaxPerLane) throw Error(fmt::format("layernorm: {} channels exceed the kernel's {}", C, 32 * kMaxPerLane));
+  if (ldo == 0) ldo = C;
   // Sources are FP32 (the residual stream) or the activation dtype (GEMM output).
   if (in_t == DT::F32) {
     switch (out_t) {
-      case DT::F32: launch<float, float>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
-      case DT::F16: launch<float, __half>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
-      case DT::BF16: launch<float, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, out32, s); break;
+      case DT::F32: launch<float, float>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
+      case DT::F16: launch<float, __half>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
+      case DT::BF16: launch<float, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
     }
   } else if (in_t == out_t) {
-    if (in_t == DT::F16) launch<__half, __half>(src, rows, C, gather, res, factor, g, b, out, out32, s);
-    else launch<__nv_bfloat16, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, out32, s);
+    if (in_t == DT::F16) launch<__half, __half>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+    else launch<__nv_bfloat16, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
   } else {
     throw Error("layernorm: unsupported dtype pair");
   }
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
-void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s) {
+void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t cols, int64_t ldo) {
   const unsigned blocks = std::min<long long>(ceil_div(n, 256), 132 * 16);
-  switch (t) {
-    case DT::F32: SWINRT_CUDA_CHECK(cudaMemcpyAsync(out, x, n * 4, cudaMemcpyDeviceToDevice, s)); return;
-    case DT::F16: cast_kernel<<<blocks, 256, 0, s>>>(x, n, static_cast<__half*>(out)); break;
-    case DT::BF16: cast_kernel<<<blocks, 256, 0, s>>>(x, n, static_cast<__nv_bfloat16*>(out)); break;
+  const bool strided = cols > 0 && ldo != cols;
+  if (t == DT::F32) {
+    if (strided)
+      SWINRT_CUDA_CHECK(cudaMemcpy2DAsync(out, ldo * 4, x, cols * 4, cols * 4, n / cols, cudaMemcpyDeviceToDevice, s));
+    else
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(out, x, n * 4, cudaMemcpyDeviceToDevice, s));
+    return;
   }
+  auto go = [&](auto* o) {
+    using T = std::remove_pointer_t<decltype(o)>;
+    if (strided) cast_kernel<T, true><<<blocks, 256, 0, s>>>(x, n, cols, ldo, o);
+    else cast_kernel<T, false><<<blocks, 256, 0, s>>>(x, n, n, n, o);
+  };
+  if (t == DT::F16) go(static_cast<__half*>(out));
+  else go(static_cast<__nv_bfloat16*>(out));
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 

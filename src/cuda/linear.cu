@@ -71,14 +71,16 @@ const char* dt_tag(DT t) { return t == DT::F32 ? "f32" : t == DT::F16 ? "f16" : 
 }  // namespace
 
 std::string gemm_key(int64_t M, int K, int N, int ldw, DT in, DT out, bool bias, bool accumulate, bool tanh_gelu,
-                     bool tf32) {
-  return fmt::format("{}x{}x{} ldw{} {}{}->{}{}{}{}", M, N, K, ldw, dt_tag(in), tf32 && in == DT::F32 ? "(tf32)" : "",
-                     dt_tag(out), bias ? " bias" : "", tanh_gelu ? " gelu" : "", accumulate ? " +=" : "");
+                     bool tf32, int ldx) {
+  return fmt::format("{}x{}x{} ldw{}{} {}{}->{}{}{}{}", M, N, K, ldw, ldx && ldx != K ? fmt::format(" ldx{}", ldx) : "",
+                     dt_tag(in), tf32 && in == DT::F32 ? "(tf32)" : "", dt_tag(out), bias ? " bias" : "",
+                     tanh_gelu ? " gelu" : "", accumulate ? " +=" : "");
 }
 
 void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, int64_t M, int K, int N,
-            const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu) {
+            const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu, int ldx) {
   if (M == 0) return;
+  if (ldx == 0) ldx = K;
   const cublasComputeType_t compute =
       in == DT::F32 ? (g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F) : CUBLAS_COMPUTE_32F;
   Descs d;
@@ -94,7 +96,7 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
       lt_check(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "BIAS");
   }
   lt_check(cublasLtMatrixLayoutCreate(&d.a, cuda_type(in), K, N, ldw), "layout A");
-  lt_check(cublasLtMatrixLayoutCreate(&d.b, cuda_type(in), K, M, K), "layout B");
+  lt_check(cublasLtMatrixLayoutCreate(&d.b, cuda_type(in), K, M, ldx), "layout B");
   lt_check(cublasLtMatrixLayoutCreate(&d.c, cuda_type(out), N, M, N), "layout C");
   lt_check(cublasLtMatmulPreferenceCreate(&d.pref), "PreferenceCreate");
   lt_check(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g.workspace_bytes,
@@ -102,7 +104,7 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
            "workspace");
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   const std::string key = (g.chosen || g.tuning) ? gemm_key(M, K, N, ldw, in, out, bias != nullptr, accumulate,
-                                                            tanh_gelu, g.tf32)
+                                                            tanh_gelu, g.tf32, ldx)
                                                  : std::string();
   const cublasLtMatmulAlgo_t* algo = nullptr;
   if (g.tuning) {

@@ -38,11 +38,11 @@ struct GemmContext {
 // GELU epilogue (the tanh approximation; used for fp16/bf16 only: it departs
 // from the erf form by at most 4.7e-4, at x = 2.7, under half an fp16 ulp there).
 void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, int64_t M, int K, int N,
-            const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu = false);
+            const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu = false, int ldx = 0);
 // The key a GEMM's chosen algorithm is stored under: shape, operand layout
 // and dtypes, epilogue.
 std::string gemm_key(int64_t M, int K, int N, int ldw, DT in, DT out, bool bias, bool accumulate, bool tanh_gelu,
-                     bool tf32);
+                     bool tf32, int ldx = 0);
 // x = gelu(x), exact erf form, in place.
 void gelu(void* x, DT t, int64_t n, cudaStream_t s);
 
@@ -56,10 +56,11 @@ enum class Gather {
 };
 // out[r] = LN(src row r) in dtype `out_t`; if out32 is set, also FP32 there.
 // `in_t` is the source dtype. `res` is the output grid side (rows = B*res*res).
+// ldo: the row stride of out (elements; 0: C).
 void layernorm(const void* src, DT in_t, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-               const float* b, void* out, DT out_t, float* out32, cudaStream_t s);
-// out = (dtype) x
-void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s);
+               const float* b, void* out, DT out_t, float* out32, cudaStream_t s, int64_t ldo = 0);
+// out = (dtype) x; with cols > 0, x's rows of cols values go to rows of stride ldo.
+void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t cols = 0, int64_t ldo = 0);
 
 // --- attention.cu ---
 // Shifted-window attention core (see src/cpu/attention.cpp): qkv [B, res^2, 3C]
