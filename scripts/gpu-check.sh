@@ -29,7 +29,8 @@ SWINRT_PYTHON=$PY build/cuda/swinrt bench --random swin-t --device cuda --precis
 
 # Plans: Swin-Unet-T built with GEMM autotuning (the build prints heuristic vs
 # tuned forward time and the plan's load time), then the plan against the
-# weights in one bench run per precision.
+# weights in one bench run per precision. SKIP_PLANS=1 stops before them.
+[ "${SKIP_PLANS:-0}" = 1 ] && exit 0
 PLANS=build/cuda/plans
 PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m swinrt.demo_inputs --out "$PLANS" > /dev/null
 for p in fp16 fp32; do
