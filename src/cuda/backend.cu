@@ -661,8 +661,10 @@ class CudaEngine final : public Engine {
           xt_valid = false;
           break;
         case OpKind::LayerNorm:
+          // Only xt: the steps after the encoder's and the decoder's final
+          // norms (PatchExpand, FinalExpand) read xt, and x is rewritten after.
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("weight")), W.f32(st.param("bias")),
-                    xt, act_, x, s);
+                    xt, act_, nullptr, s);
           mark(st.name);
           xt_valid = true;
           break;

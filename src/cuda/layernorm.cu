@@ -236,11 +236,22 @@ void launch(const void* src, int64_t rows, int C, Gather gather, int res, int fa
   else launch_npl<Tin, Tout, kMaxPerLane>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
 }
 
-// out[(i / cols) * ldo + i % cols] = x[i]: rows of `cols` values into rows of stride ldo.
-template <typename T, bool STRIDED>
-__global__ void cast_kernel(const float* __restrict__ x, int64_t n, int64_t cols, int64_t ldo, T* __restrict__ out) {
+template <typename T>
+__global__ void cast_kernel(const float* __restrict__ x, int64_t n, T* __restrict__ out) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[STRIDED ? i / cols * ldo + i % cols : i] = from_f<T>(x[i]);
+    out[i] = from_f<T>(x[i]);
+}
+
+// Rows of `cols` FP32 values (cols % 4 == 0) into rows of stride ldo, four
+// values per thread and step; I: the index type (32-bit where n fits).
+template <typename T, typename I>
+__global__ void cast_rows_kernel(const float* __restrict__ x, I n4, I cols4, int64_t ldo, T* __restrict__ out) {
+  for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n4; i += I(gridDim.x) * blockDim.x) {
+    const I r = i / cols4, c = (i - r * cols4) * 4;
+    const float4 v = __ldg(reinterpret_cast<const float4*>(x) + i);
+    __align__(8) T e[4] = {from_f<T>(v.x), from_f<T>(v.y), from_f<T>(v.z), from_f<T>(v.w)};
+    *reinterpret_cast<uint2*>(out + int64_t(r) * ldo + c) = *reinterpret_cast<const uint2*>(e);
+  }
 }
 
 }  // namespace
@@ -275,10 +286,17 @@ void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t co
       SWINRT_CUDA_CHECK(cudaMemcpyAsync(out, x, n * 4, cudaMemcpyDeviceToDevice, s));
     return;
   }
+  if (strided && (cols % 4 || ldo % 4))
+    throw Error(fmt::format("cast: rows of {} values into a stride of {} (multiples of 4 only)", cols, ldo));
   auto go = [&](auto* o) {
     using T = std::remove_pointer_t<decltype(o)>;
-    if (strided) cast_kernel<T, true><<<blocks, 256, 0, s>>>(x, n, cols, ldo, o);
-    else cast_kernel<T, false><<<blocks, 256, 0, s>>>(x, n, n, n, o);
+    if (!strided) {
+      cast_kernel<T><<<blocks, 256, 0, s>>>(x, n, o);
+    } else if (n / 4 < (int64_t(1) << 31)) {
+      cast_rows_kernel<T, uint32_t><<<blocks, 256, 0, s>>>(x, uint32_t(n / 4), uint32_t(cols / 4), ldo, o);
+    } else {
+      cast_rows_kernel<T, int64_t><<<blocks, 256, 0, s>>>(x, n / 4, cols / 4, ldo, o);
+    }
   };
   if (t == DT::F16) go(static_cast<__half*>(out));
   else go(static_cast<__nv_bfloat16*>(out));
