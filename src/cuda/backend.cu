@@ -406,9 +406,9 @@ class CudaEngine final : public Engine {
 
   // The register-resident attention (op by op, in grid-synchronised and in
   // fused blocks) reads each block's relative position bias padded to
-  // [heads, 64, 64]; padded here once. The op-by-op attention kernel also
-  // reads its windows' token maps and mask bits from a table built here
-  // (SWINRT_ATTN_TABLE=0: each thread block builds its own, A/B runs).
+  // [heads, 64, 64]; padded here once. The attention kernel and the fused
+  // block also read their windows' token maps and mask bits from a table
+  // built here (SWINRT_ATTN_TABLE=0: each thread block builds its own).
   void pad_attention_biases() {
     bias64_.assign(plan_.size(), nullptr);
     wtable_.assign(plan_.size(), nullptr);
