@@ -79,14 +79,16 @@ void launch_npl(const void* src, int64_t rows, int C, Gather gather, int res, in
   auto* o = static_cast<Tout*>(out);
   switch (gather) {
     case Gather::Rows:
-      layernorm_kernel<Tin, Tout, Gather::Rows, NPL><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+      layernorm_kernel<Tin, Tout, Gather::Rows, NPL>
+          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
     case Gather::Merge2x2:
       layernorm_kernel<Tin, Tout, Gather::Merge2x2, NPL>
           <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
     case Gather::Shuffle:
-      layernorm_kernel<Tin, Tout, Gather::Shuffle, NPL><<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+      layernorm_kernel<Tin, Tout, Gather::Shuffle, NPL>
+          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
   }
 }
@@ -180,7 +182,8 @@ void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, in
   auto* o = static_cast<Tout*>(out);
   switch (gather) {
     case Gather::Rows:
-      layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV><<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+      layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV>
+          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
       break;
     case Gather::Merge2x2:
       layernorm_vec_kernel<Tin, Tout, Gather::Merge2x2, TPR, NV>
@@ -225,7 +228,8 @@ bool vector_layernorm() {
 template <typename Tin, typename Tout>
 void launch(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g, const float* b,
             void* out, float* out32, int64_t ldo, cudaStream_t s) {
-  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)) return;
+  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s))
+    return;
   const int need = (C + 31) / 32;
   if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
   else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
