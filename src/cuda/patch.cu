@@ -284,6 +284,19 @@ __device__ __forceinline__ void tile_head(const uint32_t (&a)[KT][4], Frag&& fra
   }
 }
 
+// Calls put(c, v0, v1) for every class c this lane holds logits of in y
+// (tile_head's output): v0 for row g8, v1 for row g8 + 8.
+template <int NT, class Put>
+__device__ __forceinline__ void each_class(const float (&y)[NT][4], int c2, int classes, Put&& put) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int c = nt * 8 + c2 + u;
+      if (c < classes) put(c, y[nt][u], y[nt][2 + u]);
+    }
+}
+
 template <typename T, int KT, int NT>
 __global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __restrict__ ex, int64_t row0, int64_t rows,
                                                                   int res, int classes,
@@ -318,16 +331,10 @@ __global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __res
     tile_row_norm<T, KT>(a, mu0, rs0, mu1, rs1);
     tile_head<T, KT, NT>(a, [&](int w) { return fr[w]; }, mu0, rs0, mu1, rs1, yv);
     float* out = logits + (b * classes * H + y) * H + x0 + g8;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        const int c = nt * 8 + c2 + u;
-        if (c < classes) {
-          out[c * H * H] = yv[nt][u];
-          out[c * H * H + 8] = yv[nt][2 + u];
-        }
-      }
+    each_class(yv, c2, classes, [&](int c, float v0, float v1) {
+      out[c * H * H] = v0;
+      out[c * H * H + 8] = v1;
+    });
   }
 }
 
@@ -423,16 +430,10 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
       tile_row_norm<T, KT>(e, mu0, rs0, mu1, rs1);
       tile_head<T, KT, NT>(e, [&](int w) { return hf[w * 32 + lane]; }, mu0, rs0, mu1, rs1, yv);
       // Row g8 is token g8 of the first run, row g8 + 8 token g8 of the second: pixel 4 g8 + p2 of each.
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const int c = nt * 8 + c2 + u;
-          if (c < classes) {
-            sw[c * SLD + 4 * g8 + p2] = yv[nt][u];
-            sw[(classes + c) * SLD + 4 * g8 + p2] = yv[nt][2 + u];
-          }
-        }
+      each_class(yv, c2, classes, [&](int c, float v0, float v1) {
+        sw[c * SLD + 4 * g8 + p2] = v0;
+        sw[(classes + c) * SLD + 4 * g8 + p2] = v1;
+      });
     }
     __syncwarp();
 #pragma unroll
