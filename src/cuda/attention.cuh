@@ -133,6 +133,27 @@ __device__ __forceinline__ void window_mask_bits(const int* reg, int N, int shif
   }
 }
 
+// Window w = (wy, wx)'s token map and shift-mask bits (64 rows): entry w
+// of the engine's table where there is one, else built into tk, reg and mb
+// (shared memory) by the block's `stride` threads; tok and mbits point at
+// them. The caller syncs before mbits is read. W: w's type as the caller has
+// it (blockIdx.x or an int).
+template <typename W>
+__device__ __forceinline__ void window_map(const WindowTable* table, W w, int wy, int wx, int res, int window,
+                                           int shift, int stride, int* tk, int* reg, unsigned long long* mb,
+                                           const int*& tok, const unsigned long long*& mbits) {
+  if (table) {
+    tok = table[w].tok;
+    mbits = table[w].mbits;
+    return;
+  }
+  window_tokens(wy, wx, res, window, shift, 64, stride, tk, reg);
+  __syncthreads();
+  window_mask_bits(reg, window * window, shift, mb);
+  tok = tk;
+  mbits = mb;
+}
+
 // Shared memory of one window_attention_unit: q, k, v [64][HD + 8] fp16,
 // the mask bits, token map and regions.
 inline size_t window_attention_smem(int hd) {
@@ -162,21 +183,11 @@ __device__ __forceinline__ void window_attention_unit(const T* qkv, int res, int
   __half* v = k + kRows * LD;
   const int N = window * window, nw = res / window, wy = w / nw, wx = w % nw;
   const int64_t base = int64_t(b) * res * res;
+  unsigned long long* mb = reinterpret_cast<unsigned long long*>(v + kRows * LD);
+  int* tk = reinterpret_cast<int*>(mb + kRows);
   const int* tok;
   const unsigned long long* mbits;
-  if (table) {
-    tok = table[w].tok;
-    mbits = table[w].mbits;
-  } else {
-    unsigned long long* mb = reinterpret_cast<unsigned long long*>(v + kRows * LD);
-    int* tk = reinterpret_cast<int*>(mb + kRows);
-    int* reg = tk + kRows;
-    window_tokens(wy, wx, res, window, shift, kRows, THREADS, tk, reg);
-    __syncthreads();
-    window_mask_bits(reg, N, shift, mb);
-    tok = tk;
-    mbits = mb;
-  }
+  window_map(table, w, wy, wx, res, window, shift, THREADS, tk, tk + kRows, mb, tok, mbits);
   uint4 qa[ITEMS], ka[ITEMS], va[ITEMS];
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {

@@ -289,16 +289,9 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
 
   // Token map of the shifted window and the shift-mask bits: the engine's
   // table, or built here.
-  const int* tok = tk;
-  const unsigned long long* mbits = mb;
-  if (p.table) {
-    tok = p.table[blockIdx.x].tok;
-    mbits = p.table[blockIdx.x].mbits;
-  } else {
-    window_tokens(wy, wx, res, window, shift, kRows, THREADS, tk, reg);
-    __syncthreads();
-    window_mask_bits(reg, N, shift, mb);
-  }
+  const int* tok;
+  const unsigned long long* mbits;
+  window_map(p.table, blockIdx.x, wy, wx, res, window, shift, THREADS, tk, reg, mb, tok, mbits);
   constexpr int C4 = C / 4;
   for (int idx = threadIdx.x; idx < kRows * C4; idx += THREADS) {
     const int i = idx / C4, c = (idx - i * C4) * 4;
