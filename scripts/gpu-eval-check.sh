@@ -17,7 +17,7 @@ mkdir -p "$LOGS"
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 rc=0
 if has build; then
-  cmake -S . -B build/cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWINRT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  cmake -S . -B build/cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWINRT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
     -DSWINRT_PYTHON="$PY" > "$LOGS/eval-configure.log" 2>&1 || { tail -30 "$LOGS/eval-configure.log"; exit 1; }
   cmake --build build/cuda -j "$(nproc)" > "$LOGS/eval-build.log" 2>&1 ||
     { grep -A5 error "$LOGS/eval-build.log" | head -60; exit 1; }

@@ -392,14 +392,15 @@ class CudaEngine final : public Engine {
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
       const Step& st = plan_[i];
-      swin_block_arrange(st.dim, W.get(st.param("attn.qkv.weight")), W.get(st.param("attn.proj.weight")),
-                         W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")), base + offset[i],
-                         nullptr);
+      const bool wg =
+          swin_block_arrange(st.dim, W.get(st.param("attn.qkv.weight")), W.get(st.param("attn.proj.weight")),
+                             W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")),
+                             wtable_[i] != nullptr, base + offset[i], nullptr);
       *fused_[i] = SwinBlockWeights{W.f32(st.param("norm1.weight")), W.f32(st.param("norm1.bias")),
                                     W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")),
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
-                                    W.f32(st.param("mlp.fc2.bias")), bias64_[i], wtable_[i]};
+                                    W.f32(st.param("mlp.fc2.bias")), bias64_[i], wtable_[i], wg};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -597,7 +598,7 @@ class CudaEngine final : public Engine {
           if (!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) {
             swin_block(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, *fused_[si],
                        s);
-            mark(st.param("fused"));
+            mark(st.param(fused_[si]->wgmma ? "fused.wgmma" : "fused"));
             xt_valid = false;
             break;
           }

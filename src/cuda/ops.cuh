@@ -96,13 +96,17 @@ struct SwinBlockWeights {
   const float* bfc2;
   const float* rpb64;  // [heads, 64, 64], the relative position bias padded (pad_attention_bias)
   const void* table;   // the windows' token maps and mask bits (window_table), or null
+  bool wgmma = false;  // stream arranged for the warpgroup kernel (swin_block_arrange's answer)
 };
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // Bytes of a block's weight stream, and its arrangement from the qkv, proj,
-// fc1 and fc2 weights ([out][in], 16-bit, as the weight image has them).
+// fc1 and fc2 weights ([out][in], 16-bit, as the weight image has them):
+// for the warpgroup (wgmma, sm_90a) kernel where wgmma_supported() and the
+// block has a window table (that kernel reads it), then true, else for the
+// warp-level (mma.sync) kernel.
 size_t swin_block_stream_bytes(int C);
-void swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, void* out,
-                        cudaStream_t s);
+bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, bool table,
+                        void* out, cudaStream_t s);
 // x [B, res^2, C] FP32, updated in place.
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                 const SwinBlockWeights& w, cudaStream_t s);

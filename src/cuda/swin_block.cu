@@ -19,11 +19,15 @@
 // (8-column, 16-deep) tile are one conflict-free 8-byte shared load.
 // Mirror: the CPU backend's SwinBlock (src/cpu/backend.cpp) op by op.
 #include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <type_traits>
 
 #include "attention.cuh"
 #include "ops.cuh"
+#include "wgmma.cuh"
 
 namespace swinrt::cuda {
 
@@ -78,12 +82,15 @@ struct Tiling {
 // 2 (36), which measured 4% faster per block at batch 128 on the H100 (1 k-tile
 // x 6 stages: 16% slower; docs/PERFORMANCE.md).
 
-template <int C>
+// WG: stages read by wgmma (a proxy fence before each stage's barrier);
+// DEPTH: ring stages where not the default (the stream's layout does not
+// depend on it).
+template <int C, bool WG = false, int DEPTH = 0>
 struct Stream {
   static constexpr int THREADS = kThreadsFor<C>, WARPS = THREADS / 32;
   static constexpr int MAXCHUNK = C <= 96 ? 96 : 192;
   static constexpr int KPS = C == 96 ? 3 : C % 32 == 0 ? 2 : 1;  // k-tiles per stage
-  static constexpr int STAGES = C == 96 ? 2 : 3;
+  static constexpr int STAGES = DEPTH ? DEPTH : C == 96 ? 2 : 3;
   static constexpr int STAGE = MAXCHUNK * 32 * KPS;  // bytes: MAXCHUNK / 8 n-tiles x KPS x 256 bytes
   // Per GEMM: column chunk, stages, bytes per stage, first byte in the stream.
   static constexpr int CH0 = Tiling<3 * C, MAXCHUNK, WARPS>::CHUNK, CH1 = Tiling<C, MAXCHUNK, WARPS>::CHUNK,
@@ -137,6 +144,7 @@ struct Stream {
   // ahead into the slot the previous stage freed, returns the stage.
   __device__ __forceinline__ const uint2* next() {
     cp_async_wait<STAGES - 2>();
+    if constexpr (WG) fence_proxy_async();
     __syncthreads();
     issue(t + STAGES - 1);
     cp_async_commit();
@@ -195,16 +203,72 @@ __device__ __forceinline__ void block_gemm(const T* A, int lda, Stream& ws, Epi&
   }
 }
 
+// The same product by warpgroups (wgmma, sm_90a): A [64, K] in shared memory
+// in core-matrix layout (cm_index), each stage's weights as
+// swin_block_arrange lays them out for wgmma. Warpgroup wg takes columns
+// [wg * WGN, (wg + 1) * WGN) of each chunk, all 64 rows. A stage's k-tiles
+// are one commit group, finished before the next stage's barrier (the ring
+// slot it read is refilled after that barrier); a chunk's epilogue runs
+// while the next chunk's first products are in flight (two accumulator
+// sets).
+template <typename T, int K, int N, class Stream, class Epi>
+__device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi) {
+  using G = Tiling<N, Stream::MAXCHUNK, Stream::WARPS>;
+  constexpr int CHUNK = G::CHUNK, WGS = Stream::WARPS / 4, WGN = CHUNK / WGS, KT = K / 16, NCH = N / CHUNK;
+  static_assert(K % 16 == 0 && CHUNK % (WGS * 8) == 0, "unsupported GEMM shape");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wg = warp >> 2;
+  const int row = (warp & 3) * 16 + (lane >> 2), c2 = (lane & 3) * 2;
+  const uint32_t a0 = smem_u32(A);
+  float acc[2][WGN / 2];
+  auto epilogue = [&](int ch, const float (&d)[WGN / 2]) {
+#pragma unroll
+    for (int j = 0; j < WGN / 8; ++j) {
+      const int col = ch * CHUNK + wg * WGN + j * 8 + c2;
+      epi(row, col, d[4 * j], d[4 * j + 1]);
+      epi(row + 8, col, d[4 * j + 2], d[4 * j + 3]);
+    }
+  };
+#pragma unroll
+  for (int ch = 0; ch < NCH; ++ch) {
+    float(&cur)[WGN / 2] = acc[ch & 1];
+#pragma unroll
+    for (int i = 0; i < WGN / 2; ++i) cur[i] = 0.f;
+#pragma unroll 1
+    for (int kt = 0; kt < KT; kt += Stream::KPS) {
+      const uint32_t b0 = smem_u32(ws.next()) + wg * WGN * 32;
+      wgmma_fence();
+      wgmma_hold(cur);
+#pragma unroll
+      for (int kk = 0; kk < Stream::KPS; ++kk)
+        wgmma_m64k16<T, WGN>(cur, wgmma_desc(a0 + (kt + kk) * 256, 128, K * 16),
+                             wgmma_desc(b0 + kk * CHUNK * 32, 128, 256));
+      wgmma_commit();
+      if (ch > 0 && kt == 0) epilogue(ch - 1, acc[(ch - 1) & 1]);
+      wgmma_wait<0>();
+      wgmma_hold(cur);
+    }
+  }
+  epilogue(NCH - 1, acc[(NCH - 1) & 1]);
+}
+
+// Where element (r, k) of a [64][K] GEMM operand lives in shared memory:
+// padded rows for mma.sync (ldmatrix, conflict-free), core matrices for wgmma.
+template <int K, bool WG>
+struct Operand {
+  static constexpr int LD = K + 8;  // mma.sync row stride, elements
+  __device__ __forceinline__ static int at(int r, int k) { return WG ? cm_index<K>(r, k) : r * LD + k; }
+};
+
 // out rows (T) = LayerNorm of the FP32 rows xs (FP32 two-pass statistics, as
 // layernorm_kernel); rows >= n are zero. TPR neighbouring threads per row,
 // each with C / TPR contiguous channels (float4 loads, 8-byte stores).
-template <typename T, int C, int THREADS>
+// THREADS threads of the window, t the caller's index among them.
+template <typename T, int C, int THREADS, class Op>
 __device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n, const float* __restrict__ gamma,
-                                                const float* __restrict__ beta, T* out, int ldo) {
+                                                const float* __restrict__ beta, T* out, int t) {
   constexpr int TPR = THREADS / kRows, PER = C / TPR;
   static_assert(C % (TPR * 4) == 0, "LayerNorm split");
-  const int r = threadIdx.x / TPR, k0 = (threadIdx.x % TPR) * PER;
-  T* o = out + r * ldo + k0;
+  const int r = t / TPR, k0 = (t % TPR) * PER;
   const bool pad = r >= n;  // padding rows (zero in xs) are written as zeros; all lanes shuffle
   float v[PER], sum = 0.f;
 #pragma unroll
@@ -233,7 +297,7 @@ __device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n,
                            from_f<T>((v[i + 1] - mean) * rstd * gq.y + bq.y),
                            from_f<T>((v[i + 2] - mean) * rstd * gq.z + bq.z),
                            from_f<T>((v[i + 3] - mean) * rstd * gq.w + bq.w)};
-    *reinterpret_cast<uint2*>(o + i) = pad ? make_uint2(0, 0) : *reinterpret_cast<const uint2*>(e);
+    *reinterpret_cast<uint2*>(out + Op::at(r, k0 + i)) = pad ? make_uint2(0, 0) : *reinterpret_cast<const uint2*>(e);
   }
 }
 
@@ -251,24 +315,40 @@ struct BlockArgs {
   const WindowTable* table;  // the windows' token maps and mask bits (window_table), or null: built here
 };
 
-template <int C>
+// Shared memory: the token map (where the block builds it), the FP32
+// residual rows, the LayerNorm / attention output, the q/k/v or hidden rows
+// (one space), the weight ring. The wgmma kernel reads the engine's window
+// table and keeps no padding in its GEMM operands: at C 96 that leaves room
+// for a third weight stage (113 KB a block, two blocks an SM).
+template <int C, bool WG>
 struct Layout {
   static constexpr int LDX = C + 8;       // FP32 residual rows (float2 epilogue access: conflict-free)
-  static constexpr int LDA = C + 8;       // LayerNorm / attention output rows, dtype T
   static constexpr int LDQ = 3 * C + 8;   // q, k, v rows, fp16
-  static constexpr int LDH = 4 * C + 8;   // hidden rows, dtype T (shares the qkv space)
-  static constexpr size_t kIdx = 2 * kRows * sizeof(int) + kRows * sizeof(unsigned long long);
+  using OpA = Operand<C, WG>;             // LayerNorm / attention output, dtype T
+  using OpH = Operand<4 * C, WG>;         // hidden layer, dtype T (shares the qkv space)
+  static constexpr size_t kIdx = WG ? 0 : 2 * kRows * sizeof(int) + kRows * sizeof(unsigned long long);
   static constexpr size_t kX = size_t(kRows) * LDX * sizeof(float);
-  static constexpr size_t kA = size_t(kRows) * LDA * 2;
-  static constexpr size_t kBig = size_t(kRows) * (LDQ > LDH ? LDQ : LDH) * 2;
-  static constexpr size_t kRing = size_t(Stream<C>::STAGES) * Stream<C>::STAGE;
+  static constexpr size_t kA = size_t(kRows) * (WG ? C : OpA::LD) * 2;
+  static constexpr size_t kQ = size_t(kRows) * LDQ * 2, kH = size_t(kRows) * (WG ? 4 * C : OpH::LD) * 2;
+  static constexpr size_t kBig = kQ > kH ? kQ : kH;
+  using Ring = Stream<C, WG, WG && C == 96 ? 3 : 0>;
+  static constexpr size_t kRing = size_t(Ring::STAGES) * Ring::STAGE;
   static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing;
 };
 
-template <typename T, int C, int HD>
-__global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024 ? 2 : 1)
+#ifdef SWINRT_BLOCK_STAMPS
+__device__ int g_stamp_count;
+#define STAMP() st[ns++] = clock64()
+#else
+#define STAMP()
+#endif
+// WG: the GEMMs by warpgroup (block_gemm_wg, sm_90a), else by warp (block_gemm).
+template <typename T, int C, int HD, bool WG>
+__global__ void __launch_bounds__(kThreadsFor<C>, Layout<C, WG>::bytes <= 113 * 1024 ? 2 : 1)
     swin_block_kernel(BlockArgs p) {
-  using L = Layout<C>;
+  using L = Layout<C, WG>;
+  using OpA = typename L::OpA;
+  using OpH = typename L::OpH;
   constexpr int THREADS = kThreadsFor<C>, WARPS = THREADS / 32;
   extern __shared__ float4 smem4[];
   unsigned long long* mb = reinterpret_cast<unsigned long long*>(smem4);  // per row: keys in another region
@@ -279,8 +359,26 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
   char* big = reinterpret_cast<char*>(as) + L::kA;
   __half* qkv = reinterpret_cast<__half*>(big);
   T* hid = reinterpret_cast<T*>(big);
-  Stream<C> ws{static_cast<const char*>(p.wstream), big + L::kBig};
+  typename L::Ring ws{static_cast<const char*>(p.wstream), big + L::kBig};
+#ifdef SWINRT_BLOCK_STAMPS
+  long long st[12];
+  int ns = 0;
+#endif
+  STAMP();
   ws.start();
+  // One product, by warp or by warpgroup; A's writers publish it for wgmma.
+  auto gemm = [&](auto k, auto n, const T* A, auto&& epi) {
+    constexpr int K = decltype(k)::value, N = decltype(n)::value;
+    if constexpr (WG) block_gemm_wg<T, K, N>(A, ws, epi);
+    else block_gemm<T, K, N>(A, Operand<K, false>::LD, ws, epi);
+  };
+  auto publish = [] {
+    if constexpr (WG) fence_proxy_async();
+    __syncthreads();
+  };
+  using KC = std::integral_constant<int, C>;
+  using K3C = std::integral_constant<int, 3 * C>;
+  using K4C = std::integral_constant<int, 4 * C>;
 
   const int res = p.res, window = p.window, shift = p.shift, N = window * window;
   const int nw = res / window, wy = blockIdx.x / nw, wx = blockIdx.x % nw;
@@ -288,28 +386,44 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
   const int warp = threadIdx.x >> 5;
 
   // Token map of the shifted window and the shift-mask bits: the engine's
-  // table, or built here.
+  // table, or built here (not by the wgmma kernel).
   const int* tok;
   const unsigned long long* mbits;
-  window_map(p.table, blockIdx.x, wy, wx, res, window, shift, THREADS, tk, reg, mb, tok, mbits);
-  constexpr int C4 = C / 4;
-  for (int idx = threadIdx.x; idx < kRows * C4; idx += THREADS) {
-    const int i = idx / C4, c = (idx - i * C4) * 4;
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (i < N) v = *reinterpret_cast<const float4*>(p.x + (base + tok[i]) * C + c);
-    *reinterpret_cast<float4*>(xs + i * L::LDX + c) = v;
+  if constexpr (WG) {
+    tok = p.table[blockIdx.x].tok;
+    mbits = p.table[blockIdx.x].mbits;
+  } else {
+    window_map(p.table, blockIdx.x, wy, wx, res, window, shift, THREADS, tk, reg, mb, tok, mbits);
+  }
+  // The window's rows: every load of a thread in flight at once.
+  constexpr int C4 = C / 4, LOADS = kRows * C4 / THREADS;
+  static_assert(kRows * C4 % THREADS == 0, "row loads");
+  {
+    float4 v[LOADS];
+#pragma unroll
+    for (int j = 0; j < LOADS; ++j) {
+      const int idx = threadIdx.x + j * THREADS, i = idx / C4, c = (idx - i * C4) * 4;
+      v[j] = i < N ? *reinterpret_cast<const float4*>(p.x + (base + tok[i]) * C + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int j = 0; j < LOADS; ++j) {
+      const int idx = threadIdx.x + j * THREADS, i = idx / C4, c = (idx - i * C4) * 4;
+      *reinterpret_cast<float4*>(xs + i * L::LDX + c) = v[j];
+    }
   }
   __syncthreads();
+  STAMP();
 
   // 1. LayerNorm 1 -> as.
-  block_layernorm<T, C, THREADS>(xs, L::LDX, N, p.ln1_g, p.ln1_b, as, L::LDA);
-  __syncthreads();
+  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln1_g, p.ln1_b, as, threadIdx.x);
+  publish();
+  STAMP();
 
   // 2. qkv = as . Wqkv^T + b, rounded to T, then q * scale, k, v as fp16.
   {
     const T* bq = static_cast<const T*>(p.bqkv);
     const float scale = p.scale;
-    block_gemm<T, C, 3 * C>(as, L::LDA, ws, [&](int row, int col, float v0, float v1) {
+    gemm(KC{}, K3C{}, as, [&](int row, int col, float v0, float v1) {
       if (bq) {
         v0 += to_f(__ldg(bq + col));
         v1 += to_f(__ldg(bq + col + 1));
@@ -321,6 +435,7 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
     });
   }
   __syncthreads();
+  STAMP();
 
   // 3. Attention: one warp per (16-query strip, head), attend_strip
   // (attention.cu's kernel runs the same code). Output -> as, dtype T.
@@ -328,12 +443,13 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
     const int strip = unit & 3, h = unit >> 2;
     const __half* qh = qkv + h * HD;
     attend_strip<HD>(qh, qh + C, qh + 2 * C, L::LDQ, strip, p.rpb + h * kRows * kRows, mbits,
-                     [&](int r, int c, float v0, float v1) { store2(as + r * L::LDA + h * HD + c, v0, v1); });
+                     [&](int r, int c, float v0, float v1) { store2(as + OpA::at(r, h * HD + c), v0, v1); });
   }
-  __syncthreads();
+  publish();
+  STAMP();
 
   // 4. x += as . Wproj^T + b.
-  block_gemm<T, C, C>(as, L::LDA, ws, [&](int row, int col, float v0, float v1) {
+  gemm(KC{}, KC{}, as, [&](int row, int col, float v0, float v1) {
     float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
     float2 x2 = *px;
     x2.x += v0 + __ldg(p.bproj + col);
@@ -341,19 +457,22 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
     *px = x2;
   });
   __syncthreads();
+  STAMP();
 
   // 5. LayerNorm 2 -> as; 6. hid = gelu(as . Wfc1^T + b) (T); 7. x += hid . Wfc2^T + b.
-  block_layernorm<T, C, THREADS>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as, L::LDA);
-  __syncthreads();
+  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as, threadIdx.x);
+  publish();
+  STAMP();
   {
     const T* b1 = static_cast<const T*>(p.bfc1);
-    block_gemm<T, C, 4 * C>(as, L::LDA, ws, [&](int row, int col, float v0, float v1) {
-      store2(hid + row * L::LDH + col, gelu_fast(v0 + to_f(__ldg(b1 + col))),
+    gemm(KC{}, K4C{}, as, [&](int row, int col, float v0, float v1) {
+      store2(hid + OpH::at(row, col), gelu_fast(v0 + to_f(__ldg(b1 + col))),
              gelu_fast(v1 + to_f(__ldg(b1 + col + 1))));
     });
   }
-  __syncthreads();
-  block_gemm<T, 4 * C, C>(hid, L::LDH, ws, [&](int row, int col, float v0, float v1) {
+  publish();
+  STAMP();
+  gemm(K4C{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
     float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
     float2 x2 = *px;
     x2.x += v0 + __ldg(p.bfc2 + col);
@@ -361,11 +480,20 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C>::bytes <= 110 * 1024
     *px = x2;
   });
   __syncthreads();
+  STAMP();
 
   for (int idx = threadIdx.x; idx < N * C4; idx += THREADS) {
     const int i = idx / C4, c = (idx - i * C4) * 4;
     *reinterpret_cast<float4*>(p.x + (base + tok[i]) * C + c) = *reinterpret_cast<const float4*>(xs + i * L::LDX + c);
   }
+#ifdef SWINRT_BLOCK_STAMPS
+  __syncthreads();
+  STAMP();
+  if (threadIdx.x == 0 && blockIdx.x == 5 && blockIdx.y == gridDim.y / 2 && (unsigned(atomicAdd(&g_stamp_count, 1)) - 40u) < 4u)
+    printf("stamps C %d WG %d B %d: load %lld ln1 %lld qkv %lld attn %lld proj %lld ln2 %lld fc1 %lld fc2 %lld "
+           "store %lld total %lld\n", C, int(WG), gridDim.y, st[1] - st[0], st[2] - st[1], st[3] - st[2],
+           st[4] - st[3], st[5] - st[4], st[6] - st[5], st[7] - st[6], st[8] - st[7], st[9] - st[8], st[9] - st[0]);
+#endif
 }
 
 // W [N][K] (16-bit) -> the stream layout of one GEMM (see Stream): chunks
@@ -391,21 +519,48 @@ __global__ void arrange_kernel(const uint16_t* __restrict__ w, int N, int K, int
   }
 }
 
-void arrange(const void* w, int N, int K, int chunk, int kps, char* out, cudaStream_t s) {
+// The same stages for wgmma (block_gemm_wg): in each stage, per k-tile,
+// [8-column group][k half][column][8 k] core matrices of 16-byte rows.
+__global__ void arrange_wg_kernel(const uint16_t* __restrict__ w, int N, int K, int chunk, int kps,
+                                  uint4* __restrict__ out) {
+  const int KT = K / 16, groups = chunk / 8, steps = KT / kps;
+  const int64_t total = int64_t(N) * K / 8;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int e = static_cast<int>(i & 7);
+    int64_t r = i >> 3;
+    const int half = static_cast<int>(r & 1);
+    r >>= 1;
+    const int grp = static_cast<int>(r % groups);
+    r /= groups;
+    const int kk = static_cast<int>(r % kps);
+    r /= kps;
+    const int step = static_cast<int>(r % steps), c = static_cast<int>(r / steps);
+    const uint16_t* p = w + int64_t(c * chunk + grp * 8 + e) * K + (step * kps + kk) * 16 + half * 8;
+    out[i] = make_uint4(uint32_t(p[0]) | uint32_t(p[1]) << 16, uint32_t(p[2]) | uint32_t(p[3]) << 16,
+                        uint32_t(p[4]) | uint32_t(p[5]) << 16, uint32_t(p[6]) | uint32_t(p[7]) << 16);
+  }
+}
+
+void arrange(const void* w, int N, int K, int chunk, int kps, bool wg, char* out, cudaStream_t s) {
   const int64_t total = int64_t(N / 8) * (K / 16) * 32;
-  arrange_kernel<<<ceil_div(total, 256), 256, 0, s>>>(static_cast<const uint16_t*>(w), N, K, chunk, kps,
-                                                        reinterpret_cast<uint2*>(out));
+  if (wg)
+    arrange_wg_kernel<<<ceil_div(total, 256), 256, 0, s>>>(static_cast<const uint16_t*>(w), N, K, chunk, kps,
+                                                             reinterpret_cast<uint4*>(out));
+  else
+    arrange_kernel<<<ceil_div(total, 256), 256, 0, s>>>(static_cast<const uint16_t*>(w), N, K, chunk, kps,
+                                                          reinterpret_cast<uint2*>(out));
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
 template <int C>
-void arrange_block(const void* qkv, const void* proj, const void* fc1, const void* fc2, void* out, cudaStream_t s) {
+void arrange_block(const void* qkv, const void* proj, const void* fc1, const void* fc2, bool wg, void* out,
+                   cudaStream_t s) {
   using S = Stream<C>;
   char* o = static_cast<char*>(out);
-  arrange(qkv, 3 * C, C, S::CH0, S::KPS, o, s);
-  arrange(proj, C, C, S::CH1, S::KPS, o + S::O1, s);
-  arrange(fc1, 4 * C, C, S::CH2, S::KPS, o + S::O2, s);
-  arrange(fc2, C, 4 * C, S::CH3, S::KPS, o + S::O3, s);
+  arrange(qkv, 3 * C, C, S::CH0, S::KPS, wg, o, s);
+  arrange(proj, C, C, S::CH1, S::KPS, wg, o + S::O1, s);
+  arrange(fc1, 4 * C, C, S::CH2, S::KPS, wg, o + S::O2, s);
+  arrange(fc2, C, 4 * C, S::CH3, S::KPS, wg, o + S::O3, s);
 }
 
 using Kernel = void (*)(BlockArgs);
@@ -422,9 +577,15 @@ bool with_channels(int C, F&& f) {
   }
 }
 
+// Dynamic shared memory of the kernel by warpgroup or by warp.
+template <int C>
+size_t smem_bytes(bool wg) {
+  return wg ? Layout<C, true>::bytes : Layout<C, false>::bytes;
+}
+
 // The kernel for dtype t, C channels and C / heads channels per head (16 or
-// 32; 48 channels only with 16), or null.
-Kernel kernel_for(DT t, int C, int heads) {
+// 32; 48 channels only with 16), by warpgroup or by warp, or null.
+Kernel kernel_for(DT t, int C, int heads, bool wg) {
   if (t == DT::F32 || heads <= 0 || C % heads) return nullptr;
   const int hd = C / heads;
   Kernel k = nullptr;
@@ -432,19 +593,55 @@ Kernel kernel_for(DT t, int C, int heads) {
     constexpr int CC = decltype(c)::value;
     auto typed = [&](auto tag) {
       using T = decltype(tag);
-      if (hd == 16) k = swin_block_kernel<T, CC, 16>;
+      if (hd == 16) k = wg ? swin_block_kernel<T, CC, 16, true> : swin_block_kernel<T, CC, 16, false>;
       if constexpr (CC != 48)
-        if (hd == 32) k = swin_block_kernel<T, CC, 32>;
+        if (hd == 32) k = wg ? swin_block_kernel<T, CC, 32, true> : swin_block_kernel<T, CC, 32, false>;
     };
     t == DT::F16 ? typed(__half{}) : typed(__nv_bfloat16{});
   });
   return k;
 }
 
+// Writes 1 where this build's sm_90a code is what runs on the device.
+__global__ void wgmma_probe_kernel(int* out) {
+#ifdef SWINRT_WGMMA_CODE
+  *out = 1;
+#else
+  *out = 0;
+#endif
+}
+
 }  // namespace
 
+bool wgmma_supported() {
+  const char* env = std::getenv("SWINRT_WGMMA");
+  if (env && *env == '0') return false;
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  if (major != 9 || minor != 0) return false;
+  static std::mutex mu;
+  static std::map<int, bool> probed;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = probed.find(dev);
+  if (it != probed.end()) return it->second;
+  int* raw = nullptr;
+  SWINRT_CUDA_CHECK(cudaMalloc(&raw, sizeof(int)));
+  const std::unique_ptr<int, cudaError_t (*)(void*)> flag(raw, cudaFree);
+  SWINRT_CUDA_CHECK(cudaMemset(raw, 0, sizeof(int)));
+  wgmma_probe_kernel<<<1, 1>>>(raw);
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+  int v = 0;
+  SWINRT_CUDA_CHECK(cudaMemcpy(&v, raw, sizeof(int), cudaMemcpyDeviceToHost));
+  return probed[dev] = v == 1;
+}
+
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
-  if (hidden != 4 * C || window * window > kRows || !kernel_for(t, C, heads)) return false;
+  if (hidden != 4 * C || window * window > kRows || !kernel_for(t, C, heads, false)) return false;
   int dev = 0, optin = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
@@ -452,27 +649,30 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
     return false;
   }
   size_t smem = 0;
-  with_channels(C, [&](auto c) { smem = Layout<decltype(c)::value>::bytes; });
+  with_channels(C, [&](auto c) { smem = smem_bytes<decltype(c)::value>(false); });  // the larger
   return smem <= size_t(optin);
 }
 
 // The qkv, proj, fc1 and fc2 weights of a block: 12 C^2 16-bit values.
 size_t swin_block_stream_bytes(int C) { return size_t(12) * C * C * 2; }
 
-void swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, void* out,
-                        cudaStream_t s) {
-  if (!with_channels(C, [&](auto c) { arrange_block<decltype(c)::value>(qkv, proj, fc1, fc2, out, s); }))
+bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, bool table,
+                        void* out, cudaStream_t s) {
+  const bool wg = table && wgmma_supported();
+  if (!with_channels(C, [&](auto c) { arrange_block<decltype(c)::value>(qkv, proj, fc1, fc2, wg, out, s); }))
     throw Error(fmt::format("swin_block_arrange: no fused kernel for C {}", C));
+  return wg;
 }
 
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                 const SwinBlockWeights& w, cudaStream_t s) {
-  const Kernel kernel = kernel_for(t, C, heads);
+  const Kernel kernel = kernel_for(t, C, heads, w.wgmma);
+  if (w.wgmma && !w.table) throw Error("swin_block: the wgmma kernel needs the window table");
   if (!kernel) throw Error(fmt::format("swin_block: no fused kernel for C {} heads {}", C, heads));
   size_t smem = 0;
   int threads = 0;
   with_channels(C, [&](auto c) {
-    smem = Layout<decltype(c)::value>::bytes;
+    smem = smem_bytes<decltype(c)::value>(w.wgmma);
     threads = kThreadsFor<decltype(c)::value>;
   });
   static std::mutex mu;
@@ -485,6 +685,15 @@ void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, in
                     w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64,
                     static_cast<const WindowTable*>(w.table)};
   const dim3 grid((res / window) * (res / window), B);
+#ifdef SWINRT_BLOCK_STAMPS
+  {
+    static bool once = false;
+    int per_sm = 0;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem);
+    if (!once) std::printf("swin_block C %d wgmma %d: %zu bytes shared, %d blocks per SM\n", C, int(w.wgmma), smem, per_sm);
+    once = true;
+  }
+#endif
   kernel<<<grid, threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }

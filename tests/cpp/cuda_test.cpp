@@ -203,6 +203,30 @@ TEST(Cuda, FusedBlockMatchesUnfused) {
   expect_block_variant_matches("fused", "SWINRT_FUSED_BLOCK", 9);
 }
 
+// The fused block's GEMMs by warpgroup (wgmma, sm_90a; the default on an
+// H100 with an sm_90a build) against the same kernel by warp (mma.sync,
+// SWINRT_WGMMA=0), every block fused: same rounding points, same products
+// (run 1 of session 7 measured them bit-identical), and the bounds of the
+// other variants. Skips where the engine does not take the wgmma kernel.
+TEST(Cuda, WgmmaBlockMatchesMmaSync) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  setenv("SWINRT_FUSED_BLOCK", "1", 1);
+  bool wgmma = false;
+  {
+    const Weights w = random_weights(named_config("swin-t"), 3);
+    auto engine = make_cuda_engine(w, {Device::Cuda, Precision::FP16, 1});
+    for (const auto& [op, ms] : engine->profile(1, 1))
+      wgmma |= op.size() > 11 && op.compare(op.size() - 11, 11, "fused.wgmma") == 0;
+  }
+  if (!wgmma) {
+    unsetenv("SWINRT_FUSED_BLOCK");
+    GTEST_SKIP() << "the fused blocks do not run by warpgroup here (no sm_90a device or build)";
+  }
+  expect_block_variant_matches("wgmma", "SWINRT_WGMMA", 31);
+  unsetenv("SWINRT_FUSED_BLOCK");
+}
+
 // The grid-synchronised Swin block (src/cuda/swin_block_grid.cu, opt-in;
 // SWINRT_GRID_BLOCK=1 takes every block it can at every batch) against the
 // op-by-op path (=0). B = 3 on an

@@ -1,0 +1,139 @@
+// Hopper warpgroup tensor-core helpers (wgmma.mma_async, sm_90a) for the
+// fused Swin block: shared-memory matrix descriptors, the m64nNk16 products
+// with FP32 accumulators in registers, and the fences and waits around them.
+//
+// Operand layout ("core matrices", no swizzle, K-major): a [rows][K] 16-bit
+// matrix is stored as 8 x 8 blocks of 128 contiguous bytes (8 rows of 8
+// consecutive k); within a k-tile of 16 the two blocks along k are 128 bytes
+// apart (the descriptor's leading byte offset), blocks 8 rows apart are the
+// stride byte offset apart. Activations ([64][K], cm_index) put a row
+// group's K / 8 blocks together: leading offset 128, stride K * 16 bytes,
+// k-tile kt at byte kt * 256. The weight stages (swin_block_arrange) hold per
+// k-tile [8-column group][k half][8 columns][8 k]: leading 128, stride 256.
+//
+// Everything here compiles to a trap where the target is not sm_90a: the
+// host runs these kernels only where wgmma_supported() says the sm_90a code
+// was loaded.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "common.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SWINRT_WGMMA_CODE 1
+#endif
+
+namespace swinrt::cuda {
+
+// Element index of (r, k) in a [rows][K] operand in core-matrix layout.
+template <int K>
+__device__ __forceinline__ int cm_index(int r, int k) {
+  return (r >> 3) * (K * 8) + (k >> 3) * 64 + (r & 7) * 8 + (k & 7);
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// Shared-memory matrix descriptor: start address, leading and stride byte
+// offsets (each in 16-byte units), no swizzle.
+__device__ __forceinline__ uint64_t wgmma_desc(uint32_t addr, uint32_t lead, uint32_t stride) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | uint64_t(lead >> 4) << 16 | uint64_t(stride >> 4) << 32;
+}
+
+// Makes this thread's generic-proxy shared-memory writes (st.shared,
+// cp.async) visible to the async proxy that wgmma reads through; before the
+// barrier that publishes them.
+__device__ __forceinline__ void fence_proxy_async() {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// Ties the accumulators to this point of the instruction stream (the
+// compiler sees wgmma write them at issue, the hardware writes them until
+// the wait).
+template <int R>
+__device__ __forceinline__ void wgmma_hold(float (&d)[R]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+#define SWINRT_D4(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3])
+#define SWINRT_D12(o) SWINRT_D4(o), SWINRT_D4(o + 4), SWINRT_D4(o + 8)
+
+// d[64, N] += A[64, 16] . B[16, N] for the warpgroup; A and B K-major in
+// shared memory (descriptors da, db). Lane l of warp w holds rows
+// 16 w + l / 4 (+ 8) and columns 8 j + 2 (l % 4) (+ 1): d[4 j .. 4 j + 3] as
+// mma.m16n8's accumulators.
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 2], uint64_t da, uint64_t db) {
+  static_assert(N == 24 || N == 48, "wgmma width");
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "fp16 or bf16 operands");
+#ifdef SWINRT_WGMMA_CODE
+  constexpr bool f16 = std::is_same_v<T, __half>;
+  if constexpr (N == 24 && f16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %14, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n24k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11}, %12, %13, p, 1, 1, 0, 0;\n}\n"
+        : SWINRT_D12(0)
+        : "l"(da), "l"(db), "r"(1));
+  } else if constexpr (N == 24) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %14, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n24k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11}, %12, %13, p, 1, 1, 0, 0;\n}\n"
+        : SWINRT_D12(0)
+        : "l"(da), "l"(db), "r"(1));
+  } else if constexpr (N == 48 && f16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %26, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, "
+        "%22, %23}, %24, %25, p, 1, 1, 0, 0;\n}\n"
+        : SWINRT_D12(0), SWINRT_D12(12)
+        : "l"(da), "l"(db), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %26, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n48k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, "
+        "%22, %23}, %24, %25, p, 1, 1, 0, 0;\n}\n"
+        : SWINRT_D12(0), SWINRT_D12(12)
+        : "l"(da), "l"(db), "r"(1));
+  }
+#else
+  (void)d, (void)da, (void)db;
+  __trap();
+#endif
+}
+
+#undef SWINRT_D12
+#undef SWINRT_D4
+
+// Whether the current device runs this build's sm_90a (wgmma) code: a
+// compute capability 9.0 device and a fatbin with sm_90a code loaded for it
+// (probed once per device). SWINRT_WGMMA=0 says no.
+bool wgmma_supported();
+
+}  // namespace swinrt::cuda
