@@ -155,6 +155,73 @@ struct Stream {
   }
 };
 
+// The wgmma kernel's weight stream: the same stages in the same ring, each
+// one bulk copy (TMA) issued by thread 0 that completes on its slot's `full`
+// mbarrier. Threads wait on that (acquire) instead of a block barrier, and
+// each warp, once its products have read the stage, arrives on the slot's
+// `empty` mbarrier (release); thread 0 then refills the slot with the stage
+// STAGES ahead.
+template <int C, int DEPTH>
+struct TmaStream {
+  using S = Stream<C, true, DEPTH>;
+  static constexpr int WARPS = S::WARPS, MAXCHUNK = S::MAXCHUNK, KPS = S::KPS, STAGES = S::STAGES,
+                       STAGE = S::STAGE, TOTAL = S::TOTAL;
+
+  const char* w;  // the arranged stream
+  char* ring;
+  uint32_t bars, step;  // slot i's mbarriers: full at bars + i * step, empty 8 bytes after
+  int t = 0;            // next stage to acquire (the same in every thread)
+  int r = 0;            // next stage to release
+
+  __device__ __forceinline__ void send(int slot, const char* src, int bytes) {
+    const uint32_t full = bars + slot * step;
+    mbar_expect(full, bytes);
+    bulk_copy(smem_u32(ring + slot * STAGE), src, bytes, full);
+  }
+  // Stage i (< TOTAL) into its slot (Stream::issue's offsets).
+  __device__ __forceinline__ void fill(int i) {
+    const int slot = i % STAGES;
+    if constexpr (S::UNIFORM) {
+      send(slot, w + int64_t(i) * STAGE, STAGE);
+      return;
+    }
+    if (i < S::S0) send(slot, w + int64_t(i) * S::B0, S::B0);
+    else if (i < S::S0 + S::S1) send(slot, w + S::O1 + int64_t(i - S::S0) * S::B1, S::B1);
+    else if (i < S::S0 + S::S1 + S::S2) send(slot, w + S::O2 + int64_t(i - S::S0 - S::S1) * S::B2, S::B2);
+    else send(slot, w + S::O3 + int64_t(i - S::S0 - S::S1 - S::S2) * S::B3, S::B3);
+  }
+  // Thread 0: the mbarriers, then the first STAGES stages. The block's
+  // threads acquire only after a block barrier that follows this.
+  __device__ __forceinline__ void start() {
+    if (threadIdx.x != 0) return;
+#pragma unroll
+    for (int i = 0; i < STAGES; ++i) {
+      mbar_init(bars + i * step, 1);
+      mbar_init(bars + i * step + 8, WARPS);
+    }
+    mbar_init_fence();
+#pragma unroll
+    for (int i = 0; i < STAGES; ++i)
+      if (i < TOTAL) fill(i);
+  }
+  __device__ __forceinline__ const char* acquire() {
+    const int slot = t % STAGES;
+    mbar_wait(bars + slot * step, (t / STAGES) & 1);
+    ++t;
+    return ring + slot * STAGE;
+  }
+  // The oldest acquired stage, after the warp's reads of it have completed.
+  __device__ __forceinline__ void release() {
+    const int slot = r % STAGES;
+    if ((threadIdx.x & 31) == 0) mbar_arrive(bars + slot * step + 8);
+    if (threadIdx.x == 0 && r + STAGES < TOTAL) {
+      mbar_wait(bars + slot * step + 8, (r / STAGES) & 1);
+      fill(r + STAGES);
+    }
+    ++r;
+  }
+};
+
 // out[64, N] = A[64, K] . W^T: A in shared memory (dtype T, row stride lda
 // elements), W's stages from the stream. Calls epi(row, col, v0, v1) with the
 // FP32 sums of columns col and col + 1 of a row; every (row, col) pair goes to
@@ -205,12 +272,12 @@ __device__ __forceinline__ void block_gemm(const T* A, int lda, Stream& ws, Epi&
 
 // The same product by warpgroups (wgmma, sm_90a): A [64, K] in shared memory
 // in core-matrix layout (cm_index), each stage's weights as
-// swin_block_arrange lays them out for wgmma. Warpgroup wg takes columns
-// [wg * WGN, (wg + 1) * WGN) of each chunk, all 64 rows. A stage's k-tiles
-// are one commit group, finished before the next stage's barrier (the ring
-// slot it read is refilled after that barrier); a chunk's epilogue runs
-// while the next chunk's first products are in flight (two accumulator
-// sets).
+// swin_block_arrange lays them out for wgmma, from a TmaStream. Warpgroup wg
+// takes columns [wg * WGN, (wg + 1) * WGN) of each chunk, all 64 rows. A
+// stage's k-tiles are one commit group; the next stage's group is issued
+// before waiting for it (at most two in flight), then it is released. A
+// chunk's epilogue runs while the next chunk's first products are in flight
+// (two accumulator sets).
 template <typename T, int K, int N, class Stream, class Epi>
 __device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi) {
   using G = Tiling<N, Stream::MAXCHUNK, Stream::WARPS>;
@@ -235,7 +302,7 @@ __device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi)
     for (int i = 0; i < WGN / 2; ++i) cur[i] = 0.f;
 #pragma unroll 1
     for (int kt = 0; kt < KT; kt += Stream::KPS) {
-      const uint32_t b0 = smem_u32(ws.next()) + wg * WGN * 32;
+      const uint32_t b0 = smem_u32(ws.acquire()) + wg * WGN * 32;
       wgmma_fence();
       wgmma_hold(cur);
 #pragma unroll
@@ -244,9 +311,14 @@ __device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi)
                              wgmma_desc(b0 + kk * CHUNK * 32, 128, 256));
       wgmma_commit();
       if (ch > 0 && kt == 0) epilogue(ch - 1, acc[(ch - 1) & 1]);
-      wgmma_wait<0>();
-      wgmma_hold(cur);
+      if (kt > 0) {
+        wgmma_wait<1>();
+        ws.release();
+      }
     }
+    wgmma_wait<0>();
+    wgmma_hold(cur);
+    ws.release();
   }
   epilogue(NCH - 1, acc[(NCH - 1) & 1]);
 }
@@ -319,7 +391,9 @@ struct BlockArgs {
 // residual rows, the LayerNorm / attention output, the q/k/v or hidden rows
 // (one space), the weight ring. The wgmma kernel reads the engine's window
 // table and keeps no padding in its GEMM operands: at C 96 that leaves room
-// for a third weight stage (113 KB a block, two blocks an SM).
+// for a third weight stage (113 KB a block, two blocks an SM, not a byte to
+// spare); its ring's mbarriers live in the residual rows' padding columns
+// (bars: rows 0..STAGES-1, columns C..C+3, never read as data).
 template <int C, bool WG>
 struct Layout {
   static constexpr int LDX = C + 8;       // FP32 residual rows (float2 epilogue access: conflict-free)
@@ -331,8 +405,9 @@ struct Layout {
   static constexpr size_t kA = size_t(kRows) * (WG ? C : OpA::LD) * 2;
   static constexpr size_t kQ = size_t(kRows) * LDQ * 2, kH = size_t(kRows) * (WG ? 4 * C : OpH::LD) * 2;
   static constexpr size_t kBig = kQ > kH ? kQ : kH;
-  using Ring = Stream<C, WG, WG && C == 96 ? 3 : 0>;
+  using Ring = std::conditional_t<WG, TmaStream<C, C == 96 ? 3 : 0>, Stream<C>>;
   static constexpr size_t kRing = size_t(Ring::STAGES) * Ring::STAGE;
+  static_assert(!WG || Ring::STAGES <= kRows, "mbarriers in the row padding");
   static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing;
 };
 
@@ -359,7 +434,13 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C, WG>::bytes <= 113 * 
   char* big = reinterpret_cast<char*>(as) + L::kA;
   __half* qkv = reinterpret_cast<__half*>(big);
   T* hid = reinterpret_cast<T*>(big);
-  typename L::Ring ws{static_cast<const char*>(p.wstream), big + L::kBig};
+  typename L::Ring ws = [&] {
+    if constexpr (WG)
+      return typename L::Ring{static_cast<const char*>(p.wstream), big + L::kBig, smem_u32(xs + C),
+                              uint32_t(L::LDX * sizeof(float))};
+    else
+      return typename L::Ring{static_cast<const char*>(p.wstream), big + L::kBig};
+  }();
 #ifdef SWINRT_BLOCK_STAMPS
   long long st[12];
   int ns = 0;

@@ -69,6 +69,51 @@ __device__ __forceinline__ void wgmma_wait() {
 #endif
 }
 
+// mbarriers (shared memory, 8 bytes each) and the bulk copy (TMA) that
+// completes on one: init, arrive, arrive with an expected byte count, wait
+// for the completion of the phase of the given parity.
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+#endif
+}
+// Makes the initialised mbarriers visible to the async proxy (the bulk copies).
+__device__ __forceinline__ void mbar_init_fence() {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_expect(uint32_t bar, uint32_t bytes) {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+#ifdef SWINRT_WGMMA_CODE
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+#endif
+}
+// bytes (a multiple of 16) global -> shared by the TMA unit; completes them on bar.
+__device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+#endif
+}
+
 // Ties the accumulators to this point of the instruction stream (the
 // compiler sees wgmma write them at issue, the hardware writes them until
 // the wait).
