@@ -172,6 +172,9 @@ struct TmaStream {
   uint32_t bars, step;  // slot i's mbarriers: full at bars + i * step, empty 8 bytes after
   int t = 0;            // next stage to acquire (the same in every thread)
   int r = 0;            // next stage to release
+#ifdef SWINRT_BLOCK_STAMPS
+  long long c_acq = 0, c_rel = 0, c_mma = 0;  // cycles thread 0 spent waiting: data, slot refill, products
+#endif
 
   __device__ __forceinline__ void send(int slot, const char* src, int bytes) {
     const uint32_t full = bars + slot * step;
@@ -206,7 +209,13 @@ struct TmaStream {
   }
   __device__ __forceinline__ const char* acquire() {
     const int slot = t % STAGES;
+#ifdef SWINRT_BLOCK_STAMPS
+    const long long c0 = clock64();
     mbar_wait(bars + slot * step, (t / STAGES) & 1);
+    c_acq += clock64() - c0;
+#else
+    mbar_wait(bars + slot * step, (t / STAGES) & 1);
+#endif
     ++t;
     return ring + slot * STAGE;
   }
@@ -215,7 +224,13 @@ struct TmaStream {
     const int slot = r % STAGES;
     if ((threadIdx.x & 31) == 0) mbar_arrive(bars + slot * step + 8);
     if (threadIdx.x == 0 && r + STAGES < TOTAL) {
+#ifdef SWINRT_BLOCK_STAMPS
+      const long long c0 = clock64();
       mbar_wait(bars + slot * step + 8, (r / STAGES) & 1);
+      c_rel += clock64() - c0;
+#else
+      mbar_wait(bars + slot * step + 8, (r / STAGES) & 1);
+#endif
       fill(r + STAGES);
     }
     ++r;
@@ -312,11 +327,23 @@ __device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi)
       wgmma_commit();
       if (ch > 0 && kt == 0) epilogue(ch - 1, acc[(ch - 1) & 1]);
       if (kt > 0) {
+#ifdef SWINRT_BLOCK_STAMPS
+        const long long c0 = clock64();
         wgmma_wait<1>();
+        ws.c_mma += clock64() - c0;
+#else
+        wgmma_wait<1>();
+#endif
         ws.release();
       }
     }
+#ifdef SWINRT_BLOCK_STAMPS
+    const long long c0 = clock64();
     wgmma_wait<0>();
+    ws.c_mma += clock64() - c0;
+#else
+    wgmma_wait<0>();
+#endif
     wgmma_hold(cur);
     ws.release();
   }
@@ -570,10 +597,13 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C, WG>::bytes <= 113 * 
 #ifdef SWINRT_BLOCK_STAMPS
   __syncthreads();
   STAMP();
-  if (threadIdx.x == 0 && blockIdx.x == 5 && blockIdx.y == gridDim.y / 2 && (unsigned(atomicAdd(&g_stamp_count, 1)) - 40u) < 4u)
+  if (threadIdx.x == 0 && blockIdx.x == 5 && blockIdx.y == gridDim.y / 2 &&
+      (unsigned(atomicAdd(&g_stamp_count, 1)) - 40u) < 4u) {
     printf("stamps C %d WG %d B %d: load %lld ln1 %lld qkv %lld attn %lld proj %lld ln2 %lld fc1 %lld fc2 %lld "
            "store %lld total %lld\n", C, int(WG), gridDim.y, st[1] - st[0], st[2] - st[1], st[3] - st[2],
            st[4] - st[3], st[5] - st[4], st[6] - st[5], st[7] - st[6], st[8] - st[7], st[9] - st[8], st[9] - st[0]);
+    if constexpr (WG) printf("waits C %d B %d: data %lld refill %lld products %lld\n", C, gridDim.y, ws.c_acq, ws.c_rel, ws.c_mma);
+  }
 #endif
 }
 
