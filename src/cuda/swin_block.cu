@@ -155,6 +155,20 @@ struct Stream {
   }
 };
 
+// Runs f; with SWINRT_BLOCK_STAMPS (a developer build) adds the clock64
+// cycles it took to `cycles`.
+template <class F>
+__device__ __forceinline__ void timed(long long& cycles, F&& f) {
+#ifdef SWINRT_BLOCK_STAMPS
+  const long long c0 = clock64();
+  f();
+  cycles += clock64() - c0;
+#else
+  (void)cycles;
+  f();
+#endif
+}
+
 // The wgmma kernel's weight stream: the same stages in the same ring, each
 // one bulk copy (TMA) issued by thread 0 that completes on its slot's `full`
 // mbarrier. Threads wait on that (acquire) instead of a block barrier, and
@@ -172,9 +186,7 @@ struct TmaStream {
   uint32_t bars, step;  // slot i's mbarriers: full at bars + i * step, empty 8 bytes after
   int t = 0;            // next stage to acquire (the same in every thread)
   int r = 0;            // next stage to release
-#ifdef SWINRT_BLOCK_STAMPS
-  long long c_acq = 0, c_rel = 0, c_mma = 0;  // cycles thread 0 spent waiting: data, slot refill, products
-#endif
+  long long c_acq = 0, c_rel = 0, c_mma = 0;  // SWINRT_BLOCK_STAMPS: cycles waited for data, refills, products
 
   __device__ __forceinline__ void send(int slot, const char* src, int bytes) {
     const uint32_t full = bars + slot * step;
@@ -209,13 +221,7 @@ struct TmaStream {
   }
   __device__ __forceinline__ const char* acquire() {
     const int slot = t % STAGES;
-#ifdef SWINRT_BLOCK_STAMPS
-    const long long c0 = clock64();
-    mbar_wait(bars + slot * step, (t / STAGES) & 1);
-    c_acq += clock64() - c0;
-#else
-    mbar_wait(bars + slot * step, (t / STAGES) & 1);
-#endif
+    timed(c_acq, [&] { mbar_wait(bars + slot * step, (t / STAGES) & 1); });
     ++t;
     return ring + slot * STAGE;
   }
@@ -224,13 +230,7 @@ struct TmaStream {
     const int slot = r % STAGES;
     if ((threadIdx.x & 31) == 0) mbar_arrive(bars + slot * step + 8);
     if (threadIdx.x == 0 && r + STAGES < TOTAL) {
-#ifdef SWINRT_BLOCK_STAMPS
-      const long long c0 = clock64();
-      mbar_wait(bars + slot * step + 8, (r / STAGES) & 1);
-      c_rel += clock64() - c0;
-#else
-      mbar_wait(bars + slot * step + 8, (r / STAGES) & 1);
-#endif
+      timed(c_rel, [&] { mbar_wait(bars + slot * step + 8, (r / STAGES) & 1); });
       fill(r + STAGES);
     }
     ++r;
@@ -327,23 +327,11 @@ __device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi)
       wgmma_commit();
       if (ch > 0 && kt == 0) epilogue(ch - 1, acc[(ch - 1) & 1]);
       if (kt > 0) {
-#ifdef SWINRT_BLOCK_STAMPS
-        const long long c0 = clock64();
-        wgmma_wait<1>();
-        ws.c_mma += clock64() - c0;
-#else
-        wgmma_wait<1>();
-#endif
+        timed(ws.c_mma, [] { wgmma_wait<1>(); });
         ws.release();
       }
     }
-#ifdef SWINRT_BLOCK_STAMPS
-    const long long c0 = clock64();
-    wgmma_wait<0>();
-    ws.c_mma += clock64() - c0;
-#else
-    wgmma_wait<0>();
-#endif
+    timed(ws.c_mma, [] { wgmma_wait<0>(); });
     wgmma_hold(cur);
     ws.release();
   }
@@ -361,13 +349,13 @@ struct Operand {
 // out rows (T) = LayerNorm of the FP32 rows xs (FP32 two-pass statistics, as
 // layernorm_kernel); rows >= n are zero. TPR neighbouring threads per row,
 // each with C / TPR contiguous channels (float4 loads, 8-byte stores).
-// THREADS threads of the window, t the caller's index among them.
+// Op: where element (r, k) of out lives (Operand).
 template <typename T, int C, int THREADS, class Op>
 __device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n, const float* __restrict__ gamma,
-                                                const float* __restrict__ beta, T* out, int t) {
+                                                const float* __restrict__ beta, T* out) {
   constexpr int TPR = THREADS / kRows, PER = C / TPR;
   static_assert(C % (TPR * 4) == 0, "LayerNorm split");
-  const int r = t / TPR, k0 = (t % TPR) * PER;
+  const int r = threadIdx.x / TPR, k0 = (threadIdx.x % TPR) * PER;
   const bool pad = r >= n;  // padding rows (zero in xs) are written as zeros; all lanes shuffle
   float v[PER], sum = 0.f;
 #pragma unroll
@@ -523,7 +511,7 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C, WG>::bytes <= 113 * 
   STAMP();
 
   // 1. LayerNorm 1 -> as.
-  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln1_g, p.ln1_b, as, threadIdx.x);
+  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln1_g, p.ln1_b, as);
   publish();
   STAMP();
 
@@ -568,7 +556,7 @@ __global__ void __launch_bounds__(kThreadsFor<C>, Layout<C, WG>::bytes <= 113 * 
   STAMP();
 
   // 5. LayerNorm 2 -> as; 6. hid = gelu(as . Wfc1^T + b) (T); 7. x += hid . Wfc2^T + b.
-  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as, threadIdx.x);
+  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as);
   publish();
   STAMP();
   {
