@@ -389,6 +389,8 @@ class CudaEngine final : public Engine {
     fused_arena_ = DeviceMemory(bytes, "the fused blocks' weights");
     char* base = static_cast<char*>(fused_arena_.ptr);
     const DeviceWeights& W = *weights_;
+    const char* wide_env = std::getenv("SWINRT_WIDE_BLOCK");  // 0: never the 16-warp form
+    const bool wide = !(wide_env && *wide_env == '0');
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
       const Step& st = plan_[i];
@@ -400,7 +402,7 @@ class CudaEngine final : public Engine {
                                     W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")),
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
-                                    W.f32(st.param("mlp.fc2.bias")), bias64_[i], wtable_[i], wg};
+                                    W.f32(st.param("mlp.fc2.bias")), bias64_[i], wtable_[i], wg, wide};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }

@@ -97,6 +97,7 @@ struct SwinBlockWeights {
   const float* rpb64;  // [heads, 64, 64], the relative position bias padded (pad_attention_bias)
   const void* table;   // the windows' token maps and mask bits (window_table), or null
   bool wgmma = false;  // stream arranged for the warpgroup kernel (swin_block_arrange's answer)
+  bool wide = true;    // its 16-warp form allowed where the windows are no more than the SMs
 };
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // Bytes of a block's weight stream, and its arrangement from the qkv, proj,

@@ -175,11 +175,13 @@ __device__ __forceinline__ void timed(long long& cycles, F&& f) {
 // each warp, once its products have read the stage, arrives on the slot's
 // `empty` mbarrier (release); thread 0 then refills the slot with the stage
 // STAGES ahead.
-template <int C, int DEPTH>
+// THREADS: the block's threads (the stream's chunking is Stream's, for
+// kThreadsFor<C>, whatever the block).
+template <int C, int DEPTH, int THREADS = kThreadsFor<C>>
 struct TmaStream {
   using S = Stream<C, true, DEPTH>;
-  static constexpr int WARPS = S::WARPS, MAXCHUNK = S::MAXCHUNK, KPS = S::KPS, STAGES = S::STAGES,
-                       STAGE = S::STAGE, TOTAL = S::TOTAL;
+  static constexpr int WARPS = THREADS / 32, LAYOUT_WARPS = S::WARPS, MAXCHUNK = S::MAXCHUNK, KPS = S::KPS,
+                       STAGES = S::STAGES, STAGE = S::STAGE, TOTAL = S::TOTAL;
 
   const char* w;  // the arranged stream
   char* ring;
@@ -295,7 +297,7 @@ __device__ __forceinline__ void block_gemm(const T* A, int lda, Stream& ws, Epi&
 // (two accumulator sets).
 template <typename T, int K, int N, class Stream, class Epi>
 __device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi) {
-  using G = Tiling<N, Stream::MAXCHUNK, Stream::WARPS>;
+  using G = Tiling<N, Stream::MAXCHUNK, Stream::LAYOUT_WARPS>;
   constexpr int CHUNK = G::CHUNK, WGS = Stream::WARPS / 4, WGN = CHUNK / WGS, KT = K / 16, NCH = N / CHUNK;
   static_assert(K % 16 == 0 && CHUNK % (WGS * 8) == 0, "unsupported GEMM shape");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wg = warp >> 2;
@@ -409,7 +411,7 @@ struct BlockArgs {
 // for a third weight stage (113 KB a block, two blocks an SM, not a byte to
 // spare); its ring's mbarriers live in the residual rows' padding columns
 // (bars: rows 0..STAGES-1, columns C..C+3, never read as data).
-template <int C, bool WG>
+template <int C, bool WG, int THREADS = kThreadsFor<C>>
 struct Layout {
   static constexpr int LDX = C + 8;       // FP32 residual rows (float2 epilogue access: conflict-free)
   static constexpr int LDQ = 3 * C + 8;   // q, k, v rows, fp16
@@ -420,7 +422,7 @@ struct Layout {
   static constexpr size_t kA = size_t(kRows) * (WG ? C : OpA::LD) * 2;
   static constexpr size_t kQ = size_t(kRows) * LDQ * 2, kH = size_t(kRows) * (WG ? 4 * C : OpH::LD) * 2;
   static constexpr size_t kBig = kQ > kH ? kQ : kH;
-  using Ring = std::conditional_t<WG, TmaStream<C, C == 96 ? 3 : 0>, Stream<C>>;
+  using Ring = std::conditional_t<WG, TmaStream<C, C == 96 ? 3 : 0, THREADS>, Stream<C>>;
   static constexpr size_t kRing = size_t(Ring::STAGES) * Ring::STAGE;
   static_assert(!WG || Ring::STAGES <= kRows, "mbarriers in the row padding");
   static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing;
@@ -432,14 +434,18 @@ __device__ int g_stamp_count;
 #else
 #define STAMP()
 #endif
-// WG: the GEMMs by warpgroup (block_gemm_wg, sm_90a), else by warp (block_gemm).
-template <typename T, int C, int HD, bool WG>
-__global__ void __launch_bounds__(kThreadsFor<C>, Layout<C, WG>::bytes <= 113 * 1024 ? 2 : 1)
+// WG: the GEMMs by warpgroup (block_gemm_wg, sm_90a), else by warp
+// (block_gemm). THREADS: kThreadsFor<C>, or for the wgmma kernel where the
+// windows are no more than the SMs, twice that (a window's chain of steps
+// spread over more warps: an SM has nothing else to run).
+template <typename T, int C, int HD, bool WG, int THREADS = kThreadsFor<C>>
+__global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREADS>::bytes <= 113 * 1024 ? 2 : 1)
     swin_block_kernel(BlockArgs p) {
-  using L = Layout<C, WG>;
+  static_assert(THREADS == kThreadsFor<C> || WG, "the wide form is the wgmma kernel's");
+  using L = Layout<C, WG, THREADS>;
   using OpA = typename L::OpA;
   using OpH = typename L::OpH;
-  constexpr int THREADS = kThreadsFor<C>, WARPS = THREADS / 32;
+  constexpr int WARPS = THREADS / 32;
   extern __shared__ float4 smem4[];
   unsigned long long* mb = reinterpret_cast<unsigned long long*>(smem4);  // per row: keys in another region
   int* tk = reinterpret_cast<int*>(mb + kRows);
@@ -683,8 +689,9 @@ size_t smem_bytes(bool wg) {
 }
 
 // The kernel for dtype t, C channels and C / heads channels per head (16 or
-// 32; 48 channels only with 16), by warpgroup or by warp, or null.
-Kernel kernel_for(DT t, int C, int heads, bool wg) {
+// 32; 48 channels only with 16), by warpgroup or by warp, or null. wide:
+// the 16-warp form of the 96-channel wgmma kernel.
+Kernel kernel_for(DT t, int C, int heads, bool wg, bool wide = false) {
   if (t == DT::F32 || heads <= 0 || C % heads) return nullptr;
   const int hd = C / heads;
   Kernel k = nullptr;
@@ -692,9 +699,15 @@ Kernel kernel_for(DT t, int C, int heads, bool wg) {
     constexpr int CC = decltype(c)::value;
     auto typed = [&](auto tag) {
       using T = decltype(tag);
-      if (hd == 16) k = wg ? swin_block_kernel<T, CC, 16, true> : swin_block_kernel<T, CC, 16, false>;
+      auto pick = [&](auto hdc) -> Kernel {
+        constexpr int HD = decltype(hdc)::value;
+        if constexpr (CC == 96)
+          if (wg && wide) return swin_block_kernel<T, CC, HD, true, 2 * kThreadsFor<CC>>;
+        return wg ? swin_block_kernel<T, CC, HD, true> : swin_block_kernel<T, CC, HD, false>;
+      };
+      if (hd == 16) k = pick(std::integral_constant<int, 16>{});
       if constexpr (CC != 48)
-        if (hd == 32) k = wg ? swin_block_kernel<T, CC, 32, true> : swin_block_kernel<T, CC, 32, false>;
+        if (hd == 32) k = pick(std::integral_constant<int, 32>{});
     };
     t == DT::F16 ? typed(__half{}) : typed(__nv_bfloat16{});
   });
@@ -765,14 +778,22 @@ bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc
 
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                 const SwinBlockWeights& w, cudaStream_t s) {
-  const Kernel kernel = kernel_for(t, C, heads, w.wgmma);
+  // Where the windows are no more than the SMs (batch 1 and 2 at 224x224),
+  // each SM runs one window: the 16-warp form (its LayerNorms sum their
+  // statistics over 8 threads a row instead of 4).
+  const int64_t windows = int64_t(res / window) * (res / window) * B;
+  int dev = 0, sms = 0;
+  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
+  SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const bool wide = w.wgmma && w.wide && C == 96 && windows <= sms;
+  const Kernel kernel = kernel_for(t, C, heads, w.wgmma, wide);
   if (w.wgmma && !w.table) throw Error("swin_block: the wgmma kernel needs the window table");
   if (!kernel) throw Error(fmt::format("swin_block: no fused kernel for C {} heads {}", C, heads));
   size_t smem = 0;
   int threads = 0;
   with_channels(C, [&](auto c) {
     smem = smem_bytes<decltype(c)::value>(w.wgmma);
-    threads = kThreadsFor<decltype(c)::value>;
+    threads = kThreadsFor<decltype(c)::value> * (wide ? 2 : 1);
   });
   static std::mutex mu;
   {
