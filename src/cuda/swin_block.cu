@@ -11,13 +11,19 @@
 // for the attention, as the attention kernel does) but with GELU in its
 // tanh form, as the unfused FP16/BF16 path's cuBLASLt epilogue.
 //
-// GEMMs: mma.sync m16n8k16 with the A operand (activations, [64][K] row-major
-// in shared memory) read by ldmatrix, and the B operand (weights) streamed
-// through a cp.async ring in "fragment order": the block's four weights are
-// rearranged once at engine creation (swin_block_arrange) into the order the
-// kernel consumes them, so that the two registers a lane needs for one
-// (8-column, 16-deep) tile are one conflict-free 8-byte shared load.
-// Mirror: the CPU backend's SwinBlock (src/cpu/backend.cpp) op by op.
+// GEMMs, two forms of one kernel (WG):
+// - by warpgroup (wgmma, sm_90a, where wgmma_supported()): both operands in
+//   shared memory in core-matrix layout (wgmma.cuh), the weights arranged so
+//   at engine creation and streamed stage by stage with TMA bulk copies on
+//   mbarriers (TmaStream); 8 warps, or 16 where the windows are no more than
+//   the SMs;
+// - by warp (mma.sync m16n8k16, any other GPU or build): A (activations,
+//   [64][K] row-major, padded) read by ldmatrix, the weights streamed through
+//   a cp.async ring in "fragment order", so that the two registers a lane
+//   needs for one (8-column, 16-deep) tile are one conflict-free 8-byte load.
+// Either way the four weights are rearranged once (swin_block_arrange) into
+// the order the kernel consumes them. Mirror: the CPU backend's SwinBlock
+// (src/cpu/backend.cpp) op by op.
 #include <cstdint>
 #include <cstdlib>
 #include <map>
