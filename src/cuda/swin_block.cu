@@ -24,6 +24,7 @@
 // Either way the four weights are rearranged once (swin_block_arrange) into
 // the order the kernel consumes them. Mirror: the CPU backend's SwinBlock
 // (src/cpu/backend.cpp) op by op.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -767,7 +768,9 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
     return false;
   }
   size_t smem = 0;
-  with_channels(C, [&](auto c) { smem = smem_bytes<decltype(c)::value>(false); });  // the larger
+  with_channels(C, [&](auto c) {
+    smem = std::max(smem_bytes<decltype(c)::value>(false), smem_bytes<decltype(c)::value>(true));
+  });
   return smem <= size_t(optin);
 }
 
