@@ -48,6 +48,18 @@ __device__ __forceinline__ float warp_max(float v) {
 
 inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }
 
+// Attribute `attr` of the current device into `value`, or false (the error
+// cleared) where it cannot be read: the "is this supported" checks answer
+// no instead of throwing.
+inline bool device_attribute(cudaDeviceAttr attr, int& value) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&value, attr, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
 // Streaming multiprocessors of the current device (launch shapes that adapt
 // to small batches).
 inline int sm_count() {

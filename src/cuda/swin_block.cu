@@ -735,14 +735,11 @@ __global__ void wgmma_probe_kernel(int* out) {
 bool wgmma_supported() {
   const char* env = std::getenv("SWINRT_WGMMA");
   if (env && *env == '0') return false;
-  int dev = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
-    cudaGetLastError();
+  int major = 0, minor = 0, dev = 0;
+  if (!device_attribute(cudaDevAttrComputeCapabilityMajor, major) ||
+      !device_attribute(cudaDevAttrComputeCapabilityMinor, minor) || major != 9 || minor != 0)
     return false;
-  }
-  if (major != 9 || minor != 0) return false;
+  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
   static std::mutex mu;
   static std::map<int, bool> probed;
   std::lock_guard<std::mutex> lock(mu);
@@ -761,12 +758,8 @@ bool wgmma_supported() {
 
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
   if (hidden != 4 * C || window * window > kRows || !kernel_for(t, C, heads, false)) return false;
-  int dev = 0, optin = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
+  int optin = 0;
+  if (!device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, optin)) return false;
   size_t smem = 0;
   with_channels(C, [&](auto c) {
     smem = std::max(smem_bytes<decltype(c)::value>(false), smem_bytes<decltype(c)::value>(true));
@@ -791,10 +784,7 @@ void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, in
   // each SM runs one window: the 16-warp form (its LayerNorms sum their
   // statistics over 8 threads a row instead of 4).
   const int64_t windows = int64_t(res / window) * (res / window) * B;
-  int dev = 0, sms = 0;
-  SWINRT_CUDA_CHECK(cudaGetDevice(&dev));
-  SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const bool wide = w.wgmma && w.wide && C == 96 && windows <= sms;
+  const bool wide = w.wgmma && w.wide && C == 96 && windows <= sm_count();
   const Kernel kernel = kernel_for(t, C, heads, w.wgmma, wide);
   if (w.wgmma && !w.table) throw Error("swin_block: the wgmma kernel needs the window table");
   if (!kernel) throw Error(fmt::format("swin_block: no fused kernel for C {} heads {}", C, heads));

@@ -426,13 +426,10 @@ Launch launch_for(DT t, int C, int heads, int window) {
 bool swin_block_grid_supported(DT t, int C, int heads, int window, int hidden) {
   const Launch l = launch_for(t, C, heads, window);
   if (hidden != 4 * C || !l.kernel) return false;
-  int dev = 0, optin = 0, coop = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev) != cudaSuccess) {
-    cudaGetLastError();
+  int optin = 0, coop = 0;
+  if (!device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, optin) ||
+      !device_attribute(cudaDevAttrCooperativeLaunch, coop))
     return false;
-  }
   return coop && l.smem <= size_t(optin);
 }
 
