@@ -128,17 +128,25 @@ struct Stream {
   // Every stage the same size (all four GEMMs chunked alike): stage i starts at i * STAGE.
   static constexpr bool UNIFORM = B0 == STAGE && B1 == STAGE && B2 == STAGE && B3 == STAGE;
 
+  // Calls f(first byte, std::integral_constant<int, bytes>) for stage i of
+  // the stream at w; nothing for i >= TOTAL.
+  template <class F>
+  __device__ __forceinline__ static void with_stage(const char* w, int i, F&& f) {
+    using std::integral_constant;
+    if constexpr (UNIFORM) {
+      if (i < TOTAL) f(w + int64_t(i) * STAGE, integral_constant<int, STAGE>{});
+      return;
+    }
+    if (i < S0) f(w + int64_t(i) * B0, integral_constant<int, B0>{});
+    else if (i < S0 + S1) f(w + O1 + int64_t(i - S0) * B1, integral_constant<int, B1>{});
+    else if (i < S0 + S1 + S2) f(w + O2 + int64_t(i - S0 - S1) * B2, integral_constant<int, B2>{});
+    else if (i < TOTAL) f(w + O3 + int64_t(i - S0 - S1 - S2) * B3, integral_constant<int, B3>{});
+  }
+
   __device__ __forceinline__ void issue(int i) {
     char* dst = ring + put_slot * STAGE;
     put_slot = put_slot == STAGES - 1 ? 0 : put_slot + 1;
-    if constexpr (UNIFORM) {
-      if (i < TOTAL) copy<STAGE>(dst, w + int64_t(i) * STAGE);
-      return;
-    }
-    if (i < S0) copy<B0>(dst, w + int64_t(i) * B0);
-    else if (i < S0 + S1) copy<B1>(dst, w + O1 + int64_t(i - S0) * B1);
-    else if (i < S0 + S1 + S2) copy<B2>(dst, w + O2 + int64_t(i - S0 - S1) * B2);
-    else if (i < TOTAL) copy<B3>(dst, w + O3 + int64_t(i - S0 - S1 - S2) * B3);
+    with_stage(w, i, [&](const char* src, auto bytes) { copy<decltype(bytes)::value>(dst, src); });
   }
   __device__ __forceinline__ void start() {
 #pragma unroll
@@ -197,22 +205,14 @@ struct TmaStream {
   int r = 0;            // next stage to release
   long long c_acq = 0, c_rel = 0, c_mma = 0;  // SWINRT_BLOCK_STAMPS: cycles waited for data, refills, products
 
-  __device__ __forceinline__ void send(int slot, const char* src, int bytes) {
-    const uint32_t full = bars + slot * step;
-    mbar_expect(full, bytes);
-    bulk_copy(smem_u32(ring + slot * STAGE), src, bytes, full);
-  }
-  // Stage i (< TOTAL) into its slot (Stream::issue's offsets).
+  // Stage i (< TOTAL) into its slot.
   __device__ __forceinline__ void fill(int i) {
     const int slot = i % STAGES;
-    if constexpr (S::UNIFORM) {
-      send(slot, w + int64_t(i) * STAGE, STAGE);
-      return;
-    }
-    if (i < S::S0) send(slot, w + int64_t(i) * S::B0, S::B0);
-    else if (i < S::S0 + S::S1) send(slot, w + S::O1 + int64_t(i - S::S0) * S::B1, S::B1);
-    else if (i < S::S0 + S::S1 + S::S2) send(slot, w + S::O2 + int64_t(i - S::S0 - S::S1) * S::B2, S::B2);
-    else send(slot, w + S::O3 + int64_t(i - S::S0 - S::S1 - S::S2) * S::B3, S::B3);
+    S::with_stage(w, i, [&](const char* src, auto bytes) {
+      const uint32_t full = bars + slot * step;
+      mbar_expect(full, bytes);
+      bulk_copy(smem_u32(ring + slot * STAGE), src, bytes, full);
+    });
   }
   // Thread 0: the mbarriers, then the first STAGES stages. The block's
   // threads acquire only after a block barrier that follows this.
