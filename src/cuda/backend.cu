@@ -220,8 +220,7 @@ class CudaEngine final : public Engine {
     // The x4 expand + LayerNorm + head as one kernel (fp16/bf16, needs the
     // tensor-core head's fragments); SWINRT_FUSED_HEAD=0 keeps the expand
     // GEMM + final_norm_head pair (A/B comparisons, tests).
-    const char* fused = std::getenv("SWINRT_FUSED_HEAD");
-    fused_head_ = head_frags_.ptr && !(fused && *fused == '0') &&
+    fused_head_ = head_frags_.ptr && !switched_off("SWINRT_FUSED_HEAD") &&
                   final_expand_head_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
@@ -389,8 +388,7 @@ class CudaEngine final : public Engine {
     fused_arena_ = DeviceMemory(bytes, "the fused blocks' weights");
     char* base = static_cast<char*>(fused_arena_.ptr);
     const DeviceWeights& W = *weights_;
-    const char* wide_env = std::getenv("SWINRT_WIDE_BLOCK");  // 0: never the 16-warp form
-    const bool wide = !(wide_env && *wide_env == '0');
+    const bool wide = !switched_off("SWINRT_WIDE_BLOCK");  // 0: never the 16-warp form
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
       const Step& st = plan_[i];
@@ -415,8 +413,7 @@ class CudaEngine final : public Engine {
   void pad_attention_biases() {
     bias64_.assign(plan_.size(), nullptr);
     wtable_.assign(plan_.size(), nullptr);
-    const char* env = std::getenv("SWINRT_ATTN_TABLE");
-    const bool tables = !(env && *env == '0');
+    const bool tables = !switched_off("SWINRT_ATTN_TABLE");
     std::vector<size_t> offset(plan_.size());
     size_t bytes = 0;
     for (size_t i = 0; i < plan_.size(); ++i) {

@@ -5,6 +5,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include <cstdlib>
 #include <fmt/format.h>
 
 #include "swinrt/error.h"
@@ -47,6 +49,13 @@ __device__ __forceinline__ float warp_max(float v) {
 }
 
 inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }
+
+// Whether the developer switch `name` (an environment variable read where
+// the engine decides) is set to 0, i.e. its path is turned off.
+inline bool switched_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v == '0';
+}
 
 // Attribute `attr` of the current device into `value`, or false (the error
 // cleared) where it cannot be read: the "is this supported" checks answer

@@ -733,8 +733,7 @@ __global__ void wgmma_probe_kernel(int* out) {
 }  // namespace
 
 bool wgmma_supported() {
-  const char* env = std::getenv("SWINRT_WGMMA");
-  if (env && *env == '0') return false;
+  if (switched_off("SWINRT_WGMMA")) return false;
   int major = 0, minor = 0, dev = 0;
   if (!device_attribute(cudaDevAttrComputeCapabilityMajor, major) ||
       !device_attribute(cudaDevAttrComputeCapabilityMinor, minor) || major != 9 || minor != 0)
