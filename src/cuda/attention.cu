@@ -7,13 +7,15 @@
 // across regions, as the original) is computed from coordinates. Traffic:
 // q, k, v of the window read once, the output written once.
 //
-// Three kernels. FP16/BF16 with windows of up to 64 tokens and head dims 16,
+// Four kernels. FP16/BF16 with windows of up to 64 tokens and head dims 16,
 // 32 or 64: window_attention_unit (attention.cuh), scores and softmax in
 // registers, mma.sync m16n8k16 (FP16 operands, FP32 accumulators; bf16 inputs
 // are widened to fp16 exactly, so p keeps fp16's 11-bit mantissa). Other
 // FP16/BF16 shapes: WMMA 16x16x16 with the scores in shared memory. FP32/TF32
-// (and head dims that are not multiples of 16): a register-tiled FP32 kernel
-// keeps the strict path exact.
+// keep the strict path exact in FP32 arithmetic: the same shapes as the
+// first by window_attention_rows_kernel (scores and softmax in registers, 8
+// query rows a warp), any other (and SWINRT_ATTN_ROWS=0) by the register-
+// tiled window_attention_kernel, to the bit alike.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -119,6 +121,156 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
     o[2] = from_f<T>(acc.z);
     o[3] = from_f<T>(acc.w);
   }
+}
+
+// FP32/TF32 with windows of up to 64 tokens and head dims 16, 32 or 64: one
+// thread block of 8 warps per (window, head, slice); the window's q (scaled),
+// k and v rows in shared memory with all of a thread's 16-byte loads in
+// flight, then each warp takes 8 query rows: a lane holds the scores of keys
+// lane and lane + 32 for its warp's rows in registers (k rows from shared
+// memory, q broadcast), adds the padded bias (-inf past N) and the mask
+// bits, and the softmax runs on registers with warp shuffles; p goes to the
+// warp's own rows of shared memory and a lane sums the output channels it
+// owns over the keys. Same operations in the same order as
+// window_attention_kernel (dot products over the head dim, then over the
+// keys, one after another; the padding keys add 0 x 0), so the two agree to
+// the bit; where that kernel's block of 4 warps walked the window in rounds
+// of scalar loads, this one keeps its data in registers (batch-1 launches
+// on the H100: docs/PERFORMANCE.md). table: the windows' token maps and mask
+// bits (window_table), or null to build them here.
+template <int HD>
+__global__ void __launch_bounds__(256)
+    window_attention_rows_kernel(const float* __restrict__ qkv, int res, int C, int heads, int window, int shift,
+                                 float scale, const float* __restrict__ bias64, const WindowTable* __restrict__ table,
+                                 float* __restrict__ out) {
+  constexpr int kRows = 64, LDK = HD + 4, V4 = HD / 4;    // k rows padded: conflict-free float4 reads
+  constexpr int ITEMS = (kRows * V4 + 255) / 256;       // 16-byte pieces per thread and tensor
+  constexpr int EPL = HD >= 32 ? HD / 32 : 1;           // output channels per lane
+  constexpr int RG = HD >= 32 ? 1 : 32 / HD;            // lane groups splitting a warp's rows
+  constexpr int RPL = 8 / RG;                           // output rows per lane
+  extern __shared__ float4 smem4[];
+  float* q = reinterpret_cast<float*>(smem4);
+  float* k = q + kRows * HD;
+  float* v = k + kRows * LDK;
+  float* P = v + kRows * HD;  // [8 warps][8 rows][64 keys]
+  unsigned long long* mb = reinterpret_cast<unsigned long long*>(P + 8 * 8 * kRows);
+  int* tk = reinterpret_cast<int*>(mb + kRows);
+  const int N = window * window, nw = res / window, w = blockIdx.x, h = blockIdx.y;
+  const int64_t base = int64_t(blockIdx.z) * res * res;
+  const int* tok;
+  const unsigned long long* mbits;
+  window_map(table, w, w / nw, w % nw, res, window, shift, 256, tk, tk + kRows, mb, tok, mbits);
+  float4 qa[ITEMS], ka[ITEMS], va[ITEMS];
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const int idx = threadIdx.x + it * 256, i = idx / V4, e = (idx % V4) * 4;
+    qa[it] = ka[it] = va[it] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (idx < kRows * V4 && i < N) {
+      const float* row = qkv + (base + tok[i]) * 3 * C + h * HD + e;
+      qa[it] = *reinterpret_cast<const float4*>(row);
+      ka[it] = *reinterpret_cast<const float4*>(row + C);
+      va[it] = *reinterpret_cast<const float4*>(row + 2 * C);
+    }
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, i0 = warp * 8;
+  // This warp's bias rows and mask words, loaded while q, k, v arrive.
+  const float* bh = bias64 + int64_t(h) * kRows * kRows;
+  float b0[8], b1[8];
+  unsigned long long m[8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r) {
+    b0[r] = i0 < N ? bh[(i0 + r) * kRows + lane] : 0.f;
+    b1[r] = i0 < N ? bh[(i0 + r) * kRows + lane + 32] : 0.f;
+  }
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const int idx = threadIdx.x + it * 256, i = idx / V4, e = (idx % V4) * 4;
+    if (idx >= kRows * V4) break;
+    const float4 qs = make_float4(qa[it].x * scale, qa[it].y * scale, qa[it].z * scale, qa[it].w * scale);
+    *reinterpret_cast<float4*>(q + i * HD + e) = qs;
+    *reinterpret_cast<float4*>(k + i * LDK + e) = ka[it];
+    *reinterpret_cast<float4*>(v + i * HD + e) = va[it];
+  }
+  __syncthreads();  // also publishes the token map and mask bits where this block built them
+  if (i0 >= N) return;
+#pragma unroll
+  for (int r = 0; r < 8; ++r) m[r] = mbits[i0 + r];
+  // Scores of rows i0..i0+7 against keys lane and lane + 32.
+  float s0[8], s1[8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r) s0[r] = s1[r] = 0.f;
+#pragma unroll
+  for (int e = 0; e < HD; e += 4) {
+    const float4 k0 = *reinterpret_cast<const float4*>(k + lane * LDK + e);
+    const float4 k1 = *reinterpret_cast<const float4*>(k + (lane + 32) * LDK + e);
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+      const float4 qv = *reinterpret_cast<const float4*>(q + (i0 + r) * HD + e);
+      s0[r] = fmaf(qv.w, k0.w, fmaf(qv.z, k0.z, fmaf(qv.y, k0.y, fmaf(qv.x, k0.x, s0[r]))));
+      s1[r] = fmaf(qv.w, k1.w, fmaf(qv.z, k1.z, fmaf(qv.y, k1.y, fmaf(qv.x, k1.x, s1[r]))));
+    }
+  }
+  // Bias, mask (-100 across regions), softmax in FP32; p into the warp's rows of P.
+  float* Pw = P + warp * 8 * kRows;
+#pragma unroll
+  for (int r = 0; r < 8; ++r) {
+    float a = s0[r] + b0[r], c = s1[r] + b1[r];
+    if ((m[r] >> lane) & 1) a += -100.0f;
+    if ((m[r] >> (lane + 32)) & 1) c += -100.0f;
+    const float mx = warp_max(fmaxf(a, c));
+    const float ea = expf(a - mx), ec = expf(c - mx);
+    const float inv = 1.0f / warp_sum(ea + ec);
+    Pw[r * kRows + lane] = ea * inv;
+    Pw[r * kRows + lane + 32] = ec * inv;
+  }
+  __syncwarp();
+  // Output: lane group g (of RG) takes rows g * RPL.., a lane EPL channels.
+  const int g = lane / (32 / RG), c0 = lane % (32 / RG);
+  float o[RPL][EPL];
+#pragma unroll
+  for (int r = 0; r < RPL; ++r)
+#pragma unroll
+    for (int t = 0; t < EPL; ++t) o[r][t] = 0.f;
+  const int NP = (N + 3) & ~3;
+  for (int j = 0; j < NP; j += 4) {
+    float vv[4][EPL];
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+#pragma unroll
+      for (int t = 0; t < EPL; ++t) vv[u][t] = v[(j + u) * HD + c0 + t * 32];
+#pragma unroll
+    for (int r = 0; r < RPL; ++r) {
+      const float4 p = *reinterpret_cast<const float4*>(Pw + (g * RPL + r) * kRows + j);
+#pragma unroll
+      for (int t = 0; t < EPL; ++t)
+        o[r][t] = fmaf(p.w, vv[3][t], fmaf(p.z, vv[2][t], fmaf(p.y, vv[1][t], fmaf(p.x, vv[0][t], o[r][t]))));
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < RPL; ++r) {
+    const int i = i0 + g * RPL + r;
+    if (i < N)
+#pragma unroll
+      for (int t = 0; t < EPL; ++t) out[(base + tok[i]) * C + h * HD + c0 + t * 32] = o[r][t];
+  }
+}
+
+size_t window_attention_rows_smem(int hd) {
+  return sizeof(float) * (64 * (3 * hd + 4) + 8 * 8 * 64) + 64 * (sizeof(unsigned long long) + 2 * sizeof(int));
+}
+
+void launch_rows(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
+                 const float* bias64, const WindowTable* table, void* out, cudaStream_t s) {
+  const int d = C / heads;
+  auto kernel = d == 16   ? window_attention_rows_kernel<16>
+                : d == 32 ? window_attention_rows_kernel<32>
+                          : window_attention_rows_kernel<64>;
+  const size_t smem = window_attention_rows_smem(d);
+  if (smem > 48 * 1024)
+    SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid((res / window) * (res / window), heads, B);
+  kernel<<<grid, 256, smem, s>>>(static_cast<const float*>(qkv), res, C, heads, window, shift, scale, bias64, table,
+                                 static_cast<float*>(out));
 }
 
 // The window's token map and its q (scaled), k and v rows, widened to fp16 in
@@ -326,7 +478,7 @@ void launch(const void* qkv, int B, int res, int C, int heads, int window, int s
 
 bool window_attention_padded(DT t, int C, int heads, int window) {
   const int d = C / heads;
-  return t != DT::F32 && (d == 16 || d == 32 || d == 64) && window * window <= 64;
+  return (d == 16 || d == 32 || d == 64) && window * window <= 64;
 }
 
 namespace {
@@ -378,9 +530,12 @@ void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, i
   const int d = C / heads;
   const bool tc = d % 16 == 0 && window * window <= 144;
   const bool mma = window_attention_padded(t, C, heads, window);
-  if (mma && !bias64) throw Error("window_attention: the padded bias table is missing");
+  if (mma && !bias64 && t != DT::F32) throw Error("window_attention: the padded bias table is missing");
   switch (t) {
-    case DT::F32: launch<float>(qkv, B, res, C, heads, window, shift, scale, bias, out, s); break;
+    case DT::F32:
+      if (mma && bias64) launch_rows(qkv, B, res, C, heads, window, shift, scale, bias64, wt, out, s);
+      else launch<float>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+      break;
     case DT::F16:
       if (mma) launch_mma<__half>(qkv, B, res, C, heads, window, shift, scale, bias64, wt, out, s);
       else if (tc) launch_tc<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);

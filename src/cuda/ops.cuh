@@ -68,7 +68,8 @@ void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t co
 // position bias already gathered).
 // bias64: the same table padded to [heads, 64, 64] (pad_attention_bias),
 // needed where window_attention_padded says so (the register-resident
-// FP16/BF16 kernel: windows of up to 64 tokens, head dim 16, 32 or 64);
+// kernels: windows of up to 64 tokens, head dim 16, 32 or 64; FP32 without
+// it takes the register-tiled kernel);
 // table: that kernel's token maps and mask bits from window_table, or null
 // (then each thread block builds its window's).
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
