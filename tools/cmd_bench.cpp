@@ -159,7 +159,7 @@ Action add_bench(CLI::App& app) {
   b->add_option("--weights", a->model.weights, "weights (.safetensors; a .onnx or .plan is recognised)");
   b->add_option("--onnx", a->model.onnx, "a Swin-Unet exported to ONNX");
   b->add_option("--plan,--loadEngine", a->model.plan, "a plan built by `swinrt build`");
-  b->add_option("--random", a->random, "random weights of a named config (swin-t, tiny, w8, ape, hd48)");
+  b->add_option("--random", a->random, "random weights of a named config (swin-t, tiny, w8, ape, hd48, hd64)");
   b->add_option("--batch", a->batches, "batch sizes")->delimiter(',')->check(CLI::Range(1, 4096));
   auto* prec = b->add_option("--precision", a->precisions, "precisions (fp32,tf32,fp16,bf16)")
       ->delimiter(',')

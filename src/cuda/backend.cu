@@ -217,11 +217,15 @@ class CudaEngine final : public Engine {
                     swin_block_grid_supported(act_, st.dim, st.heads, st.window, st.hidden) && bias64_[i];
     }
     prepare_head();
-    // The x4 expand + LayerNorm + head as one kernel (fp16/bf16, needs the
-    // tensor-core head's fragments); SWINRT_FUSED_HEAD=0 keeps the expand
+    // The x4 expand + LayerNorm + head as one kernel (fp16/bf16: needs the
+    // tensor-core head's fragments; FP32: FP32 arithmetic; TF32 keeps the
+    // pair, whose expand GEMM on TF32 tensor cores measured faster than the
+    // FP32 kernel: docs/PERFORMANCE.md); SWINRT_FUSED_HEAD=0 keeps the expand
     // GEMM + final_norm_head pair (A/B comparisons, tests).
-    fused_head_ = head_frags_.ptr && !switched_off("SWINRT_FUSED_HEAD") &&
-                  final_expand_head_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
+    fused_head_ = !switched_off("SWINRT_FUSED_HEAD") && precision_ != Precision::TF32 &&
+                  (act_ == DT::F32 ? final_expand_head_f32_supported(c.embed_dim, c.num_classes)
+                                   : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
+                                                                                   c.img_size / c.patch_size));
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
   }
@@ -697,8 +701,13 @@ class CudaEngine final : public Engine {
         case OpKind::FinalExpand: {
           ensure_xt(rows * C);
           if (fused_head_) {
-            final_expand_head(xt, act_, rows, st.res, C, W.get("up.expand.weight"), c.num_classes, head_frags_.ptr,
-                              static_cast<float*>(cx.logits.ptr), s);
+            if (act_ == DT::F32)
+              final_expand_head_f32(static_cast<const float*>(xt), rows, st.res, C, W.f32("up.expand.weight"),
+                                    W.f32("up.norm.weight"), W.f32("up.norm.bias"), W.f32("output.weight"),
+                                    c.num_classes, static_cast<float*>(cx.logits.ptr), s);
+            else
+              final_expand_head(xt, act_, rows, st.res, C, W.get("up.expand.weight"), c.num_classes, head_frags_.ptr,
+                                static_cast<float*>(cx.logits.ptr), s);
             mark("up.expand+norm+output");
             break;
           }

@@ -602,4 +602,185 @@ void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const voi
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
+namespace {
+
+// FinalPatchExpand_X4 + LayerNorm + head in FP32 (FP32/TF32 engines): SIMT
+// FMAs, the unfused pair's arithmetic (expand dot products over E, two-pass
+// LayerNorm statistics, the head's dot products) in another summation
+// order. A thread block takes one p1 (the output row of each token's 4 x 4
+// sub-pixels) and keeps the expand weight rows of its four sub-pixels in
+// shared memory for its life (grid = 4 x SMs / 4, the blocks walk tiles of
+// 32 tokens, the next tile loading by cp.async while this one computes).
+// Thread (tg, p2, cg) of 4 x 4 x 16 computes 8 tokens' sub-pixel (p1, p2),
+// channels cg, cg + 16, ... (CPT of them: conflict-free float4 reads of the
+// weight rows; the token rows are warp broadcasts); the 16 lanes of a
+// pixel sum its LayerNorm statistics and head products by shuffles.
+constexpr int kF32Tile = 32;  // tokens per tile
+
+template <int E>
+__global__ void __launch_bounds__(256, 1)
+    final_expand_head_f32_kernel(const float* __restrict__ x, int64_t M, int res, const float* __restrict__ wexp,
+                                 const float* __restrict__ g, const float* __restrict__ bt,
+                                 const float* __restrict__ head, int classes, float* __restrict__ logits) {
+  constexpr int LDW = E + 4, CPT = E / 16, K4 = E / 4;
+  extern __shared__ float4 smem4[];
+  float* ws = reinterpret_cast<float*>(smem4);  // [p2][E channels][LDW]: expand rows (p1 * 4 + p2) * E + c
+  float* xs = ws + 4 * E * LDW;                 // [2][kF32Tile][E]: token tiles
+  float* gs = xs + 2 * kF32Tile * E;            // gamma [E], beta [E], head [classes][E]
+  float* bs = gs + E;
+  float* hs = bs + E;
+  const int p1 = blockIdx.x & 3;
+  const int64_t groups = gridDim.x >> 2, tiles = (M + kF32Tile - 1) / kF32Tile;
+  for (int i = threadIdx.x; i < 4 * E * K4; i += blockDim.x) {
+    const int row = i / K4, k = (i % K4) * 4;
+    cp_async16(ws + row * LDW + k, wexp + (int64_t(p1) * 4 * E + row) * E + k);
+  }
+  for (int i = threadIdx.x; i < E; i += blockDim.x) {
+    gs[i] = g[i];
+    bs[i] = bt[i];
+  }
+  for (int i = threadIdx.x; i < classes * E; i += blockDim.x) hs[i] = head[i];
+  auto load_tile = [&](int64_t t, int buf) {
+    float* dst = xs + buf * kF32Tile * E;
+    for (int i = threadIdx.x; i < kF32Tile * K4; i += blockDim.x) {
+      const int r = i / K4, k = (i % K4) * 4;
+      const int64_t tok = t * kF32Tile + r;
+      cp_async16_zfill(dst + r * E + k, x + (tok < M ? tok : 0) * E + k, tok < M);
+    }
+  };
+  int64_t t = blockIdx.x >> 2;
+  if (t < tiles) load_tile(t, 0);
+  cp_async_commit();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int cg = lane & 15, p2 = (lane >> 4) + 2 * (warp & 1), tg = warp >> 1;
+  const float* wrow = ws + (p2 * E + cg) * LDW;  // channel cg + 16 j at wrow + j * 16 * LDW
+  const int64_t tokens = int64_t(res) * res, H = 4 * int64_t(res), plane = H * H;
+  for (int buf = 0; t < tiles; t += groups, buf ^= 1) {
+    if (t + groups < tiles) load_tile(t + groups, buf ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const float* xt = xs + (buf * kF32Tile + tg * 8) * E;
+    float acc[8][CPT];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < CPT; ++j) acc[i][j] = 0.f;
+#pragma unroll 2
+    for (int k = 0; k < E; k += 4) {
+      float4 w[CPT];
+#pragma unroll
+      for (int j = 0; j < CPT; ++j) w[j] = *reinterpret_cast<const float4*>(wrow + j * 16 * LDW + k);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const float4 xv = *reinterpret_cast<const float4*>(xt + i * E + k);
+#pragma unroll
+        for (int j = 0; j < CPT; ++j)
+          acc[i][j] = fmaf(xv.w, w[j].w, fmaf(xv.z, w[j].z, fmaf(xv.y, w[j].y, fmaf(xv.x, w[j].x, acc[i][j]))));
+      }
+    }
+    __syncthreads();  // the next iteration refills this tile's buffer
+    // LayerNorm of the 8 pixels, FP32 two-pass statistics over the 16 lanes.
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < CPT; ++j) sum += acc[i][j];
+#pragma unroll
+      for (int m = 1; m < 16; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+      const float mean = sum / E;
+      float sq = 0.f;
+#pragma unroll
+      for (int j = 0; j < CPT; ++j) {
+        const float d = acc[i][j] - mean;
+        sq += d * d;
+      }
+#pragma unroll
+      for (int m = 1; m < 16; m <<= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
+      const float rstd = rsqrtf(sq / E + 1e-5f);
+#pragma unroll
+      for (int j = 0; j < CPT; ++j) {
+        const int c = cg + 16 * j;
+        acc[i][j] = (acc[i][j] - mean) * rstd * gs[c] + bs[c];
+      }
+    }
+    // Pixel cg / 2 of the 8 is this lane's after the reduce-scatter below;
+    // where its logits go (class 0).
+    const int64_t tok = t * kF32Tile + tg * 8 + (cg >> 1);
+    const int64_t b = tok / tokens, rem = tok - b * tokens, hy = rem / res, wx = rem - hy * res;
+    float* out = logits + b * classes * plane + (4 * hy + p1) * H + 4 * wx + p2;
+    const bool store = (cg & 1) == 0 && tok < M;
+    for (int cls = 0; cls < classes; ++cls) {
+      float part[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        float a = 0.f;
+#pragma unroll
+        for (int j = 0; j < CPT; ++j) a = fmaf(acc[i][j], hs[cls * E + cg + 16 * j], a);
+        part[i] = a;
+      }
+      // Reduce-scatter over the 16 lanes: lane bit 3 keeps pixels 4..7 or
+      // 0..3, bit 2 two of those, bit 1 one; bit 0's pair sums the last.
+      const bool h8 = lane & 8, h4 = lane & 4, h2 = lane & 2;
+      float r4[4], r2[2];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float send = h8 ? part[i] : part[i + 4], keep = h8 ? part[i + 4] : part[i];
+        r4[i] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const float send = h4 ? r4[i] : r4[i + 2], keep = h4 ? r4[i + 2] : r4[i];
+        r2[i] = keep + __shfl_xor_sync(0xffffffffu, send, 4);
+      }
+      const float send = h2 ? r2[0] : r2[1], keep = h2 ? r2[1] : r2[0];
+      float v = keep + __shfl_xor_sync(0xffffffffu, send, 2);
+      v += __shfl_xor_sync(0xffffffffu, v, 1);
+      if (store) out[cls * plane] = v;
+    }
+  }
+  cp_async_wait<0>();
+}
+
+template <int E>
+size_t expand_head_f32_smem(int classes) {
+  return sizeof(float) * (size_t(4) * E * (E + 4) + 2 * kF32Tile * E + size_t(classes + 2) * E);
+}
+
+// Calls f(std::integral_constant<int, E>) for an embed_dim the FP32 kernel is built for.
+template <class F>
+bool with_head_e(int E, F&& f) {
+  switch (E) {
+    case 48: f(std::integral_constant<int, 48>{}); return true;
+    case 64: f(std::integral_constant<int, 64>{}); return true;
+    case 96: f(std::integral_constant<int, 96>{}); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool final_expand_head_f32_supported(int E, int classes) {
+  size_t smem = 0;
+  return with_head_e(E, [&](auto e) { smem = expand_head_f32_smem<decltype(e)::value>(classes); }) &&
+         smem <= 227 * 1024;
+}
+
+void final_expand_head_f32(const float* x, int64_t M, int res, int E, const float* wexp, const float* g,
+                           const float* b, const float* head, int classes, float* logits, cudaStream_t s) {
+  if (!final_expand_head_f32_supported(E, classes))
+    throw Error(fmt::format("final_expand_head_f32: embed_dim {} with {} classes is not supported", E, classes));
+  const int64_t tiles = (M + kF32Tile - 1) / kF32Tile;
+  const int sms = std::max(4, sm_count() / 4 * 4);
+  const unsigned grid = static_cast<unsigned>(4 * std::min<int64_t>(tiles, sms / 4));
+  with_head_e(E, [&](auto e) {
+    constexpr int EE = decltype(e)::value;
+    auto kernel = final_expand_head_f32_kernel<EE>;
+    const size_t smem = expand_head_f32_smem<EE>(classes);
+    SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    kernel<<<grid, 256, smem, s>>>(x, M, res, wexp, g, b, head, classes, logits);
+  });
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace swinrt::cuda

@@ -70,7 +70,15 @@ Config named_config(const std::string& name) {
     c.num_classes = 5;
     return c;
   }
-  throw Error(fmt::format("unknown model config '{}' (swin-t, tiny, w8, ape or hd48)", name));
+  if (name == "hd64") {  // head dim 64 and embed_dim 64: the widest head of the register-resident attention
+    c.img_size = 64;
+    c.embed_dim = 64;
+    c.num_heads = {1, 2, 4, 8};
+    c.window_size = 4;
+    c.num_classes = 5;
+    return c;
+  }
+  throw Error(fmt::format("unknown model config '{}' (swin-t, tiny, w8, ape, hd48 or hd64)", name));
 }
 
 }  // namespace swinrt
