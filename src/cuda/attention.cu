@@ -124,30 +124,32 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
 }
 
 // FP32/TF32 with windows of up to 64 tokens and head dims 16, 32 or 64: one
-// thread block of 8 warps per (window, head, slice); the window's q (scaled),
-// k and v rows in shared memory with all of a thread's 16-byte loads in
-// flight, then each warp takes 8 query rows: a lane holds the scores of keys
-// lane and lane + 32 for its warp's rows in registers (k rows from shared
-// memory, q broadcast), adds the padded bias (-inf past N) and the mask
-// bits, and the softmax runs on registers with warp shuffles; p goes to the
-// warp's own rows of shared memory and a lane sums the output channels it
-// owns over the keys. Same operations in the same order as
-// window_attention_kernel (dot products over the head dim, then over the
-// keys, one after another; the padding keys add 0 x 0), so the two agree to
-// the bit; where that kernel's block of 4 warps walked the window in rounds
-// of scalar loads, this one keeps its data in registers (batch-1 launches
-// on the H100: docs/PERFORMANCE.md). table: the windows' token maps and mask
+// thread block per (window, head, slice); the window's q (scaled), k and v
+// rows in shared memory with all of a thread's 16-byte loads in flight, then
+// each warp takes R query rows (7 warps of 7 for 49-token windows, else 8
+// of 8): a lane holds the scores of keys lane and lane + 32 for its warp's
+// rows in registers (k rows from shared memory, q broadcast), adds the
+// padded bias (-inf past N) and the mask bits, and the softmax runs on
+// registers with warp shuffles; p goes to the warp's own rows of shared
+// memory and a lane sums the output channels it owns over the keys. Same
+// operations in the same order as window_attention_kernel (dot products over
+// the head dim, then over the keys, one after another; the padding keys add
+// 0 x 0), so the two agree to the bit; where that kernel's block of 4 warps
+// walked the window in rounds of scalar loads, this one keeps its data in
+// registers (docs/PERFORMANCE.md). table: the windows' token maps and mask
 // bits (window_table), or null to build them here.
-template <int HD>
-__global__ void __launch_bounds__(256)
+template <int HD, int R>
+__global__ void __launch_bounds__(32 * (R == 7 ? 7 : 8))
     window_attention_rows_kernel(const float* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                  float scale, const float* __restrict__ bias64, const WindowTable* __restrict__ table,
                                  float* __restrict__ out) {
+  constexpr int WARPS = R == 7 ? 7 : 8, THREADS = 32 * WARPS;
+  static_assert(R * WARPS <= 64 && R <= 8, "rows per warp");
   constexpr int kRows = 64, LDK = HD + 4, V4 = HD / 4;    // k rows padded: conflict-free float4 reads
-  constexpr int ITEMS = (kRows * V4 + 255) / 256;       // 16-byte pieces per thread and tensor
+  constexpr int ITEMS = (R * WARPS * V4 + THREADS - 1) / THREADS;  // 16-byte pieces per thread and tensor
   constexpr int EPL = HD >= 32 ? HD / 32 : 1;           // output channels per lane
   constexpr int RG = HD >= 32 ? 1 : 32 / HD;            // lane groups splitting a warp's rows
-  constexpr int RPL = 8 / RG;                           // output rows per lane
+  constexpr int RPL = (R + RG - 1) / RG;                // output rows per lane
   extern __shared__ float4 smem4[];
   float* q = reinterpret_cast<float*>(smem4);
   float* k = q + kRows * HD;
@@ -159,52 +161,59 @@ __global__ void __launch_bounds__(256)
   const int64_t base = int64_t(blockIdx.z) * res * res;
   const int* tok;
   const unsigned long long* mbits;
-  window_map(table, w, w / nw, w % nw, res, window, shift, 256, tk, tk + kRows, mb, tok, mbits);
+  window_map(table, w, w / nw, w % nw, res, window, shift, THREADS, tk, tk + kRows, mb, tok, mbits);
+  // Rows past R * WARPS (never real: N <= R * WARPS) and past N stay zero in
+  // q and k; v's padding rows up to 64 are zeroed below (p x v reads them).
   float4 qa[ITEMS], ka[ITEMS], va[ITEMS];
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
-    const int idx = threadIdx.x + it * 256, i = idx / V4, e = (idx % V4) * 4;
+    const int idx = threadIdx.x + it * THREADS, i = idx / V4, e = (idx % V4) * 4;
     qa[it] = ka[it] = va[it] = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (idx < kRows * V4 && i < N) {
+    if (idx < R * WARPS * V4 && i < N) {
       const float* row = qkv + (base + tok[i]) * 3 * C + h * HD + e;
       qa[it] = *reinterpret_cast<const float4*>(row);
       ka[it] = *reinterpret_cast<const float4*>(row + C);
       va[it] = *reinterpret_cast<const float4*>(row + 2 * C);
     }
   }
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, i0 = warp * 8;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, i0 = warp * R;
   // This warp's bias rows and mask words, loaded while q, k, v arrive.
   const float* bh = bias64 + int64_t(h) * kRows * kRows;
-  float b0[8], b1[8];
-  unsigned long long m[8];
+  float b0[R], b1[R];
+  unsigned long long m[R];
 #pragma unroll
-  for (int r = 0; r < 8; ++r) {
+  for (int r = 0; r < R; ++r) {
     b0[r] = i0 < N ? bh[(i0 + r) * kRows + lane] : 0.f;
     b1[r] = i0 < N ? bh[(i0 + r) * kRows + lane + 32] : 0.f;
   }
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
-    const int idx = threadIdx.x + it * 256, i = idx / V4, e = (idx % V4) * 4;
-    if (idx >= kRows * V4) break;
+    const int idx = threadIdx.x + it * THREADS, i = idx / V4, e = (idx % V4) * 4;
+    if (idx >= R * WARPS * V4) break;
     const float4 qs = make_float4(qa[it].x * scale, qa[it].y * scale, qa[it].z * scale, qa[it].w * scale);
     *reinterpret_cast<float4*>(q + i * HD + e) = qs;
     *reinterpret_cast<float4*>(k + i * LDK + e) = ka[it];
     *reinterpret_cast<float4*>(v + i * HD + e) = va[it];
   }
+  for (int idx = R * WARPS * V4 + threadIdx.x; idx < kRows * V4; idx += THREADS) {
+    const int i = idx / V4, e = (idx % V4) * 4;
+    *reinterpret_cast<float4*>(k + i * LDK + e) = make_float4(0.f, 0.f, 0.f, 0.f);
+    *reinterpret_cast<float4*>(v + i * HD + e) = make_float4(0.f, 0.f, 0.f, 0.f);
+  }
   __syncthreads();  // also publishes the token map and mask bits where this block built them
   if (i0 >= N) return;
 #pragma unroll
-  for (int r = 0; r < 8; ++r) m[r] = mbits[i0 + r];
-  // Scores of rows i0..i0+7 against keys lane and lane + 32.
-  float s0[8], s1[8];
+  for (int r = 0; r < R; ++r) m[r] = mbits[i0 + r];
+  // Scores of rows i0..i0+R-1 against keys lane and lane + 32.
+  float s0[R], s1[R];
 #pragma unroll
-  for (int r = 0; r < 8; ++r) s0[r] = s1[r] = 0.f;
+  for (int r = 0; r < R; ++r) s0[r] = s1[r] = 0.f;
 #pragma unroll
   for (int e = 0; e < HD; e += 4) {
     const float4 k0 = *reinterpret_cast<const float4*>(k + lane * LDK + e);
     const float4 k1 = *reinterpret_cast<const float4*>(k + (lane + 32) * LDK + e);
 #pragma unroll
-    for (int r = 0; r < 8; ++r) {
+    for (int r = 0; r < R; ++r) {
       const float4 qv = *reinterpret_cast<const float4*>(q + (i0 + r) * HD + e);
       s0[r] = fmaf(qv.w, k0.w, fmaf(qv.z, k0.z, fmaf(qv.y, k0.y, fmaf(qv.x, k0.x, s0[r]))));
       s1[r] = fmaf(qv.w, k1.w, fmaf(qv.z, k1.z, fmaf(qv.y, k1.y, fmaf(qv.x, k1.x, s1[r]))));
@@ -213,7 +222,7 @@ __global__ void __launch_bounds__(256)
   // Bias, mask (-100 across regions), softmax in FP32; p into the warp's rows of P.
   float* Pw = P + warp * 8 * kRows;
 #pragma unroll
-  for (int r = 0; r < 8; ++r) {
+  for (int r = 0; r < R; ++r) {
     float a = s0[r] + b0[r], c = s1[r] + b1[r];
     if ((m[r] >> lane) & 1) a += -100.0f;
     if ((m[r] >> (lane + 32)) & 1) c += -100.0f;
@@ -249,7 +258,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
   for (int r = 0; r < RPL; ++r) {
     const int i = i0 + g * RPL + r;
-    if (i < N)
+    if (g * RPL + r < R && i < N)
 #pragma unroll
       for (int t = 0; t < EPL; ++t) out[(base + tok[i]) * C + h * HD + c0 + t * 32] = o[r][t];
   }
@@ -261,16 +270,20 @@ size_t window_attention_rows_smem(int hd) {
 
 void launch_rows(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
                  const float* bias64, const WindowTable* table, void* out, cudaStream_t s) {
-  const int d = C / heads;
-  auto kernel = d == 16   ? window_attention_rows_kernel<16>
-                : d == 32 ? window_attention_rows_kernel<32>
-                          : window_attention_rows_kernel<64>;
+  const int d = C / heads, N = window * window;
+  auto pick = [&](auto r) {
+    constexpr int R = decltype(r)::value;
+    return d == 16 ? window_attention_rows_kernel<16, R>
+                   : d == 32 ? window_attention_rows_kernel<32, R> : window_attention_rows_kernel<64, R>;
+  };
+  const bool seven = N <= 49;
+  auto kernel = seven ? pick(std::integral_constant<int, 7>{}) : pick(std::integral_constant<int, 8>{});
   const size_t smem = window_attention_rows_smem(d);
   if (smem > 48 * 1024)
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid((res / window) * (res / window), heads, B);
-  kernel<<<grid, 256, smem, s>>>(static_cast<const float*>(qkv), res, C, heads, window, shift, scale, bias64, table,
-                                 static_cast<float*>(out));
+  kernel<<<grid, seven ? 224 : 256, smem, s>>>(static_cast<const float*>(qkv), res, C, heads, window, shift, scale,
+                                               bias64, table, static_cast<float*>(out));
 }
 
 // The window's token map and its q (scaled), k and v rows, widened to fp16 in
