@@ -425,7 +425,8 @@ class CudaEngine final : public Engine {
     size_t bytes = 0;
     for (size_t i = 0; i < plan_.size(); ++i) {
       const Step& st = plan_[i];
-      if (!rows_kernel || st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window)) continue;
+      if (!rows_kernel || st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window))
+        continue;
       offset[i] = bytes;
       bytes += size_t(st.heads) * 64 * 64 * sizeof(float);
       if (tables) bytes += (window_table_bytes(st.res, st.window) + 255) & ~size_t(255);
@@ -434,7 +435,8 @@ class CudaEngine final : public Engine {
     bias64_arena_ = DeviceMemory(bytes, "the padded attention biases");
     for (size_t i = 0; i < plan_.size(); ++i) {
       const Step& st = plan_[i];
-      if (!rows_kernel || st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window)) continue;
+      if (!rows_kernel || st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window))
+        continue;
       float* padded = reinterpret_cast<float*>(static_cast<char*>(bias64_arena_.ptr) + offset[i]);
       pad_attention_bias(weights_->f32(st.param("attn.relative_position_bias")), st.heads, st.window, padded, nullptr);
       bias64_[i] = padded;

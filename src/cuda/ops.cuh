@@ -160,8 +160,9 @@ void final_head_prepare(DT t, int E, int classes, const float* head, const float
 bool final_expand_head_supported(DT t, int E, int classes, int res);
 void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, int classes,
                        const void* frags, float* logits, cudaStream_t s);
-// The same for FP32 activations (FP32/TF32 engines), FP32 arithmetic:
-// embed_dim 48, 64 or 96; g, b the LayerNorm's, head [classes, E].
+// The same in FP32 arithmetic for FP32 engines (TF32 keeps the expand GEMM +
+// final_norm_head pair): embed_dim 48, 64 or 96; g, b the LayerNorm's, head
+// [classes, E].
 bool final_expand_head_f32_supported(int E, int classes);
 void final_expand_head_f32(const float* x, int64_t M, int res, int E, const float* wexp, const float* g,
                            const float* b, const float* head, int classes, float* logits, cudaStream_t s);

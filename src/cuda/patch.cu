@@ -12,6 +12,8 @@
 //    as the unfused path stores them and fed as A fragments to the head's
 //    tensor-core product; the [B, 4H, 4W, E] tensor never reaches memory.
 //    SWINRT_FUSED_HEAD=0 keeps the expand GEMM + final_norm_head pair.
+//  - final_expand_head_f32 (FP32 engines): the same fusion in FP32
+//    arithmetic, SIMT FMAs on expand weights held in shared memory.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
