@@ -572,37 +572,51 @@ class CudaEngine final : public Engine {
       }
       xt_valid = true;
     };
+    // A skip (x in the activation dtype, into the right half of its concat
+    // rows) is written by whichever launch reads or writes x next anyway:
+    // patch_embed (skip 0), the next block's norm1; a consumer that cannot
+    // (the fused and grid-synchronised blocks) casts it first.
+    const size_t es = dt_size(act_);
+    auto skip_right = [&](int skip, int C) { return static_cast<char*>(cx.skips[skip].ptr) + C * es; };
+    char* pending_skip = nullptr;  // a SaveSkip not written yet: x's pending_rows rows of pending_c values go there
+    int64_t pending_rows = 0;
+    int pending_c = 0;
+    auto flush_skip = [&] {
+      if (!pending_skip) return;
+      cast(x, pending_rows * pending_c, pending_skip, act_, s, pending_c, 2 * pending_c);
+      mark("cast");
+      pending_skip = nullptr;
+    };
     for (size_t si = 0; si < plan_.size(); ++si) {
       const Step& st = plan_[si];
       const int64_t rows = n * st.tokens();
       const int C = st.dim;
+      if (st.op != OpKind::SwinBlock) flush_skip();
       switch (st.op) {
-        case OpKind::PatchEmbed:
+        case OpKind::PatchEmbed: {
+          // Its activation-dtype output goes straight into skip 0 where a SaveSkip follows.
+          const bool to_skip = si + 1 < plan_.size() && plan_[si + 1].op == OpKind::SaveSkip;
           patch_embed(static_cast<const float*>(cx.input.ptr), static_cast<int>(n), c.img_size, c.patch_size,
                       W.f32("patch_embed.proj.weight_folded"), W.f32("patch_embed.proj.bias"), C,
                       c.patch_norm ? W.f32("patch_embed.norm.weight") : nullptr,
                       c.patch_norm ? W.f32("patch_embed.norm.bias") : nullptr,
-                      c.ape ? W.f32("absolute_pos_embed") : nullptr, x, xt, act_, s);
+                      c.ape ? W.f32("absolute_pos_embed") : nullptr, x,
+                      to_skip ? skip_right(plan_[si + 1].skip, C) : xt, act_, s, to_skip ? 2 * C : 0);
           mark("patch_embed");
-          xt_valid = true;
-          break;
-        case OpKind::SaveSkip: {
-          // The skip in the activation dtype, into the right half of the
-          // concat rows: a copy of xt where it is current, else cast from x
-          // (xt is not needed before the next block rewrites x).
-          const size_t es = dt_size(act_);
-          char* right = static_cast<char*>(cx.skips[st.skip].ptr) + C * es;
-          if (xt_valid) {
-            SWINRT_CUDA_CHECK(cudaMemcpy2DAsync(right, 2 * C * es, xt, C * es, C * es, rows, cudaMemcpyDeviceToDevice,
-                                                s));
-          } else {
-            cast(x, rows * C, right, act_, s, C, 2 * C);
-          }
-          mark(st.name);
+          xt_valid = !to_skip;
+          if (to_skip) ++si;  // the SaveSkip is done
           break;
         }
+        case OpKind::SaveSkip:
+          // Written by the next block's norm1 (or flushed before any other consumer).
+          pending_skip = skip_right(st.skip, C);
+          pending_rows = rows;
+          pending_c = C;
+          break;
         case OpKind::SwinBlock: {
           const int64_t windows = n * (st.res / st.window) * (st.res / st.window);
+          if ((!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) || (grid_ok_[si] && rows <= grid_rows_))
+            flush_skip();
           if (!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) {
             swin_block(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, *fused_[si],
                        s);
@@ -631,7 +645,8 @@ class CudaEngine final : public Engine {
             break;
           }
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
-                    W.f32(st.param("norm1.bias")), cx.t.ptr, act_, nullptr, s);
+                    W.f32(st.param("norm1.bias")), cx.t.ptr, act_, pending_skip, s, 0, 2 * C);
+          pending_skip = nullptr;
           mark(st.param("norm1"));
           linear(cx.gemm, cx.t.ptr, W.get(st.param("attn.qkv.weight")), C, act_, rows, C, 3 * C,
                  W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
@@ -727,6 +742,7 @@ class CudaEngine final : public Engine {
         }
       }
     }
+    flush_skip();  // (a plan never ends in a SaveSkip)
   }
 
   std::vector<Step> plan_;

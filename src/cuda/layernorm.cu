@@ -2,7 +2,8 @@
 // statistics; mirror of src/cpu/layernorm.cpp. The gather modes fold
 // PatchMerging's 2x2 concat and PatchExpand's pixel shuffle into the loads,
 // so neither rearrangement is ever written to memory. Traffic: one read of the
-// source row, one write per output dtype.
+// source row, one write of the normalised row and, where asked (raw), one of
+// the source row itself in the output dtype (SaveSkip's copy, folded in).
 #include <cstdlib>
 #include <string>
 
@@ -36,7 +37,7 @@ __device__ __forceinline__ int64_t source_index(int64_t b, int Y, int X, int k, 
 template <typename Tin, typename Tout, Gather G, int NPL>
 __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int C, int res, int factor,
                                  const float* __restrict__ g, const float* __restrict__ bta, Tout* __restrict__ out,
-                                 float* __restrict__ out32, int64_t ldo) {
+                                 Tout* __restrict__ raw, int64_t ldo, int64_t ldr) {
   const int64_t row = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (row >= rows) return;
   const int lane = threadIdx.x;
@@ -65,30 +66,31 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
     if (k < C) {
       const float y = (v[i] - mean) * rstd * g[k] + bta[k];
       out[row * ldo + k] = from_f<Tout>(y);
-      if (out32) out32[row * C + k] = y;
+      if (raw) raw[row * ldr + k] = from_f<Tout>(v[i]);
     }
   }
 }
 
 template <typename Tin, typename Tout, int NPL>
 void launch_npl(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                const float* b, void* out, float* out32, int64_t ldo, cudaStream_t s) {
+                const float* b, void* out, void* raw_out, int64_t ldo, int64_t ldr, cudaStream_t s) {
   const dim3 block(32, 8);
   const unsigned grid = ceil_div(rows, 8);
   auto* in = static_cast<const Tin*>(src);
   auto* o = static_cast<Tout*>(out);
+  auto* raw = static_cast<Tout*>(raw_out);
   switch (gather) {
     case Gather::Rows:
       layernorm_kernel<Tin, Tout, Gather::Rows, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
       break;
     case Gather::Merge2x2:
       layernorm_kernel<Tin, Tout, Gather::Merge2x2, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
       break;
     case Gather::Shuffle:
       layernorm_kernel<Tin, Tout, Gather::Shuffle, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
       break;
   }
 }
@@ -121,7 +123,7 @@ template <typename Tin, typename Tout, Gather G, int TPR, int NV>
 __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restrict__ src, int64_t rows, int C, int res,
                                                             int factor, const float* __restrict__ g,
                                                             const float* __restrict__ bta, Tout* __restrict__ out,
-                                                            float* __restrict__ out32, int64_t ldo) {
+                                                            Tout* __restrict__ raw, int64_t ldo, int64_t ldr) {
   constexpr int RPB = 256 / TPR, WPR = TPR / 32;  // rows per block, warps per row
   __shared__ float red[2][8];
   const int rb = threadIdx.x / TPR, t = threadIdx.x % TPR, warp = threadIdx.x >> 5;
@@ -170,28 +172,29 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
     const float4 y = make_float4((v[j].x - mean) * rstd * gq[j].x + bq[j].x, (v[j].y - mean) * rstd * gq[j].y + bq[j].y,
                                  (v[j].z - mean) * rstd * gq[j].z + bq[j].z, (v[j].w - mean) * rstd * gq[j].w + bq[j].w);
     store4(out + row * ldo + k, y);
-    if (out32) store4(out32 + row * C + k, y);
+    if (raw) store4(raw + row * ldr + k, v[j]);
   }
 }
 
 template <typename Tin, typename Tout, int TPR, int NV>
 void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                const float* b, void* out, float* out32, int64_t ldo, cudaStream_t s) {
+                const float* b, void* out, void* raw_out, int64_t ldo, int64_t ldr, cudaStream_t s) {
   const unsigned grid = ceil_div(rows, 256 / TPR);
   auto* in = static_cast<const Tin*>(src);
   auto* o = static_cast<Tout*>(out);
+  auto* raw = static_cast<Tout*>(raw_out);
   switch (gather) {
     case Gather::Rows:
       layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
       break;
     case Gather::Merge2x2:
       layernorm_vec_kernel<Tin, Tout, Gather::Merge2x2, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
       break;
     case Gather::Shuffle:
       layernorm_vec_kernel<Tin, Tout, Gather::Shuffle, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, out32, ldo);
+          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
       break;
   }
 }
@@ -200,21 +203,21 @@ void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, in
 // (up to 8 warps) for wider rows; false where the vector kernel does not apply.
 template <typename Tin, typename Tout>
 bool launch_vec_for(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                    const float* b, void* out, float* out32, int64_t ldo, cudaStream_t s) {
+                    const float* b, void* out, void* raw, int64_t ldo, int64_t ldr, cudaStream_t s) {
   if (C % 4 || (gather == Gather::Merge2x2 && (C / 4) % 4) || C > 8 * 256) return false;
   const int groups = C / 4;
   int tpr = 32;
   while (tpr < 256 && groups > 2 * tpr) tpr *= 2;
   const bool one = groups <= tpr;
   switch (tpr) {
-    case 32: one ? launch_vec<Tin, Tout, 32, 1>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)
-                 : launch_vec<Tin, Tout, 32, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
-    case 64: one ? launch_vec<Tin, Tout, 64, 1>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)
-                 : launch_vec<Tin, Tout, 64, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
-    case 128: one ? launch_vec<Tin, Tout, 128, 1>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)
-                  : launch_vec<Tin, Tout, 128, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
-    default: one ? launch_vec<Tin, Tout, 256, 1>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s)
-                 : launch_vec<Tin, Tout, 256, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
+    case 32: one ? launch_vec<Tin, Tout, 32, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s)
+                 : launch_vec<Tin, Tout, 32, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
+    case 64: one ? launch_vec<Tin, Tout, 64, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s)
+                 : launch_vec<Tin, Tout, 64, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
+    case 128: one ? launch_vec<Tin, Tout, 128, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s)
+                  : launch_vec<Tin, Tout, 128, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
+    default: one ? launch_vec<Tin, Tout, 256, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s)
+                 : launch_vec<Tin, Tout, 256, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
   }
   return true;
 }
@@ -227,17 +230,17 @@ bool vector_layernorm() {
 
 template <typename Tin, typename Tout>
 void launch(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g, const float* b,
-            void* out, float* out32, int64_t ldo, cudaStream_t s) {
-  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s))
+            void* out, void* raw, int64_t ldo, int64_t ldr, cudaStream_t s) {
+  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s))
     return;
   const int need = (C + 31) / 32;
-  if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
-  else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
-  else if (need <= 6) launch_npl<Tin, Tout, 6>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
-  else if (need <= 12) launch_npl<Tin, Tout, 12>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
-  else if (need <= 24) launch_npl<Tin, Tout, 24>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
-  else if (need <= 48) launch_npl<Tin, Tout, 48>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
-  else launch_npl<Tin, Tout, kMaxPerLane>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+  if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+  else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+  else if (need <= 6) launch_npl<Tin, Tout, 6>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+  else if (need <= 12) launch_npl<Tin, Tout, 12>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+  else if (need <= 24) launch_npl<Tin, Tout, 24>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+  else if (need <= 48) launch_npl<Tin, Tout, 48>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+  else launch_npl<Tin, Tout, kMaxPerLane>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
 }
 
 template <typename T>
@@ -261,19 +264,21 @@ __global__ void cast_rows_kernel(const float* __restrict__ x, I n4, I cols4, int
 }  // namespace
 
 void layernorm(const void* src, DT in_t, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-               const float* b, void* out, DT out_t, float* out32, cudaStream_t s, int64_t ldo) {
+               const float* b, void* out, DT out_t, void* raw, cudaStream_t s, int64_t ldo, int64_t ldr) {
   if (C > 32 * kMaxPerLane) throw Error(fmt::format("layernorm: {} channels exceed the kernel's {}", C, 32 * kMaxPerLane));
+  if (raw && gather != Gather::Rows) throw Error("layernorm: a copy of the source rows needs the Rows gather");
   if (ldo == 0) ldo = C;
+  if (ldr == 0) ldr = C;
   // Sources are FP32 (the residual stream) or the activation dtype (GEMM output).
   if (in_t == DT::F32) {
     switch (out_t) {
-      case DT::F32: launch<float, float>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
-      case DT::F16: launch<float, __half>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
-      case DT::BF16: launch<float, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s); break;
+      case DT::F32: launch<float, float>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
+      case DT::F16: launch<float, __half>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
+      case DT::BF16: launch<float, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
     }
   } else if (in_t == out_t) {
-    if (in_t == DT::F16) launch<__half, __half>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
-    else launch<__nv_bfloat16, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, out32, ldo, s);
+    if (in_t == DT::F16) launch<__half, __half>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+    else launch<__nv_bfloat16, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
   } else {
     throw Error("layernorm: unsupported dtype pair");
   }

@@ -54,11 +54,13 @@ enum class Gather {
   Shuffle,  // PatchExpand / FinalPatchExpand_X4: output (Y, X) of grid `res` = sub-pixel (Y%f, X%f) of the
             // source token (Y/f, X/f), whose channels are (p1 p2 c); `factor` = f
 };
-// out[r] = LN(src row r) in dtype `out_t`; if out32 is set, also FP32 there.
-// `in_t` is the source dtype. `res` is the output grid side (rows = B*res*res).
-// ldo: the row stride of out (elements; 0: C).
+// out[r] = LN(src row r) in dtype `out_t`; with `raw` (Rows gather only),
+// also src row r itself in dtype `out_t` there (the copy a SaveSkip needs,
+// written while the row is read anyway). `in_t` is the source dtype. `res`
+// is the output grid side (rows = B*res*res). ldo, ldr: the row strides of
+// out and raw (elements; 0: C).
 void layernorm(const void* src, DT in_t, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-               const float* b, void* out, DT out_t, float* out32, cudaStream_t s, int64_t ldo = 0);
+               const float* b, void* out, DT out_t, void* raw, cudaStream_t s, int64_t ldo = 0, int64_t ldr = 0);
 // out = (dtype) x; with cols > 0, x's rows of cols values go to rows of stride ldo.
 void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t cols = 0, int64_t ldo = 0);
 
@@ -136,9 +138,11 @@ void swin_block_grid(float* x, DT t, int B, int res, int C, int heads, int windo
 // --- patch.cu ---
 // Patch embedding: conv(patch, stride patch) of single-channel slices, then
 // optional LayerNorm and absolute position embedding; writes x (FP32) and
-// xt (dtype t). w: [E, patch*patch] FP32 (channel repeat folded in).
+// xt (dtype t, rows of stride ldt: 0 = E). w: [E, patch*patch] FP32 (channel
+// repeat folded in).
 void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
-                 const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s);
+                 const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s,
+                 int64_t ldt = 0);
 // FinalPatchExpand_X4's LayerNorm plus the 1x1 conv head, on `rows` tokens
 // starting at token `row0` of the batch: e [rows, 16E] (dtype t, the expand
 // output) -> logits [B, classes, 4*res, 4*res] FP32. head: [classes, E] FP32.

@@ -35,7 +35,7 @@ __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens
                                    const float* __restrict__ w, const float* __restrict__ bias, int E,
                                    const float* __restrict__ g, const float* __restrict__ bt,
                                    const float* __restrict__ ape, int tpw, float* __restrict__ x,
-                                   T* __restrict__ xt) {
+                                   T* __restrict__ xt, int64_t ldt) {
   extern __shared__ float ws[];  // w transposed, [pp][E]: lanes read consecutive channels, no bank conflicts
   const int pp = patch * patch;
   for (int i = threadIdx.y * 32 + threadIdx.x; i < E * pp; i += 32 * blockDim.y) ws[(i % pp) * E + i / pp] = w[i];
@@ -84,7 +84,7 @@ __global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens
       if (e < E) {
         const float y = ape ? v[i] + ape[int64_t(p) * E + e] : v[i];
         x[tok * E + e] = y;
-        xt[tok * E + e] = from_f<T>(y);
+        xt[tok * ldt + e] = from_f<T>(y);
       }
     }
   }
@@ -450,7 +450,9 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
 }  // namespace
 
 void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
-                 const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s) {
+                 const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s,
+                 int64_t ldt) {
+  if (ldt == 0) ldt = E;
   if (E > kMaxE) throw Error(fmt::format("patch_embed: embed_dim {} exceeds the kernel's {}", E, kMaxE));
   const int64_t tokens = int64_t(B) * (img_size / patch) * (img_size / patch);
   // Tokens per warp: up to 8 (the weights are staged once per thread block),
@@ -464,7 +466,7 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
   auto go = [&](auto* out, auto npl) {
     using T = std::remove_pointer_t<decltype(out)>;
     patch_embed_kernel<T, decltype(npl)::value>
-        <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out);
+        <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out, ldt);
   };
   auto dispatch = [&](auto npl) {
     switch (t) {
