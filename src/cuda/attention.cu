@@ -13,9 +13,9 @@
 // are widened to fp16 exactly, so p keeps fp16's 11-bit mantissa). Other
 // FP16/BF16 shapes: WMMA 16x16x16 with the scores in shared memory. FP32/TF32
 // keep the strict path exact in FP32 arithmetic: the same shapes as the
-// first by window_attention_rows_kernel (scores and softmax in registers, 8
-// query rows a warp), any other (and SWINRT_ATTN_ROWS=0) by the register-
-// tiled window_attention_kernel, to the bit alike.
+// first by window_attention_rows_kernel (scores and softmax in registers, 7
+// or 8 query rows a warp), any other (and SWINRT_ATTN_ROWS=0) by the
+// register-tiled window_attention_kernel, to the bit alike.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -162,8 +162,9 @@ __global__ void __launch_bounds__(32 * (R == 7 ? 7 : 8))
   const int* tok;
   const unsigned long long* mbits;
   window_map(table, w, w / nw, w % nw, res, window, shift, THREADS, tk, tk + kRows, mb, tok, mbits);
-  // Rows past R * WARPS (never real: N <= R * WARPS) and past N stay zero in
-  // q and k; v's padding rows up to 64 are zeroed below (p x v reads them).
+  // Rows N.. of q, k and v are zero: loaded as zeros up to R * WARPS (>= N),
+  // stored as zeros past it for k and v (all 64 keys are scored and
+  // multiplied); q's rows past R * WARPS are never read.
   float4 qa[ITEMS], ka[ITEMS], va[ITEMS];
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
@@ -233,7 +234,9 @@ __global__ void __launch_bounds__(32 * (R == 7 ? 7 : 8))
     Pw[r * kRows + lane + 32] = ec * inv;
   }
   __syncwarp();
-  // Output: lane group g (of RG) takes rows g * RPL.., a lane EPL channels.
+  // Output: lane group g (of RG) takes rows g * RPL.., a lane EPL channels
+  // (with R = 7 and two groups the second reads an eighth row of P it never
+  // stores: its sums are dropped).
   const int g = lane / (32 / RG), c0 = lane % (32 / RG);
   float o[RPL][EPL];
 #pragma unroll
