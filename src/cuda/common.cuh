@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fmt/format.h>
+#include <type_traits>
 
 #include "swinrt/error.h"
 
@@ -46,6 +47,13 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
+}
+
+// Calls f(std::integral_constant<int, V>) for the V among Vs that equals v
+// (the sizes a kernel is instantiated for); false where none does.
+template <int... Vs, class F>
+bool with_value(int v, F&& f) {
+  return ((v == Vs ? (f(std::integral_constant<int, Vs>{}), true) : false) || ...);
 }
 
 inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }

@@ -751,22 +751,11 @@ size_t expand_head_f32_smem(int classes) {
   return sizeof(float) * (size_t(4) * E * (E + 4) + 2 * kF32Tile * E + size_t(classes + 2) * E);
 }
 
-// Calls f(std::integral_constant<int, E>) for an embed_dim the FP32 kernel is built for.
-template <class F>
-bool with_head_e(int E, F&& f) {
-  switch (E) {
-    case 48: f(std::integral_constant<int, 48>{}); return true;
-    case 64: f(std::integral_constant<int, 64>{}); return true;
-    case 96: f(std::integral_constant<int, 96>{}); return true;
-    default: return false;
-  }
-}
-
 }  // namespace
 
 bool final_expand_head_f32_supported(int E, int classes) {
   size_t smem = 0;
-  return with_head_e(E, [&](auto e) { smem = expand_head_f32_smem<decltype(e)::value>(classes); }) &&
+  return with_value<48, 64, 96>(E, [&](auto e) { smem = expand_head_f32_smem<decltype(e)::value>(classes); }) &&
          smem <= 227 * 1024;
 }
 
@@ -777,7 +766,7 @@ void final_expand_head_f32(const float* x, int64_t M, int res, int E, const floa
   const int64_t tiles = (M + kF32Tile - 1) / kF32Tile;
   const int sms = std::max(4, sm_count() / 4 * 4);
   const unsigned grid = static_cast<unsigned>(4 * std::min<int64_t>(tiles, sms / 4));
-  with_head_e(E, [&](auto e) {
+  with_value<48, 64, 96>(E, [&](auto e) {
     constexpr int EE = decltype(e)::value;
     auto kernel = final_expand_head_f32_kernel<EE>;
     const size_t smem = expand_head_f32_smem<EE>(classes);

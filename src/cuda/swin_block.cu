@@ -681,12 +681,7 @@ using Kernel = void (*)(BlockArgs);
 // built for; false for any other.
 template <class F>
 bool with_channels(int C, F&& f) {
-  switch (C) {
-    case 48: f(std::integral_constant<int, 48>{}); return true;
-    case 96: f(std::integral_constant<int, 96>{}); return true;
-    case 192: f(std::integral_constant<int, 192>{}); return true;
-    default: return false;
-  }
+  return with_value<48, 96, 192>(C, f);
 }
 
 // Dynamic shared memory of the kernel by warpgroup or by warp.

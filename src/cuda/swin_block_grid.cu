@@ -394,12 +394,7 @@ using Kernel = void (*)(GridArgs);
 // built for; false for any other.
 template <class F>
 bool with_channels(int C, F&& f) {
-  switch (C) {
-    case 192: f(std::integral_constant<int, 192>{}); return true;
-    case 384: f(std::integral_constant<int, 384>{}); return true;
-    case 768: f(std::integral_constant<int, 768>{}); return true;
-    default: return false;
-  }
+  return with_value<192, 384, 768>(C, f);
 }
 
 struct Launch {
