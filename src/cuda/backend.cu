@@ -615,9 +615,8 @@ class CudaEngine final : public Engine {
           break;
         case OpKind::SwinBlock: {
           const int64_t windows = n * (st.res / st.window) * (st.res / st.window);
-          if ((!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) || (grid_ok_[si] && rows <= grid_rows_))
-            flush_skip();
           if (!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) {
+            flush_skip();
             swin_block(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, *fused_[si],
                        s);
             mark(st.param(fused_[si]->wgmma ? "fused.wgmma" : "fused"));
@@ -625,6 +624,7 @@ class CudaEngine final : public Engine {
             break;
           }
           if (grid_ok_[si] && rows <= grid_rows_) {
+            flush_skip();
             const SwinBlockGridWeights gw{W.f32(st.param("norm1.weight")),
                                           W.f32(st.param("norm1.bias")),
                                           W.f32(st.param("norm2.weight")),
