@@ -62,20 +62,12 @@ Config named_config(const std::string& name) {
     c.num_classes = 4;
     return c;
   }
-  if (name == "hd48") {  // head dim 48 at every stage: the CUDA WMMA attention kernel's shapes
-    c.img_size = 64;
-    c.embed_dim = 48;
-    c.num_heads = {1, 2, 4, 8};
-    c.window_size = 4;
-    c.num_classes = 5;
-    return c;
-  }
-  if (name == "hd64") {  // head dim 64 and embed_dim 64: the widest head of the register-resident attention
-    c.img_size = 64;
-    c.embed_dim = 64;
-    c.num_heads = {1, 2, 4, 8};
-    c.window_size = 4;
-    c.num_classes = 5;
+  // tiny with embed_dim 48 or 64: head dim 48 (the CUDA WMMA attention
+  // kernel's shapes) or 64 (the widest of the register-resident attention)
+  // at every stage.
+  if (name == "hd48" || name == "hd64") {
+    c = named_config("tiny");
+    c.embed_dim = name == "hd48" ? 48 : 64;
     return c;
   }
   throw Error(fmt::format("unknown model config '{}' (swin-t, tiny, w8, ape, hd48 or hd64)", name));
