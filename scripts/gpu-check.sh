@@ -17,7 +17,7 @@ SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONP
   tests/python/test_plan.py tests/python/test_demo_model.py -q -s -rs 2>&1 |
   tee "$LOGS/pytest_cuda.log" | grep -E "swinrt max|tuned plan|slices/s| mean |passed|failed|SKIPPED"
 compute-sanitizer --tool memcheck build/cuda/tests/swinrt_gpu_tests \
-  --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*:Cuda.FusedBlock*:Cuda.GridBlock*:Cuda.VectorLayerNorm*:Cuda.TensorCoreHead*:Cuda.FusedFinalHead*:Cuda.Wgmma*:Cuda.Fp32Attention*:*hd48*:*hd64*' > "$LOGS/memcheck.log" 2>&1
+  --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*:Cuda.FusedBlock*:Cuda.GridBlock*:Cuda.VectorLayerNorm*:Cuda.TensorCoreHead*:Cuda.FusedFinalHead*:Cuda.Wgmma*:Cuda.Fp32Attention*:Cuda.FusedMlp*:*hd48*:*hd64*' > "$LOGS/memcheck.log" 2>&1
 compute-sanitizer --tool racecheck build/cuda/tests/swinrt_gpu_tests --gtest_filter='*w8_fp16*:*tiny_fp32*:*hd64_fp32*' \
   > "$LOGS/racecheck.log" 2>&1
 grep -h SUMMARY "$LOGS/memcheck.log" "$LOGS/racecheck.log"

@@ -183,6 +183,20 @@ int64_t grid_block_rows() {
   return v == 1 ? std::numeric_limits<int64_t>::max() : v;
 }
 
+// Where the engine runs a block's LN2 + fc1 + GELU + fc2 as one kernel
+// (mlp.cu; FP16/BF16 on sm_90a, the C it is built for): blocks of at least
+// this many token rows (batch x res^2), by default mlp_fused_min_rows() (two
+// of its 128-row tiles per SM). SWINRT_FUSED_MLP: "0" never, "1" at every
+// batch size, a larger number sets the row limit.
+int64_t fused_mlp_rows() {
+  const char* env = std::getenv("SWINRT_FUSED_MLP");
+  if (!env) return mlp_fused_min_rows();
+  char* stop = nullptr;
+  const long long v = std::strtoll(env, &stop, 10);
+  if (!*env || *stop || v < 0) throw Error(fmt::format("SWINRT_FUSED_MLP='{}': expected 0, 1 or a row count", env));
+  return v == 0 ? std::numeric_limits<int64_t>::max() : v;
+}
+
 class CudaEngine final : public Engine {
  public:
   // `image` as make_weight_image(weights, o.precision) makes it; `chosen`:
@@ -209,6 +223,7 @@ class CudaEngine final : public Engine {
     weights_ = std::make_unique<DeviceWeights>(image);
     pad_attention_biases();
     arrange_fused_blocks();
+    arrange_fused_mlps();
     grid_rows_ = grid_block_rows();
     grid_ok_.assign(plan_.size(), false);
     for (size_t i = 0; i < plan_.size(); ++i) {
@@ -286,7 +301,7 @@ class CudaEngine final : public Engine {
 
   size_t memory_bytes() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    size_t n = weights_->bytes() + fused_arena_.bytes + bias64_arena_.bytes + head_frags_.bytes;
+    size_t n = weights_->bytes() + fused_arena_.bytes + mlp_arena_.bytes + bias64_arena_.bytes + head_frags_.bytes;
     for (const auto& c : pool_) n += c->bytes;
     return n;
   }
@@ -405,6 +420,36 @@ class CudaEngine final : public Engine {
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
                                     W.f32(st.param("mlp.fc2.bias")), bias64_[i], wtable_[i], wg, wide};
+    }
+    SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
+  // The FP16/BF16 blocks run op by op whose LN2 + MLP mlp_fused takes (at
+  // the policy's row count, within max_batch) get their fc1 and fc2 weights
+  // arranged for it here once.
+  void arrange_fused_mlps() {
+    mlp_rows_ = fused_mlp_rows();
+    mlp_w_.assign(plan_.size(), nullptr);
+    if (act_ == DT::F32 || mlp_rows_ == std::numeric_limits<int64_t>::max()) return;
+    std::vector<size_t> offset(plan_.size());
+    size_t bytes = 0;
+    for (size_t i = 0; i < plan_.size(); ++i) {
+      const Step& st = plan_[i];
+      if (st.op != OpKind::SwinBlock || max_batch_ * st.tokens() < mlp_rows_ ||
+          !mlp_fused_supported(act_, st.dim, st.hidden))
+        continue;
+      offset[i] = bytes + 1;  // + 1: taken
+      bytes += (mlp_fused_weight_bytes(st.dim) + 255) & ~size_t(255);
+    }
+    if (bytes == 0) return;
+    mlp_arena_ = DeviceMemory(bytes, "the fused MLPs' weights");
+    const DeviceWeights& W = *weights_;
+    for (size_t i = 0; i < plan_.size(); ++i) {
+      if (!offset[i]) continue;
+      const Step& st = plan_[i];
+      char* at = static_cast<char*>(mlp_arena_.ptr) + offset[i] - 1;
+      mlp_fused_arrange(st.dim, W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")), at, nullptr);
+      mlp_w_[i] = at;
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -657,6 +702,13 @@ class CudaEngine final : public Engine {
           linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
                  W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
           mark(st.param("attn.proj"));
+          if (mlp_w_[si] && rows >= mlp_rows_) {
+            mlp_fused(x, act_, rows, C, W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")), mlp_w_[si],
+                      W.get(st.param("mlp.fc1.bias")), W.f32(st.param("mlp.fc2.bias")), s);
+            mark(st.param("norm2+mlp"));
+            xt_valid = false;
+            break;
+          }
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm2.weight")),
                     W.f32(st.param("norm2.bias")), cx.t.ptr, act_, nullptr, s);
           mark(st.param("norm2"));
@@ -760,6 +812,9 @@ class CudaEngine final : public Engine {
   DeviceMemory head_frags_;                             // tensor-core head fragments, or none
   std::vector<std::optional<SwinBlockWeights>> fused_;  // per plan step; empty: none fused
   std::map<int, int64_t> fused_policy_;  // channels -> fewest windows to fuse
+  DeviceMemory mlp_arena_;                // fc1 and fc2 weights arranged for mlp_fused
+  std::vector<const void*> mlp_w_;        // per plan step: its arranged MLP weights, or null
+  int64_t mlp_rows_ = 0;                  // fewest token rows mlp_fused runs at
   DeviceMemory bias64_arena_;
   std::vector<const float*> bias64_;  // per plan step: its padded attention bias, or null
   std::vector<const void*> wtable_;   // per plan step: its attention windows' table (window_table), or null

@@ -111,9 +111,27 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 size_t swin_block_stream_bytes(int C);
 bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, bool table,
                         void* out, cudaStream_t s);
+// W [N][K] (16-bit, [out][in]) -> the wgmma B-operand stages the fused
+// kernels stream: chunks of `chunk` columns, each as stages of kps 16-deep
+// k-tiles of 8 x 8 core matrices (per k-tile [8-column group][k half][8 columns]
+// [8 k]: leading offset 128 bytes, stride 256); 2 N K bytes.
+void arrange_wgmma_stages(const void* w, int N, int K, int chunk, int kps, void* out, cudaStream_t s);
 // x [B, res^2, C] FP32, updated in place.
 void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                 const SwinBlockWeights& w, cudaStream_t s);
+
+// --- mlp.cu ---
+// A Swin block's second half, x += fc2(gelu(fc1(LN2(x)))) with GELU's tanh
+// form, as one kernel (FP16/BF16, sm_90a; C 192, hidden 4C): the hidden layer
+// stays in registers. x [M, C] FP32, updated in place; w: fc1 and fc2 as
+// mlp_fused_arrange lays them out (mlp_fused_weight_bytes); b1 dtype t.
+bool mlp_fused_supported(DT t, int C, int hidden);
+size_t mlp_fused_weight_bytes(int C);
+// The fewest token rows at which the kernel pays (the engine's default policy).
+int64_t mlp_fused_min_rows();
+void mlp_fused_arrange(int C, const void* fc1, const void* fc2, void* out, cudaStream_t s);
+void mlp_fused(float* x, DT t, int64_t M, int C, const float* ln_g, const float* ln_b, const void* w, const void* b1,
+               const float* b2, cudaStream_t s);
 
 // --- swin_block_grid.cu ---
 // A whole Swin block as one grid-synchronised kernel for small batches

@@ -727,6 +727,10 @@ __global__ void wgmma_probe_kernel(int* out) {
 
 }  // namespace
 
+void arrange_wgmma_stages(const void* w, int N, int K, int chunk, int kps, void* out, cudaStream_t s) {
+  arrange(w, N, K, chunk, kps, true, static_cast<char*>(out), s);
+}
+
 bool wgmma_supported() {
   if (switched_off("SWINRT_WGMMA")) return false;
   int major = 0, minor = 0, dev = 0;

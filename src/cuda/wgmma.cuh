@@ -116,11 +116,18 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
 
 // Ties the accumulators to this point of the instruction stream (the
 // compiler sees wgmma write them at issue, the hardware writes them until
-// the wait).
+// the wait); the uint32_t form keeps a register-A product's fragments in
+// their registers until then (the hardware reads them until the wait).
 template <int R>
 __device__ __forceinline__ void wgmma_hold(float (&d)[R]) {
 #pragma unroll
   for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+template <int R>
+__device__ __forceinline__ void wgmma_hold(uint32_t (&a)[R]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i) asm volatile("" : "+r"(a[i])::"memory");
 }
 
 #define SWINRT_D4(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3])
@@ -172,6 +179,56 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 2], uint64_t da, uin
   __trap();
 #endif
 }
+
+// The same for N = 96 (d[48]), A by descriptor ("ss") or, "rs", from
+// registers; accumulate = false: d = A . B (no zeroing of d, which would be
+// an instruction writing accumulators inside an open wgmma pipeline). "rs": a[0..3] the warp's 16 x 16 A fragment as mma.m16n8k16 takes it
+// (rows 16 w + l / 4 (+ 8), k 2 (l % 4) (+ 1) (+ 8)), which is also the
+// layout of an m64nN accumulator's columns 16 t .. 16 t + 15 (d[8 t .. 8 t + 7])
+// packed in pairs: a product's output feeds the next one without shared memory.
+#define SWINRT_N96_D "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47}"
+template <typename T>
+__device__ __forceinline__ void wgmma_m64n96k16_ss(float (&d)[48], uint64_t da, uint64_t db, bool accumulate = true) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "fp16 or bf16 operands");
+#ifdef SWINRT_WGMMA_CODE
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %50, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n96k16.f32.f16.f16 " SWINRT_N96_D ", %48, %49, p, 1, 1, 0, 0;\n}\n"
+                 : SWINRT_D12(0), SWINRT_D12(12), SWINRT_D12(24), SWINRT_D12(36)
+                 : "l"(da), "l"(db), "r"(int(accumulate)));
+  else
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %50, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16 " SWINRT_N96_D ", %48, %49, p, 1, 1, 0, 0;\n}\n"
+                 : SWINRT_D12(0), SWINRT_D12(12), SWINRT_D12(24), SWINRT_D12(36)
+                 : "l"(da), "l"(db), "r"(int(accumulate)));
+#else
+  (void)d, (void)da, (void)db, (void)accumulate;
+  __trap();
+#endif
+}
+template <typename T>
+__device__ __forceinline__ void wgmma_m64n96k16_rs(float (&d)[48], const uint32_t (&a)[4], uint64_t db,
+                                                   bool accumulate = true) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "fp16 or bf16 operands");
+#ifdef SWINRT_WGMMA_CODE
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %53, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n96k16.f32.f16.f16 " SWINRT_N96_D
+                 ", {%48, %49, %50, %51}, %52, p, 1, 1, 0;\n}\n"
+                 : SWINRT_D12(0), SWINRT_D12(12), SWINRT_D12(24), SWINRT_D12(36)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(int(accumulate)));
+  else
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %53, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16 " SWINRT_N96_D
+                 ", {%48, %49, %50, %51}, %52, p, 1, 1, 0;\n}\n"
+                 : SWINRT_D12(0), SWINRT_D12(12), SWINRT_D12(24), SWINRT_D12(36)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(int(accumulate)));
+#else
+  (void)d, (void)a, (void)db, (void)accumulate;
+  __trap();
+#endif
+}
+#undef SWINRT_N96_D
 
 #undef SWINRT_D12
 #undef SWINRT_D4

@@ -236,6 +236,30 @@ TEST(Cuda, WgmmaBlockMatchesMmaSync) {
   unsetenv("SWINRT_FUSED_BLOCK");
 }
 
+// A block's LN2 + fc1 + GELU + fc2 as one kernel (src/cuda/mlp.cu, wgmma;
+// SWINRT_FUSED_MLP=1 at every batch size) against the op-by-op LayerNorm
+// and cuBLASLt GEMMs (=0): same rounding points (LayerNorm output, hidden
+// layer), GELU's tanh form on both sides; they differ in summation order and
+// the hardware tanh. B = 3 on engines of max batch 2: 1568 and 784 rows at
+// C 192, neither a multiple of the 128-row tiles. swin-t: head dim 32, w8:
+// head dim 16 (the MLP does not care; the blocks around it differ). Skips
+// where the engine does not take the kernel (no sm_90a device or build).
+TEST(Cuda, FusedMlpMatchesUnfused) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  setenv("SWINRT_FUSED_MLP", "1", 1);
+  bool fused = false;
+  {
+    const Weights w = random_weights(named_config("swin-t"), 3);
+    auto engine = make_cuda_engine(w, {Device::Cuda, Precision::FP16, 1});
+    for (const auto& [op, ms] : engine->profile(1, 1))
+      fused |= op.size() > 9 && op.compare(op.size() - 9, 9, "norm2+mlp") == 0;
+  }
+  unsetenv("SWINRT_FUSED_MLP");
+  if (!fused) GTEST_SKIP() << "the fused MLP kernel does not run here (no sm_90a device or build)";
+  expect_block_variant_matches("mlp", "SWINRT_FUSED_MLP", 47);
+}
+
 // The FP32 attention kernel with scores and softmax in registers
 // (window_attention_rows_kernel, the default for windows of up to 64 tokens
 // and head dims 16, 32, 64) against the register-tiled kernel
