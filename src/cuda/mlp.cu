@@ -64,24 +64,6 @@ struct MlpArgs {
   const float* b2;
 };
 
-// 0.5 v (1 + tanh(sqrt(2 / pi) (v + 0.044715 v^3))), as v (a + b v^2) and
-// h + h t with h = v / 2: five FP32 operations and the hardware tanh (the
-// fused block's gelu_fast spends eight; the GELU is a quarter of this
-// kernel's instructions).
-__device__ __forceinline__ float gelu_tanh(float v) {
-  const float u = v * fmaf(0.7978845608028654f * 0.044715f, v * v, 0.7978845608028654f);
-  float t;
-  asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(u));
-  const float h = 0.5f * v;
-  return fmaf(h, t, h);
-}
-
-// Two neighbouring 16-bit biases (an even index) as FP32, one 4-byte load.
-__device__ __forceinline__ float2 bias2(const __half* b) { return __half22float2(__ldg(reinterpret_cast<const __half2*>(b))); }
-__device__ __forceinline__ float2 bias2(const __nv_bfloat16* b) {
-  return __bfloat1622float2(__ldg(reinterpret_cast<const __nv_bfloat162*>(b)));
-}
-
 template <typename T>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   __align__(4) T e[2] = {from_f<T>(lo), from_f<T>(hi)};
