@@ -72,8 +72,10 @@ void print_profile(const std::vector<std::pair<std::string, double>>& rows, cons
   for (const auto& [label, ms] : rows) {
     total += ms;
     std::string op = label;
+    // The last key found names the op (norm2+mlp, the fused MLP, over norm2).
     for (const char* key : {"norm1", "norm2", "attn.qkv", "attn.core", "attn.proj", "mlp.fc1", "mlp.act", "mlp.fc2",
-                            "downsample.norm", "downsample.reduction", "expand", "up.norm+output", "cast", "x_downsample"})
+                            "downsample.norm", "downsample.reduction", "expand", "up.norm+output", "cast", "x_downsample",
+                            "norm2+mlp", "fused", "fused.wgmma", "grid"})
       if (label.find(key) != std::string::npos) op = key;
     if (label.rfind("concat_back_dim", 0) == 0) op = "concat_back_dim";
     if (label.rfind("layers_up", 0) == 0 && label.find(".norm") != std::string::npos && label.find("blocks") == std::string::npos)
