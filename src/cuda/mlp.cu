@@ -238,7 +238,7 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
     for (int t = 0; t < S::HC / 16; ++t) wgmma_hold(ha[t]);
   };
   // Chunk by chunk: fc1 (j) queues behind fc2 (j - 1) on the tensor cores;
-  // GELU waits for both. The three warpgroups overlap one another's GELU.
+  // GELU waits for both. The two warpgroups overlap one another's GELU.
   float h[S::HC / 2];
 #pragma unroll 1
   for (int j = 0; j < S::CHUNKS; ++j) {
