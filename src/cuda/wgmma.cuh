@@ -1,6 +1,7 @@
 // Hopper warpgroup tensor-core helpers (wgmma.mma_async, sm_90a) for the
-// fused Swin block: shared-memory matrix descriptors, the m64nNk16 products
-// with FP32 accumulators in registers, and the fences and waits around them.
+// fused Swin block and the fused MLP: shared-memory matrix descriptors, the
+// m64nNk16 products with FP32 accumulators in registers, and the fences and
+// waits around them.
 //
 // Operand layout ("core matrices", no swizzle, K-major): a [rows][K] 16-bit
 // matrix is stored as 8 x 8 blocks of 128 contiguous bytes (8 rows of 8
@@ -180,13 +181,17 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 2], uint64_t da, uin
 #endif
 }
 
-// The same for N = 96 (d[48]), A by descriptor ("ss") or, "rs", from
-// registers; accumulate = false: d = A . B (no zeroing of d, which would be
-// an instruction writing accumulators inside an open wgmma pipeline). "rs": a[0..3] the warp's 16 x 16 A fragment as mma.m16n8k16 takes it
-// (rows 16 w + l / 4 (+ 8), k 2 (l % 4) (+ 1) (+ 8)), which is also the
-// layout of an m64nN accumulator's columns 16 t .. 16 t + 15 (d[8 t .. 8 t + 7])
-// packed in pairs: a product's output feeds the next one without shared memory.
-#define SWINRT_N96_D "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47}"
+// The same for N = 96 (d[48]), A by descriptor ("ss") or from registers
+// ("rs": a[0..3] the warp's 16 x 16 A fragment as mma.m16n8k16 takes it,
+// rows 16 w + l / 4 (+ 8), k 2 (l % 4) (+ 1) (+ 8), which is also the layout
+// of an m64nN accumulator's columns 16 t .. 16 t + 15, d[8 t .. 8 t + 7],
+// packed in pairs: a product's output feeds the next one without shared
+// memory). accumulate = false: d = A . B, so that no instruction zeroing d
+// sits inside an open wgmma pipeline (ptxas would serialise the products).
+#define SWINRT_N96_D                                                                                          \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+  "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "   \
+  "%44, %45, %46, %47}"
 template <typename T>
 __device__ __forceinline__ void wgmma_m64n96k16_ss(float (&d)[48], uint64_t da, uint64_t db, bool accumulate = true) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "fp16 or bf16 operands");
