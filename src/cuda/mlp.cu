@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "mma.cuh"
 #include "ops.cuh"
 #include "wgmma.cuh"
 
@@ -63,12 +64,6 @@ struct MlpArgs {
   const void* b1;       // dtype T
   const float* b2;
 };
-
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  __align__(4) T e[2] = {from_f<T>(lo), from_f<T>(hi)};
-  return *reinterpret_cast<const uint32_t*>(e);
-}
 
 #ifdef SWINRT_MLP_STAMPS
 __device__ long long g_mlp_stamp_buf[8][6];
