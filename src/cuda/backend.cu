@@ -165,6 +165,17 @@ std::map<int, int64_t> fused_policy(const Config& c) {
   return policy;
 }
 
+// A developer switch that takes 0, 1 or a row count (SWINRT_GRID_BLOCK,
+// SWINRT_FUSED_MLP): its value, or none where unset; anything else is an error.
+std::optional<int64_t> row_switch(const char* name) {
+  const char* env = std::getenv(name);
+  if (!env) return std::nullopt;
+  char* stop = nullptr;
+  const long long v = std::strtoll(env, &stop, 10);
+  if (!*env || *stop || v < 0) throw Error(fmt::format("{}='{}': expected 0, 1 or a row count", name, env));
+  return v;
+}
+
 // Where the engine runs a Swin block as one grid-synchronised kernel
 // (swin_block_grid.cu): the FP16/BF16 blocks it takes that the per-window
 // fused kernel does not run, when the batch has at most this many token rows
@@ -174,13 +185,9 @@ std::map<int, int64_t> fused_policy(const Config& c) {
 // number sets the row limit.
 constexpr int64_t kDefaultGridRows = 0;
 int64_t grid_block_rows() {
-  const char* env = std::getenv("SWINRT_GRID_BLOCK");
-  if (!env) return kDefaultGridRows;
-  char* stop = nullptr;
-  const long long v = std::strtoll(env, &stop, 10);
-  if (!*env || *stop || v < 0)
-    throw Error(fmt::format("SWINRT_GRID_BLOCK='{}': expected 0, 1 or a row count", env));
-  return v == 1 ? std::numeric_limits<int64_t>::max() : v;
+  const std::optional<int64_t> v = row_switch("SWINRT_GRID_BLOCK");
+  if (!v) return kDefaultGridRows;
+  return *v == 1 ? std::numeric_limits<int64_t>::max() : *v;
 }
 
 // Where the engine runs a block's LN2 + fc1 + GELU + fc2 as one kernel
@@ -189,12 +196,9 @@ int64_t grid_block_rows() {
 // of its 128-row tiles per SM). SWINRT_FUSED_MLP: "0" never, "1" at every
 // batch size, a larger number sets the row limit.
 int64_t fused_mlp_rows() {
-  const char* env = std::getenv("SWINRT_FUSED_MLP");
-  if (!env) return mlp_fused_min_rows();
-  char* stop = nullptr;
-  const long long v = std::strtoll(env, &stop, 10);
-  if (!*env || *stop || v < 0) throw Error(fmt::format("SWINRT_FUSED_MLP='{}': expected 0, 1 or a row count", env));
-  return v == 0 ? std::numeric_limits<int64_t>::max() : v;
+  const std::optional<int64_t> v = row_switch("SWINRT_FUSED_MLP");
+  if (!v) return mlp_fused_min_rows();
+  return *v == 0 ? std::numeric_limits<int64_t>::max() : *v;
 }
 
 class CudaEngine final : public Engine {
