@@ -30,39 +30,63 @@ constexpr int kMaxE = 32 * 8;  // embed_dim up to 256 (8 channels per lane)
 constexpr int kMaxHeadE = 128;     // the head kernel keeps a pixel's E-vector in one thread
 constexpr int kTokensPerWarp = 8;  // patch embedding: most tokens per warp
 
-template <typename T, int NPL>
-__global__ void patch_embed_kernel(const float* __restrict__ img, int64_t tokens_total, int img_size, int patch,
+// Lane i of a warp holds channels i, i + 32, ... (NPL of them) of one token
+// at a time. PP = patch * patch where the launch knows it (4 x 4 patches of
+// up to 96 channels): the lane's weights then stay in registers for all its
+// tokens; PP = 0: any patch, weights read from shared memory. Per channel
+// the sum is bias + w_0 p_0 + w_1 p_1 + ... in pixel order either way.
+template <typename T, int NPL, int PP>
+__global__ void __launch_bounds__(256, PP ? 3 : 1) patch_embed_kernel(const float* __restrict__ img, int64_t tokens_total, int img_size, int patch,
                                    const float* __restrict__ w, const float* __restrict__ bias, int E,
                                    const float* __restrict__ g, const float* __restrict__ bt,
                                    const float* __restrict__ ape, int tpw, float* __restrict__ x,
                                    T* __restrict__ xt, int64_t ldt) {
   extern __shared__ float ws[];  // w transposed, [pp][E]: lanes read consecutive channels, no bank conflicts
-  const int pp = patch * patch;
+  const int pp = PP ? PP : patch * patch;
   for (int i = threadIdx.y * 32 + threadIdx.x; i < E * pp; i += 32 * blockDim.y) ws[(i % pp) * E + i / pp] = w[i];
   __syncthreads();
   const int lane = threadIdx.x, grid = img_size / patch;
+  float wr[PP ? NPL * PP : 1], b0[NPL];
+#pragma unroll
+  for (int i = 0; i < NPL; ++i) {
+    const int e = lane + 32 * i;
+    b0[i] = e < E ? bias[e] : 0.f;
+    if constexpr (PP > 0) {
+#pragma unroll
+      for (int k = 0; k < PP; ++k) wr[i * PP + k] = e < E ? ws[k * E + e] : 0.f;
+    }
+  }
   // Each warp embeds tpw tokens, so the weight staging is amortised.
   for (int t = 0; t < tpw; ++t) {
     const int64_t tok = (blockIdx.x * int64_t(blockDim.y) + threadIdx.y) * tpw + t;
     if (tok >= tokens_total) return;
-    const int64_t b = tok / (int64_t(grid) * grid);
-    const int p = static_cast<int>(tok - b * grid * grid), py = p / grid, px = p % grid;
+    const int64_t gg = int64_t(grid) * grid;  // (a 32-bit division where the batch allows: a fraction of the cost)
+    const int64_t b = tokens_total <= INT32_MAX ? int64_t(uint32_t(tok) / uint32_t(gg)) : tok / gg;
+    const int p = static_cast<int>(tok - b * gg), py = p / grid, px = p % grid;
     const float* src = img + (b * img_size + py * patch) * img_size + px * patch;
     // Lane k holds pixel k of the patch (pp <= 32, checked by the launcher).
     const float pix = lane < pp ? src[(lane / patch) * img_size + lane % patch] : 0.f;
     float v[NPL];
-    float sum = 0.f;
 #pragma unroll
-    for (int i = 0; i < NPL; ++i) {
-      const int e = lane + 32 * i;
-      float acc = e < E ? bias[e] : 0.f;
+    for (int i = 0; i < NPL; ++i) v[i] = b0[i];
+    if constexpr (PP > 0) {
+#pragma unroll
+      for (int k = 0; k < PP; ++k) {
+        const float pk = __shfl_sync(0xffffffffu, pix, k);
+#pragma unroll
+        for (int i = 0; i < NPL; ++i) v[i] += wr[i * PP + k] * pk;
+      }
+    } else {
       for (int k = 0; k < pp; ++k) {
         const float pk = __shfl_sync(0xffffffffu, pix, k);
-        if (e < E) acc += ws[k * E + e] * pk;
+#pragma unroll
+        for (int i = 0; i < NPL; ++i)
+          if (lane + 32 * i < E) v[i] += ws[k * E + lane + 32 * i] * pk;
       }
-      v[i] = acc;
-      sum += acc;
     }
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < NPL; ++i) sum += v[i];
     if (g) {
       const float mean = warp_sum(sum) / E;
       float sq = 0.f;
@@ -465,7 +489,16 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
   if (smem > 48 * 1024) throw Error(fmt::format("patch_embed: {}x{} patches of {} channels exceed the kernel", patch, patch, E));
   auto go = [&](auto* out, auto npl) {
     using T = std::remove_pointer_t<decltype(out)>;
-    patch_embed_kernel<T, decltype(npl)::value>
+    constexpr int N = decltype(npl)::value;
+    // 4 x 4 patches of up to 96 channels: the weights in registers (80 a thread, three blocks an SM).
+    if constexpr (N == 3) {
+      if (patch == 4) {
+        patch_embed_kernel<T, N, 16>
+            <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out, ldt);
+        return;
+      }
+    }
+    patch_embed_kernel<T, N, 0>
         <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out, ldt);
   };
   auto dispatch = [&](auto npl) {
