@@ -4,6 +4,7 @@
 // so neither rearrangement is ever written to memory. Traffic: one read of the
 // source row, one write of the normalised row and, where asked (raw), one of
 // the source row itself in the output dtype (SaveSkip's copy, folded in).
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -19,11 +20,28 @@ constexpr int kMaxPerLane = 64;  // rows of up to 2048 channels
 // to one of a few sizes) so the row stays in registers without a 64-wide
 // predicated loop for a 96-channel row.
 
-// Address of element k of output row (b, Y, X).
+// Output row `row` of `rows` as (slice b, grid row Y, grid column X): a
+// 32-bit division where the rows allow (the 64-bit one is a long subroutine,
+// paid once per row).
+struct RowPos {
+  int64_t b;
+  int Y, X;
+};
+__device__ __forceinline__ RowPos row_pos(int64_t row, int64_t rows, int res) {
+  const int64_t tokens = int64_t(res) * res;
+  const int64_t b = rows <= INT32_MAX ? int64_t(uint32_t(row) / uint32_t(tokens)) : row / tokens;
+  const int p = static_cast<int>(row - b * tokens);
+  return {b, p / res, p % res};
+}
+
+// Address of element k of output row `row` at `at` (the Rows gather reads
+// row `row` itself and needs no position).
 template <Gather G>
-__device__ __forceinline__ int64_t source_index(int64_t b, int Y, int X, int k, int C, int res, int factor) {
+__device__ __forceinline__ int64_t source_index(int64_t row, const RowPos& at, int k, int C, int res, int factor) {
+  const int64_t b = at.b;
+  const int Y = at.Y, X = at.X;
   if constexpr (G == Gather::Rows) {
-    return ((b * res + Y) * res + X) * C + k;
+    return row * C + k;
   } else if constexpr (G == Gather::Merge2x2) {
     const int cin = C / 4, q = k / cin, in_res = res * 2;
     const int dy = q & 1, dx = q >> 1;  // x0 (0,0), x1 (1,0), x2 (0,1), x3 (1,1)
@@ -41,14 +59,13 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
   const int64_t row = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (row >= rows) return;
   const int lane = threadIdx.x;
-  const int64_t tokens = int64_t(res) * res, b = row / tokens;
-  const int p = static_cast<int>(row - b * tokens), Y = p / res, X = p % res;
+  const RowPos at = G == Gather::Rows ? RowPos{} : row_pos(row, rows, res);
   float v[NPL];
   float sum = 0.f;
 #pragma unroll
   for (int i = 0; i < NPL; ++i) {
     const int k = lane + 32 * i;
-    v[i] = k < C ? to_f(src[source_index<G>(b, Y, X, k, C, res, factor)]) : 0.f;
+    v[i] = k < C ? to_f(src[source_index<G>(row, at, k, C, res, factor)]) : 0.f;
     sum += v[i];
   }
   const float mean = warp_sum(sum) / C;
@@ -129,8 +146,7 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
   const int rb = threadIdx.x / TPR, t = threadIdx.x % TPR, warp = threadIdx.x >> 5;
   const int64_t row = blockIdx.x * int64_t(RPB) + rb;
   const bool live = row < rows;
-  const int64_t tokens = int64_t(res) * res, b = live ? row / tokens : 0;
-  const int p = static_cast<int>(live ? row - b * tokens : 0), Y = p / res, X = p % res;
+  const RowPos at = G == Gather::Rows || !live ? RowPos{} : row_pos(row, rows, res);
   float4 v[NV], gq[NV], bq[NV];
   float sum = 0.f;
 #pragma unroll
@@ -138,7 +154,7 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
     const int k = 4 * (t + j * TPR);
     v[j] = gq[j] = bq[j] = make_float4(0.f, 0.f, 0.f, 0.f);
     if (live && k < C) {
-      v[j] = load4(src + source_index<G>(b, Y, X, k, C, res, factor));
+      v[j] = load4(src + source_index<G>(row, at, k, C, res, factor));
       gq[j] = __ldg(reinterpret_cast<const float4*>(g + k));
       bq[j] = __ldg(reinterpret_cast<const float4*>(bta + k));
     }

@@ -15,6 +15,7 @@
 //  - final_expand_head_f32 (FP32 engines): the same fusion in FP32
 //    arithmetic, SIMT FMAs on expand weights held in shared memory.
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
