@@ -344,7 +344,7 @@ __device__ __forceinline__ void load_window_fp16(const T* __restrict__ qkv, int 
 template <typename T, int HD, int THREADS>
 __global__ void __launch_bounds__(THREADS, THREADS == 128 ? (HD <= 32 ? 6 : 4) : 2)
     window_attention_mma_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
-                                float scale, const float* __restrict__ bias64, const WindowTable* __restrict__ table,
+                                float scale, const __half* __restrict__ bias64, const WindowTable* __restrict__ table,
                                 T* __restrict__ out) {
   extern __shared__ float4 smem4[];
   window_attention_unit<T, HD, THREADS>(qkv, res, C, heads, window, shift, scale, bias64, out, blockIdx.x,
@@ -353,7 +353,7 @@ __global__ void __launch_bounds__(THREADS, THREADS == 128 ? (HD <= 32 ? 6 : 4) :
 
 template <typename T, int THREADS>
 void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
-                        const float* bias64, const WindowTable* table, void* out, cudaStream_t s) {
+                        const __half* bias64, const WindowTable* table, void* out, cudaStream_t s) {
   const int d = C / heads;
   auto kernel = d == 16   ? window_attention_mma_kernel<T, 16, THREADS>
                 : d == 32 ? window_attention_mma_kernel<T, 32, THREADS>
@@ -365,7 +365,7 @@ void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int w
 
 template <typename T>
 void launch_mma(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
-                const float* bias64, const WindowTable* table, void* out, cudaStream_t s) {
+                const __half* bias64, const WindowTable* table, void* out, cudaStream_t s) {
   const int64_t units = int64_t(res / window) * (res / window) * heads * B;
   const char* env = std::getenv("SWINRT_ATTN_THREADS");  // "128": always 4 warps (A/B runs)
   if (units <= sm_count() && !(env && std::string(env) == "128"))
@@ -499,13 +499,20 @@ bool window_attention_padded(DT t, int C, int heads, int window) {
 
 namespace {
 
-// [heads, N, N] -> [heads, 64, 64]: -inf in key columns >= N (their
+// [heads, N, N] -> 64 x 64 a head: -inf in key columns >= N (their
 // probability is 0), 0 elsewhere in query rows >= N (finite, never stored).
-__global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N, float* __restrict__ out) {
+// FP32 ([heads][64][64], the FP32 kernels), or fp16 in attend_strip's order:
+// row r, the lane quad q of key column j = 8t + 2q + e, then t, then e.
+template <typename T>
+__global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N, T* __restrict__ out) {
   const int total = heads * 64 * 64;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
     const int h = i / (64 * 64), r = i / 64 % 64, j = i % 64;
-    out[i] = j >= N ? -INFINITY : r >= N ? 0.f : rpb[(h * N + r) * N + j];
+    const float v = j >= N ? -INFINITY : r >= N ? 0.f : rpb[(h * N + r) * N + j];
+    if constexpr (std::is_same_v<T, float>)
+      out[i] = v;
+    else
+      out[((h * 64 + r) * 4 + (j % 8) / 2) * 16 + (j / 8) * 2 + j % 2] = __float2half_rn(v);
   }
 }
 
@@ -535,13 +542,17 @@ void window_table(int res, int window, int shift, void* out, cudaStream_t s) {
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
-void pad_attention_bias(const float* rpb, int heads, int window, float* out, cudaStream_t s) {
-  pad_bias_kernel<<<ceil_div(heads * 64 * 64, 256), 256, 0, s>>>(rpb, heads, window * window, out);
+void pad_attention_bias(const float* rpb, int heads, int window, DT t, void* out, cudaStream_t s) {
+  const unsigned grid = ceil_div(heads * 64 * 64, 256);
+  if (t == DT::F32)
+    pad_bias_kernel<<<grid, 256, 0, s>>>(rpb, heads, window * window, static_cast<float*>(out));
+  else
+    pad_bias_kernel<<<grid, 256, 0, s>>>(rpb, heads, window * window, static_cast<__half*>(out));
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                      const float* bias, const float* bias64, const void* table, void* out, cudaStream_t s) {
+                      const float* bias, const void* bias64, const void* table, void* out, cudaStream_t s) {
   const auto* wt = static_cast<const WindowTable*>(table);
   const int d = C / heads;
   const bool tc = d % 16 == 0 && window * window <= 144;
@@ -549,16 +560,20 @@ void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, i
   if (mma && !bias64 && t != DT::F32) throw Error("window_attention: the padded bias table is missing");
   switch (t) {
     case DT::F32:
-      if (mma && bias64) launch_rows(qkv, B, res, C, heads, window, shift, scale, bias64, wt, out, s);
+      if (mma && bias64)
+        launch_rows(qkv, B, res, C, heads, window, shift, scale, static_cast<const float*>(bias64), wt, out, s);
       else launch<float>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;
     case DT::F16:
-      if (mma) launch_mma<__half>(qkv, B, res, C, heads, window, shift, scale, bias64, wt, out, s);
+      if (mma) launch_mma<__half>(qkv, B, res, C, heads, window, shift, scale, static_cast<const __half*>(bias64), wt,
+                                  out, s);
       else if (tc) launch_tc<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       else launch<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;
     case DT::BF16:
-      if (mma) launch_mma<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias64, wt, out, s);
+      if (mma)
+        launch_mma<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, static_cast<const __half*>(bias64), wt,
+                                  out, s);
       else if (tc) launch_tc<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       else launch<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;

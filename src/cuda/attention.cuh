@@ -16,8 +16,10 @@ namespace swinrt::cuda {
 
 // Register-resident attention of one 16-query strip of one head (windows of
 // up to 64 tokens): q k^T with mma.sync m16n8k16 into registers, + the
-// relative position bias from the head's padded [64][64] table (-inf in key
-// columns >= N: no bounds checks), -100 where the row's mask bits say the key
+// relative position bias from the head's padded 64 x 64 table (fp16, -inf in
+// key columns >= N: no bounds checks; laid out by pad_attention_bias so that
+// the 16 values a lane adds to a row are 32 contiguous bytes: two 16-byte
+// loads a row instead of eight 8-byte FP32 ones), -100 where the row's mask bits say the key
 // is in another shift region, softmax in FP32 over the 4 lanes that share a
 // row, and p (fp16) straight back as the A operand of p v. q (already
 // scaled), k and v: fp16 rows of stride ld in shared memory, 64 of them (rows
@@ -26,7 +28,7 @@ namespace swinrt::cuda {
 // drops them). Used by the per-window fused block and the attention kernels.
 template <int HD, class Store>
 __device__ __forceinline__ void attend_strip(const __half* q, const __half* k, const __half* v, int ld, int strip,
-                                             const float* __restrict__ bias_h, const unsigned long long* mbits,
+                                             const __half* __restrict__ bias_h, const unsigned long long* mbits,
                                              Store&& store) {
   constexpr int KS = HD / 16, DT = HD / 8, kRows = 64;
   const int lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
@@ -60,14 +62,18 @@ __device__ __forceinline__ void attend_strip(const __half* q, const __half* k, c
       mma16816<__half>(sc[t + 1], qa[0], kb[2], kb[3]);
     }
   }
-  const float* b0 = bias_h + r0 * kRows + c2;
-  const float* b1 = b0 + 8 * kRows;
+  // Rows r0 and r1 of this lane's quad: [key tile t][2] for t = 0..7.
+  const uint4* b0 = reinterpret_cast<const uint4*>(bias_h + (r0 * 4 + (lane & 3)) * 16);
+  const uint4* b1 = b0 + 8 * 4 * 2;
+  const uint4 braw[4] = {__ldg(b0), __ldg(b0 + 1), __ldg(b1), __ldg(b1 + 1)};
+  const __half2* bh0 = reinterpret_cast<const __half2*>(braw);
+  const __half2* bh1 = bh0 + 8;
   const unsigned long long m0 = mbits[r0] >> c2, m1 = mbits[r1] >> c2;
   float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
   for (int t = 0; t < 8; ++t) {
-    const float2 q0 = __ldg(reinterpret_cast<const float2*>(b0 + t * 8));
-    const float2 q1 = __ldg(reinterpret_cast<const float2*>(b1 + t * 8));
+    const float2 q0 = __half22float2(bh0[t]);
+    const float2 q1 = __half22float2(bh1[t]);
     sc[t][0] += q0.x + ((m0 >> (t * 8)) & 1 ? -100.0f : 0.f);
     sc[t][1] += q0.y + ((m0 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
     sc[t][2] += q1.x + ((m1 >> (t * 8)) & 1 ? -100.0f : 0.f);
@@ -165,15 +171,15 @@ inline size_t window_attention_smem(int hd) {
 // warps): the window's q (scaled), k, v rows widened to fp16 in shared memory
 // (all of a thread's 16-byte loads in flight at once), the mask bits, then
 // attend_strip per 16-query strip, the output rows (dtype T) stored to the
-// window's tokens. bias64: the relative position bias padded to [heads][64][64]
-// (pad_attention_bias). qkv is read with coherent loads (no __restrict__): the
+// window's tokens. bias64: the relative position bias padded to 64 x 64 a
+// head in attend_strip's fp16 layout (pad_attention_bias). qkv is read with coherent loads (no __restrict__): the
 // grid-synchronised block writes it in the same launch. table: the
 // windows' token maps and mask bits (window_table), or null to build them
 // here. A caller that reuses `smem` for another unit needs a block barrier
 // first.
 template <typename T, int HD, int THREADS>
 __device__ __forceinline__ void window_attention_unit(const T* qkv, int res, int C, int heads, int window, int shift,
-                                                      float scale, const float* __restrict__ bias64, T* out, int w,
+                                                      float scale, const __half* __restrict__ bias64, T* out, int w,
                                                       int h, int b, char* smem,
                                                       const WindowTable* __restrict__ table = nullptr) {
   constexpr int kRows = 64, LD = HD + 8, V8 = HD / 8;  // 16-byte pieces per row and head

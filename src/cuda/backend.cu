@@ -423,7 +423,8 @@ class CudaEngine final : public Engine {
                                     W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")),
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
-                                    W.f32(st.param("mlp.fc2.bias")), bias64_[i], wtable_[i], wg, wide};
+                                    W.f32(st.param("mlp.fc2.bias")), static_cast<const __half*>(bias64_[i]),
+                                    wtable_[i], wg, wide};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -477,7 +478,7 @@ class CudaEngine final : public Engine {
       if (!rows_kernel || st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window))
         continue;
       offset[i] = bytes;
-      bytes += size_t(st.heads) * 64 * 64 * sizeof(float);
+      bytes += size_t(st.heads) * 64 * 64 * dt_size(act_);  // FP32, or fp16 for the 16-bit kernels
       if (tables) bytes += (window_table_bytes(st.res, st.window) + 255) & ~size_t(255);
     }
     if (bytes == 0) return;
@@ -486,11 +487,12 @@ class CudaEngine final : public Engine {
       const Step& st = plan_[i];
       if (!rows_kernel || st.op != OpKind::SwinBlock || !window_attention_padded(act_, st.dim, st.heads, st.window))
         continue;
-      float* padded = reinterpret_cast<float*>(static_cast<char*>(bias64_arena_.ptr) + offset[i]);
-      pad_attention_bias(weights_->f32(st.param("attn.relative_position_bias")), st.heads, st.window, padded, nullptr);
+      char* padded = static_cast<char*>(bias64_arena_.ptr) + offset[i];
+      pad_attention_bias(weights_->f32(st.param("attn.relative_position_bias")), st.heads, st.window, act_, padded,
+                         nullptr);
       bias64_[i] = padded;
       if (tables) {
-        char* table = reinterpret_cast<char*>(padded + size_t(st.heads) * 64 * 64);
+        char* table = padded + size_t(st.heads) * 64 * 64 * dt_size(act_);
         window_table(st.res, st.window, st.shift, table, nullptr);
         wtable_[i] = table;
       }
@@ -686,7 +688,7 @@ class CudaEngine final : public Engine {
                                           W.get(st.param("mlp.fc1.bias")),
                                           W.f32(st.param("attn.proj.bias")),
                                           W.f32(st.param("mlp.fc2.bias")),
-                                          bias64_[si]};
+                                          static_cast<const __half*>(bias64_[si])};
             swin_block_grid(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, gw,
                             cx.qkv.ptr, cx.qkv.bytes, cx.att.ptr, cx.hid.ptr, s);
             mark(st.param("grid"));
@@ -820,7 +822,7 @@ class CudaEngine final : public Engine {
   std::vector<const void*> mlp_w_;        // per plan step: its arranged MLP weights, or null
   int64_t mlp_rows_ = 0;                  // fewest token rows mlp_fused runs at
   DeviceMemory bias64_arena_;
-  std::vector<const float*> bias64_;  // per plan step: its padded attention bias, or null
+  std::vector<const void*> bias64_;  // per plan step: its padded attention bias (pad_attention_bias), or null
   std::vector<const void*> wtable_;   // per plan step: its attention windows' table (window_table), or null
   std::vector<bool> grid_ok_;  // per plan step: swin_block_grid takes it
   int64_t grid_rows_ = 0;      // most token rows a grid-synchronised block runs at

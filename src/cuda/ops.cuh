@@ -68,21 +68,24 @@ void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t co
 // Shifted-window attention core (see src/cpu/attention.cpp): qkv [B, res^2, 3C]
 // -> out [B, res^2, C], both dtype t; bias: [heads, N, N] FP32 (the relative
 // position bias already gathered).
-// bias64: the same table padded to [heads, 64, 64] (pad_attention_bias),
-// needed where window_attention_padded says so (the register-resident
+// bias64: the same table padded to 64 x 64 a head (pad_attention_bias with
+// the engine's dtype t: FP32, or fp16 for fp16/bf16), needed where
+// window_attention_padded says so (the register-resident
 // kernels: windows of up to 64 tokens, head dim 16, 32 or 64; FP32 without
 // it takes the register-tiled kernel);
 // table: that kernel's token maps and mask bits from window_table, or null
 // (then each thread block builds its window's).
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                      const float* bias, const float* bias64, const void* table, void* out, cudaStream_t s);
+                      const float* bias, const void* bias64, const void* table, void* out, cudaStream_t s);
 // The token map and shift-mask bits of every window of a res x res grid
 // (windows of up to 64 tokens), window_table_bytes(res, window) bytes.
 size_t window_table_bytes(int res, int window);
 void window_table(int res, int window, int shift, void* out, cudaStream_t s);
 bool window_attention_padded(DT t, int C, int heads, int window);
-// rpb [heads, N, N] -> out [heads, 64, 64]: -inf in key columns >= N = window^2.
-void pad_attention_bias(const float* rpb, int heads, int window, float* out, cudaStream_t s);
+// rpb [heads, N, N] -> out: 64 x 64 a head, -inf in key columns >= N =
+// window^2; t F32: [heads][64][64] FP32 (the FP32 kernels); F16 or BF16:
+// fp16 in the order attend_strip reads it (the 16-bit kernels), half the bytes.
+void pad_attention_bias(const float* rpb, int heads, int window, DT t, void* out, cudaStream_t s);
 
 // --- swin_block.cu ---
 // A whole Swin block (LN1, qkv, shifted-window attention, proj + residual,
@@ -97,7 +100,7 @@ struct SwinBlockWeights {
   const float* bproj;
   const void* bfc1;  // dtype t
   const float* bfc2;
-  const float* rpb64;  // [heads, 64, 64], the relative position bias padded (pad_attention_bias)
+  const __half* rpb64;  // the relative position bias padded (pad_attention_bias, 16-bit layout)
   const void* table;   // the windows' token maps and mask bits (window_table), or null
   bool wgmma = false;  // stream arranged for the warpgroup kernel (swin_block_arrange's answer)
   bool wide = true;    // its 16-warp form allowed where the windows are no more than the SMs
@@ -143,7 +146,7 @@ struct SwinBlockGridWeights {
   const void *wqkv, *wproj, *wfc1, *wfc2;  // [out][in], dtype t
   const void *bqkv, *bfc1;                 // dtype t (bqkv null without qkv bias)
   const float *bproj, *bfc2;
-  const float* rpb64;  // [heads, 64, 64], the relative position bias padded (pad_attention_bias)
+  const __half* rpb64;  // the relative position bias padded (pad_attention_bias, 16-bit layout)
 };
 bool swin_block_grid_supported(DT t, int C, int heads, int window, int hidden);
 // x [B, res^2, C] FP32, updated in place; qkv, att, hid: scratch of at least

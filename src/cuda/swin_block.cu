@@ -396,7 +396,7 @@ struct BlockArgs {
   const float* bproj;
   const void* bfc1;  // dtype T
   const float* bfc2;
-  const float* rpb;  // [heads, 64, 64]: the relative position bias, -inf in key columns >= N, 0 in rows >= N
+  const __half* rpb;  // the relative position bias padded to 64 x 64 a head (pad_attention_bias, 16-bit layout)
   const WindowTable* table;  // the windows' token maps and mask bits (window_table), or null: built here
 };
 
