@@ -4,6 +4,7 @@
 // so neither rearrangement is ever written to memory. Traffic: one read of the
 // source row, one write of the normalised row and, where asked (raw), one of
 // the source row itself in the output dtype (SaveSkip's copy, folded in).
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -20,52 +21,80 @@ constexpr int kMaxPerLane = 64;  // rows of up to 2048 channels
 // to one of a few sizes) so the row stays in registers without a 64-wide
 // predicated loop for a 96-channel row.
 
-// Output row `row` of `rows` as (slice b, grid row Y, grid column X): a
-// 32-bit division where the rows allow (the 64-bit one is a long subroutine,
-// paid once per row).
+// n / d by a multiply-high with m = ceil(2^32 / d), exact while n * d <
+// 2^32 (the error n (m d - 2^32) / 2^32 / d stays below 1 / d); a runtime
+// 32-bit division is a dozen instructions, a 64-bit one a long subroutine,
+// and each LayerNorm row paid up to five.
+struct FastDiv {
+  uint32_t d = 1, m = 0;
+  static FastDiv of(uint32_t d) { return {d, d <= 1 ? 0u : uint32_t(((uint64_t(1) << 32) + d - 1) / d)}; }
+  __device__ __forceinline__ uint32_t div(uint32_t n) const { return d <= 1 ? n : __umulhi(n, m); }
+};
+
+// The gather's sizes and their divisors, made once per launch (geometry()).
+struct Geo {
+  int res, factor;
+  FastDiv tokens, side, quarter, f;  // by res^2, res, C / 4, factor
+  bool fast;  // rows * res^2 and res^3 below 2^32: the row's position by multiply-high
+};
+Geo geometry(int64_t rows, int C, int res, int factor) {
+  const int64_t tokens = int64_t(res) * res;
+  return {res,
+          factor,
+          FastDiv::of(static_cast<uint32_t>(tokens)),
+          FastDiv::of(static_cast<uint32_t>(res)),
+          FastDiv::of(static_cast<uint32_t>(C / 4)),
+          FastDiv::of(static_cast<uint32_t>(std::max(factor, 1))),
+          rows * tokens < (int64_t(1) << 32) && tokens * res < (int64_t(1) << 32)};
+}
+
+// Output row `row` as (slice b, grid row Y, grid column X).
 struct RowPos {
   int64_t b;
   int Y, X;
 };
-__device__ __forceinline__ RowPos row_pos(int64_t row, int64_t rows, int res) {
-  const int64_t tokens = int64_t(res) * res;
-  const int64_t b = rows <= INT32_MAX ? int64_t(uint32_t(row) / uint32_t(tokens)) : row / tokens;
+__device__ __forceinline__ RowPos row_pos(int64_t row, const Geo& geo) {
+  const int64_t tokens = int64_t(geo.res) * geo.res;
+  const int64_t b = geo.fast ? int64_t(geo.tokens.div(uint32_t(row))) : row / tokens;
   const int p = static_cast<int>(row - b * tokens);
-  return {b, p / res, p % res};
+  const int Y = geo.fast ? static_cast<int>(geo.side.div(uint32_t(p))) : p / geo.res;
+  return {b, Y, p - Y * geo.res};
 }
 
 // Address of element k of output row `row` at `at` (the Rows gather reads
 // row `row` itself and needs no position).
 template <Gather G>
-__device__ __forceinline__ int64_t source_index(int64_t row, const RowPos& at, int k, int C, int res, int factor) {
+__device__ __forceinline__ int64_t source_index(int64_t row, const RowPos& at, int k, int C, const Geo& geo) {
   const int64_t b = at.b;
-  const int Y = at.Y, X = at.X;
+  const int Y = at.Y, X = at.X, res = geo.res;
   if constexpr (G == Gather::Rows) {
     return row * C + k;
   } else if constexpr (G == Gather::Merge2x2) {
-    const int cin = C / 4, q = k / cin, in_res = res * 2;
+    const int cin = C / 4, q = static_cast<int>(geo.quarter.div(uint32_t(k))), in_res = res * 2;
     const int dy = q & 1, dx = q >> 1;  // x0 (0,0), x1 (1,0), x2 (0,1), x3 (1,1)
     return ((b * in_res + 2 * Y + dy) * in_res + 2 * X + dx) * cin + (k - q * cin);
   } else {
-    const int in_res = res / factor, sub = (Y % factor) * factor + X % factor;
-    return ((b * in_res + Y / factor) * in_res + X / factor) * int64_t(factor * factor * C) + sub * C + k;
+    const int factor = geo.factor, in_res = res / factor;
+    const int Yf = static_cast<int>(geo.f.div(uint32_t(Y))), Xf = static_cast<int>(geo.f.div(uint32_t(X)));
+    const int sub = (Y - Yf * factor) * factor + X - Xf * factor;
+    return ((b * in_res + Yf) * in_res + Xf) * int64_t(factor * factor * C) + sub * C + k;
   }
 }
 
 template <typename Tin, typename Tout, Gather G, int NPL>
-__global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int C, int res, int factor,
+__global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int C, const Geo geo,
                                  const float* __restrict__ g, const float* __restrict__ bta, Tout* __restrict__ out,
                                  Tout* __restrict__ raw, int64_t ldo, int64_t ldr) {
   const int64_t row = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (row >= rows) return;
   const int lane = threadIdx.x;
-  const RowPos at = G == Gather::Rows ? RowPos{} : row_pos(row, rows, res);
+  const RowPos at = G == Gather::Rows ? RowPos{} : row_pos(row, geo);
   float v[NPL];
   float sum = 0.f;
 #pragma unroll
   for (int i = 0; i < NPL; ++i) {
     const int k = lane + 32 * i;
-    v[i] = k < C ? to_f(src[source_index<G>(row, at, k, C, res, factor)]) : 0.f;
+    v[i] = k < C ? to_f(src[source_index<G>(row, at, k, C, geo)]) : 0.f;
     sum += v[i];
   }
   const float mean = warp_sum(sum) / C;
@@ -93,21 +122,22 @@ void launch_npl(const void* src, int64_t rows, int C, Gather gather, int res, in
                 const float* b, void* out, void* raw_out, int64_t ldo, int64_t ldr, cudaStream_t s) {
   const dim3 block(32, 8);
   const unsigned grid = ceil_div(rows, 8);
+  const Geo geo = geometry(rows, C, res, factor);
   auto* in = static_cast<const Tin*>(src);
   auto* o = static_cast<Tout*>(out);
   auto* raw = static_cast<Tout*>(raw_out);
   switch (gather) {
     case Gather::Rows:
       layernorm_kernel<Tin, Tout, Gather::Rows, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
+          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
       break;
     case Gather::Merge2x2:
       layernorm_kernel<Tin, Tout, Gather::Merge2x2, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
+          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
       break;
     case Gather::Shuffle:
       layernorm_kernel<Tin, Tout, Gather::Shuffle, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
+          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
       break;
   }
 }
@@ -137,8 +167,8 @@ __device__ __forceinline__ void store4(T* p, float4 v) {
 // arithmetic as layernorm_kernel (two-pass FP32 statistics, eps 1e-5), summed
 // in another order.
 template <typename Tin, typename Tout, Gather G, int TPR, int NV>
-__global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restrict__ src, int64_t rows, int C, int res,
-                                                            int factor, const float* __restrict__ g,
+__global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restrict__ src, int64_t rows, int C,
+                                                            const Geo geo, const float* __restrict__ g,
                                                             const float* __restrict__ bta, Tout* __restrict__ out,
                                                             Tout* __restrict__ raw, int64_t ldo, int64_t ldr) {
   constexpr int RPB = 256 / TPR, WPR = TPR / 32;  // rows per block, warps per row
@@ -146,7 +176,7 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
   const int rb = threadIdx.x / TPR, t = threadIdx.x % TPR, warp = threadIdx.x >> 5;
   const int64_t row = blockIdx.x * int64_t(RPB) + rb;
   const bool live = row < rows;
-  const RowPos at = G == Gather::Rows || !live ? RowPos{} : row_pos(row, rows, res);
+  const RowPos at = G == Gather::Rows || !live ? RowPos{} : row_pos(row, geo);
   float4 v[NV], gq[NV], bq[NV];
   float sum = 0.f;
 #pragma unroll
@@ -154,7 +184,7 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
     const int k = 4 * (t + j * TPR);
     v[j] = gq[j] = bq[j] = make_float4(0.f, 0.f, 0.f, 0.f);
     if (live && k < C) {
-      v[j] = load4(src + source_index<G>(row, at, k, C, res, factor));
+      v[j] = load4(src + source_index<G>(row, at, k, C, geo));
       gq[j] = __ldg(reinterpret_cast<const float4*>(g + k));
       bq[j] = __ldg(reinterpret_cast<const float4*>(bta + k));
     }
@@ -196,21 +226,22 @@ template <typename Tin, typename Tout, int TPR, int NV>
 void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
                 const float* b, void* out, void* raw_out, int64_t ldo, int64_t ldr, cudaStream_t s) {
   const unsigned grid = ceil_div(rows, 256 / TPR);
+  const Geo geo = geometry(rows, C, res, factor);
   auto* in = static_cast<const Tin*>(src);
   auto* o = static_cast<Tout*>(out);
   auto* raw = static_cast<Tout*>(raw_out);
   switch (gather) {
     case Gather::Rows:
       layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
       break;
     case Gather::Merge2x2:
       layernorm_vec_kernel<Tin, Tout, Gather::Merge2x2, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
       break;
     case Gather::Shuffle:
       layernorm_vec_kernel<Tin, Tout, Gather::Shuffle, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, res, factor, g, b, o, raw, ldo, ldr);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
       break;
   }
 }
