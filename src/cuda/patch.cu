@@ -37,11 +37,11 @@ constexpr int kTokensPerWarp = 8;  // patch embedding: most tokens per warp
 // tokens; PP = 0: any patch, weights read from shared memory. Per channel
 // the sum is bias + w_0 p_0 + w_1 p_1 + ... in pixel order either way.
 template <typename T, int NPL, int PP>
-__global__ void __launch_bounds__(256, PP ? 3 : 1) patch_embed_kernel(const float* __restrict__ img, int64_t tokens_total, int img_size, int patch,
-                                   const float* __restrict__ w, const float* __restrict__ bias, int E,
-                                   const float* __restrict__ g, const float* __restrict__ bt,
-                                   const float* __restrict__ ape, int tpw, float* __restrict__ x,
-                                   T* __restrict__ xt, int64_t ldt) {
+__global__ void __launch_bounds__(256, PP ? 3 : 1)
+    patch_embed_kernel(const float* __restrict__ img, int64_t tokens_total, int img_size, int patch,
+                       const float* __restrict__ w, const float* __restrict__ bias, int E, const float* __restrict__ g,
+                       const float* __restrict__ bt, const float* __restrict__ ape, int tpw, float* __restrict__ x,
+                       T* __restrict__ xt, int64_t ldt) {
   extern __shared__ float ws[];  // w transposed, [pp][E]: lanes read consecutive channels, no bank conflicts
   const int pp = PP ? PP : patch * patch;
   for (int i = threadIdx.y * 32 + threadIdx.x; i < E * pp; i += 32 * blockDim.y) ws[(i % pp) * E + i / pp] = w[i];
