@@ -186,20 +186,27 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
       }
   };
 
-  // h = LN . W1_j^T into acc (its first product overwrites it): S1 stages
-  // of KPS1 k-tiles, one commit group.
-  auto fc1 = [&](int j, float(&acc)[S::HC / 2]) {
-    uint32_t b[S::S1];
+  // N stages acquired, then product(s, stage s's address) for each, as one
+  // commit group.
+  auto over_stages = [&](auto n, auto&& product) {
+    constexpr int N = decltype(n)::value;
+    uint32_t b[N];
 #pragma unroll
-    for (int s = 0; s < S::S1; ++s) b[s] = acquire();
+    for (int s = 0; s < N; ++s) b[s] = acquire();
     wgmma_fence();
 #pragma unroll
-    for (int s = 0; s < S::S1; ++s)
+    for (int s = 0; s < N; ++s) product(s, b[s]);
+    wgmma_commit();
+  };
+  // h = LN . W1_j^T into acc (its first product overwrites it): S1 stages
+  // of KPS1 k-tiles.
+  auto fc1 = [&](float(&acc)[S::HC / 2]) {
+    over_stages(std::integral_constant<int, S::S1>{}, [&](int s, uint32_t b) {
 #pragma unroll
       for (int kk = 0; kk < S::KPS1; ++kk)
         wgmma_m64n96k16_ss<T>(acc, wgmma_desc(a0 + (s * S::KPS1 + kk) * 256, 128, C * 16),
-                              wgmma_desc(b[s] + kk * S::HC * 32, 128, 256), s + kk > 0);
-    wgmma_commit();
+                              wgmma_desc(b + kk * S::HC * 32, 128, 256), s + kk > 0);
+    });
   };
   // + b1, GELU, rounded to T: columns 16 t + 8 (q / 2) + c2 (+1) of rows g (q even), g + 8 (q odd).
   auto gelu = [&](int j, const float(&acc)[S::HC / 2]) {
@@ -212,21 +219,16 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
         ha[t][q] = pack2<T>(gelu_tanh(acc[8 * t + 2 * q] + bb.x), gelu_tanh(acc[8 * t + 2 * q + 1] + bb.y));
       }
   };
-  // y += h . W2_j^T: S2 stages of KPS2 k-tiles, one commit group.
+  // y += h . W2_j^T: S2 stages of KPS2 k-tiles.
   auto fc2 = [&](int j) {
-    uint32_t b[S::S2];
-#pragma unroll
-    for (int s = 0; s < S::S2; ++s) b[s] = acquire();
-    wgmma_fence();
-#pragma unroll
-    for (int s = 0; s < S::S2; ++s)
+    over_stages(std::integral_constant<int, S::S2>{}, [&](int s, uint32_t b) {
 #pragma unroll
       for (int kk = 0; kk < S::KPS2; ++kk)
 #pragma unroll
         for (int n = 0; n < S::NY; ++n)
-          wgmma_m64n96k16_rs<T>(y[n], ha[s * S::KPS2 + kk], wgmma_desc(b[s] + (kk * C + n * 96) * 32, 128, 256),
+          wgmma_m64n96k16_rs<T>(y[n], ha[s * S::KPS2 + kk], wgmma_desc(b + (kk * C + n * 96) * 32, 128, 256),
                                 j + s + kk > 0);
-    wgmma_commit();
+    });
   };
   auto hold_ha = [&] {
 #pragma unroll
@@ -237,7 +239,7 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
   float h[S::HC / 2];
 #pragma unroll 1
   for (int j = 0; j < S::CHUNKS; ++j) {
-    fc1(j, h);
+    fc1(h);
     TIMED(c_wait, wgmma_wait<0>());
     release_to(0);
     wgmma_hold(h);
