@@ -30,7 +30,7 @@ template <int HD, class Store>
 __device__ __forceinline__ void attend_strip(const __half* q, const __half* k, const __half* v, int ld, int strip,
                                              const __half* __restrict__ bias_h, const unsigned long long* mbits,
                                              Store&& store) {
-  constexpr int KS = HD / 16, DT = HD / 8, kRows = 64;
+  constexpr int KS = HD / 16, DT = HD / 8;
   const int lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
   const int r0 = strip * 16 + g, r1 = r0 + 8;
   uint32_t qa[KS][4];
