@@ -30,7 +30,7 @@ grep -h SUMMARY "$LOGS/memcheck.log" "$LOGS/racecheck.log" "$LOGS/racecheck_mlp.
 SWINRT_PYTHON=$PY build/cuda/swinrt bench --random swin-t --device cuda --precision fp32,tf32,fp16,bf16 \
   --batch 1,32,128 --compare --compare-modes eager,graph --json "$LOGS/bench.json" 2>&1 | tee "$LOGS/bench.log" |
   grep -E "^(prec|fp|tf|bf)"
-SWINRT_PYTHON=$PY build/cuda/swinrt bench --random swin-t --device cuda --precision fp16,fp32 --batch 1,128 --compare \
+SWINRT_PYTHON=$PY build/cuda/swinrt bench --random swin-t --device cuda --precision fp16,fp32,tf32 --batch 1,128 --compare \
   --compare-modes compile 2>&1 | tee "$LOGS/bench_compile.log" | grep -E "^(prec|fp|tf|bf)"
 
 # Plans: Swin-Unet-T built with GEMM autotuning (the build prints heuristic vs
