@@ -501,8 +501,8 @@ namespace {
 
 // [heads, N, N] -> 64 x 64 a head: -inf in key columns >= N (their
 // probability is 0), 0 elsewhere in query rows >= N (finite, never stored).
-// FP32 ([heads][64][64], the FP32 kernels), or fp16 in attend_strip's order:
-// row r, the lane quad q of key column j = 8t + 2q + e, then t, then e.
+// FP32 ([heads][64][64], the FP32 kernels), or fp16 in attend_strip's order
+// (padded_bias16_offset).
 template <typename T>
 __global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N, T* __restrict__ out) {
   const int total = heads * 64 * 64;
@@ -512,7 +512,7 @@ __global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N,
     if constexpr (std::is_same_v<T, float>)
       out[i] = v;
     else
-      out[((h * 64 + r) * 4 + (j % 8) / 2) * 16 + (j / 8) * 2 + j % 2] = __float2half_rn(v);
+      out[padded_bias16_offset(h * 64 + r, j)] = __float2half_rn(v);  // the heads one after another
   }
 }
 

@@ -14,6 +14,15 @@
 
 namespace swinrt::cuda {
 
+// Where value (r, j) of a head's padded fp16 bias (64 x 64) sits: row r,
+// then the lane quad (j % 8) / 2 whose mma.sync accumulators hold key column
+// j, then its key tile j / 8, then j % 2, so the 16 values a lane adds to a
+// row are 32 contiguous bytes. pad_attention_bias writes this layout,
+// attend_strip reads it.
+__host__ __device__ constexpr int padded_bias16_offset(int r, int j) {
+  return (r * 4 + (j % 8) / 2) * 16 + (j / 8) * 2 + j % 2;
+}
+
 // Register-resident attention of one 16-query strip of one head (windows of
 // up to 64 tokens): q k^T with mma.sync m16n8k16 into registers, + the
 // relative position bias from the head's padded 64 x 64 table (fp16, -inf in
@@ -63,7 +72,7 @@ __device__ __forceinline__ void attend_strip(const __half* q, const __half* k, c
     }
   }
   // Rows r0 and r1 of this lane's quad: [key tile t][2] for t = 0..7.
-  const uint4* b0 = reinterpret_cast<const uint4*>(bias_h + (r0 * 4 + (lane & 3)) * 16);
+  const uint4* b0 = reinterpret_cast<const uint4*>(bias_h + padded_bias16_offset(r0, c2));
   const uint4* b1 = b0 + 8 * 4 * 2;
   const uint4 braw[4] = {__ldg(b0), __ldg(b0 + 1), __ldg(b1), __ldg(b1 + 1)};
   const __half2* bh0 = reinterpret_cast<const __half2*>(braw);
