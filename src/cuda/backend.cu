@@ -245,6 +245,9 @@ class CudaEngine final : public Engine {
                   (act_ == DT::F32 ? final_expand_head_f32_supported(c.embed_dim, c.num_classes)
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
+    // ... by warpgroup where it can (sm_90a, embed_dim 96); SWINRT_HEAD_WG=0 keeps the mma.sync kernel.
+    head_wg_ = fused_head_ && act_ != DT::F32 && !switched_off("SWINRT_HEAD_WG") &&
+               final_expand_head_wg_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
   }
@@ -782,8 +785,8 @@ class CudaEngine final : public Engine {
                                     c.num_classes, static_cast<float*>(cx.logits.ptr), s);
             else
               final_expand_head(xt, act_, rows, st.res, C, W.get("up.expand.weight"), c.num_classes, head_frags_.ptr,
-                                static_cast<float*>(cx.logits.ptr), s);
-            mark("up.expand+norm+output");
+                                static_cast<float*>(cx.logits.ptr), s, head_wg_);
+            mark(head_wg_ ? "up.expand+norm+output.wgmma" : "up.expand+norm+output");
             break;
           }
           for (int64_t r0 = 0; r0 < rows; r0 += cx.fin_rows) {
@@ -807,6 +810,7 @@ class CudaEngine final : public Engine {
   Precision precision_;
   DT act_;
   bool fused_head_ = false;
+  bool head_wg_ = false;  // the fused head by warpgroup (final_expand_head's wgmma kernel)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast
   // as 8 and holds 55 MiB less at batch 128; 1 is 3% slower.
   int64_t fin_slices_ = 2;

@@ -181,10 +181,13 @@ void final_head_prepare(DT t, int E, int classes, const float* head, const float
 // FinalPatchExpand_X4 + LayerNorm + head in one kernel for fp16/bf16 where
 // the tensor-core head exists and res % 8 == 0: xt [M, E] (dtype t) ->
 // logits [B, classes, 4*res, 4*res] FP32 with M = B * res^2; wexp [16E, E]
-// dtype t, the expand weight; frags from final_head_prepare.
+// dtype t, the expand weight; frags from final_head_prepare. wg: by
+// warpgroup (wgmma) where final_expand_head_wg_supported, else the mma.sync
+// kernel.
 bool final_expand_head_supported(DT t, int E, int classes, int res);
+bool final_expand_head_wg_supported(DT t, int E, int classes, int res);
 void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, int classes,
-                       const void* frags, float* logits, cudaStream_t s);
+                       const void* frags, float* logits, cudaStream_t s, bool wg = false);
 // The same in FP32 arithmetic for FP32 engines (TF32 keeps the expand GEMM +
 // final_norm_head pair): embed_dim 48, 64 or 96; g, b the LayerNorm's, head
 // [classes, E].

@@ -22,6 +22,7 @@
 
 #include "mma.cuh"
 #include "ops.cuh"
+#include "wgmma.cuh"
 
 namespace swinrt::cuda {
 
@@ -472,6 +473,117 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
     __syncwarp();
   }
 }
+
+// final_expand_head_kernel's work by warpgroup (sm_90a, E = 96): the expand
+// product of a sub-pixel for 64 tokens is 6 wgmma m64n96k16 with A from
+// registers (each warp's 16-token tile, the ldmatrix fragments the mma.sync
+// form uses) and B, the sub-pixel's 96 x 96 weight rows, read by descriptor
+// from shared memory in core-matrix layout, where the mma.sync form reads
+// the weights 16 tokens at a time by ldmatrix (ncu, session 6: the SM's
+// shared-memory pipe 73% busy). Lane l of warp w gets rows 16 w + l / 4
+// (+ 8) in mma.m16n8 accumulator order, so from the accumulators on it is
+// the mma.sync form's code: rounding to T, tile_row_norm, tile_head, the
+// staging and the 128-byte stores. A warpgroup takes units of 64 tokens
+// (4 tiles, one a warp; res % 8 == 0 makes every image a whole number of
+// units), a thread block one p1 as before.
+constexpr int kXhWgE = 96;
+
+template <typename T, int NT>
+__global__ void __launch_bounds__(32 * kXhWarps, 1)
+    final_expand_head_wg_kernel(const T* __restrict__ x, int64_t units, int res, int upi, const T* __restrict__ wexp,
+                                const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits) {
+  constexpr int E = kXhWgE, KT = E / 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = 33;
+  extern __shared__ __align__(128) unsigned char xsm[];
+  T* ws = reinterpret_cast<T*>(xsm);                                               // [4 sub-pixels][E x E] core matrices
+  T* xs = ws + 4 * E * E;                                                          // [warps][16 tokens][LD]
+  float* stg = reinterpret_cast<float*>(xs + kXhWarps * 16 * LD);                  // [warps][2 runs][classes][SLD]
+  uint32_t* hf = reinterpret_cast<uint32_t*>(stg + kXhWarps * 2 * classes * SLD);  // head fragments
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, g8 = lane >> 2, c2 = (lane & 3) * 2;
+  const int p1 = blockIdx.x & 3;
+  // Sub-pixel p2's weights as [k-tile][8-row group][k half][8 rows][8 k]: 16-byte piece i in that order is
+  // row n = 8 group + n7, k = 16 kt + 8 half; consecutive threads fill consecutive pieces (conflict-free), a
+  // warp reads the two halves of 16 rows' 32 bytes.
+  const T* wsrc = wexp + int64_t(p1) * 4 * E * E;  // rows (p1 * 4 + p2) * E + n
+  for (int i = tid; i < 4 * E * VR; i += blockDim.x) {
+    const int n7 = i & 7, half = (i >> 3) & 1, rest = i >> 4, grp = rest % (E / 8), kt = rest / (E / 8) % KT,
+              p2 = rest / (E / 8) / KT;
+    cp_async16(ws + p2 * E * E + kt * E * 16 + grp * 128 + n7 * 8 + half * 64,
+               wsrc + int64_t(p2 * E + grp * 8 + n7) * E + kt * 16 + half * 8);
+  }
+  cp_async_commit();
+  for (int i = tid; i < FW; i += blockDim.x) hf[i] = __ldg(frags + i);
+  T* xw = xs + warp * 16 * LD;
+  float* sw = stg + warp * 2 * classes * SLD;
+  auto fetch = [&](int64_t tile) {  // the tile's 16 token rows of x (contiguous) to xw
+    const T* src = x + tile * 16 * E;
+    for (int i = lane; i < 16 * VR; i += 32) {
+      const int r = i / VR, v = i - r * VR;
+      cp_async16(xw + r * LD + v * 8, src + r * E + v * 8);
+    }
+    cp_async_commit();
+  };
+  const int64_t per_img = int64_t(res) * res, H = 4 * int64_t(res), HH = H * H;
+  const int64_t groups = (units + upi - 1) / upi, step = gridDim.x >> 2;
+  int64_t grp = blockIdx.x >> 2;
+  // Warpgroup-uniform: all four warps of a warpgroup run every wgmma together.
+  const bool active = wg < upi && grp * upi + wg < units;
+  if (active) fetch((grp * upi + wg) * 4 + (warp & 3));
+  cp_async_wait<0>();
+  fence_proxy_async();  // the weights, written through cp.async, are read by wgmma
+  __syncthreads();      // W and the head fragments are in
+  if (!active) return;
+  const uint32_t wsb = smem_u32(ws);
+  for (; grp < groups; grp += step) {
+    const int64_t unit = grp * upi + wg;
+    if (unit >= units) break;
+    const int64_t tile = unit * 4 + (warp & 3);
+    cp_async_wait<0>();
+    __syncwarp();
+    uint32_t a[KT][4];
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt) ldsm_x4(a[kt], xw + (lane & 15) * LD + kt * 16 + (lane >> 4) * 8);
+    __syncwarp();
+    const int64_t next = (grp + step) * upi + wg;
+    if (grp + step < groups && next < units) fetch(next * 4 + (warp & 3));
+#pragma unroll 1
+    for (int p2 = 0; p2 < 4; ++p2) {
+      float d[48];
+      wgmma_fence();
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt)
+        wgmma_m64n96k16_rs<T>(d, a[kt], wgmma_desc(wsb + (p2 * E * E + kt * E * 16) * 2, 128, 256), kt > 0);
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_hold(d);
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt) wgmma_hold(a[kt]);
+      // d[4 n .. 4 n + 3] is n-tile n's m16n8 accumulator: rounded to T, the A fragments of the E-vectors.
+      uint32_t e[KT][4];
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt) {
+        e[kt][0] = pack2<T>(d[8 * kt], d[8 * kt + 1]);
+        e[kt][1] = pack2<T>(d[8 * kt + 2], d[8 * kt + 3]);
+        e[kt][2] = pack2<T>(d[8 * kt + 4], d[8 * kt + 5]);
+        e[kt][3] = pack2<T>(d[8 * kt + 6], d[8 * kt + 7]);
+      }
+      float mu0, rs0, mu1, rs1, yv[NT][4];
+      tile_row_norm<T, KT>(e, mu0, rs0, mu1, rs1);
+      tile_head<T, KT, NT>(e, [&](int w) { return hf[w * 32 + lane]; }, mu0, rs0, mu1, rs1, yv);
+      each_class(yv, c2, classes, [&](int c, float v0, float v1) {
+        sw[c * SLD + 4 * g8 + p2] = v0;
+        sw[(classes + c) * SLD + 4 * g8 + p2] = v1;
+      });
+    }
+    __syncwarp();
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t t = tile * 16 + h * 8, b = t / per_img, r = t - b * per_img, ty = r / res, tx0 = r - ty * res;
+      float* o = logits + (b * classes * H + 4 * ty + p1) * H + 4 * tx0 + lane;
+      for (int c = 0; c < classes; ++c) o[c * HH] = sw[(h * classes + c) * SLD + lane];
+    }
+    __syncwarp();
+  }
+}
 }  // namespace
 
 void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
@@ -617,15 +729,37 @@ bool final_expand_head_supported(DT t, int E, int classes, int res) {
   return frag_bytes > 0 && res % 8 == 0 && expand_head_smem(E, classes, frag_bytes) <= 227 * 1024;
 }
 
+bool final_expand_head_wg_supported(DT t, int E, int classes, int res) {
+  return E == kXhWgE && final_expand_head_supported(t, E, classes, res) && wgmma_supported();
+}
+
 void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, int classes,
-                       const void* frags, float* logits, cudaStream_t s) {
+                       const void* frags, float* logits, cudaStream_t s, bool wg) {
   if (!frags || !final_expand_head_supported(t, E, classes, res) || M % 16 != 0)
     throw Error(fmt::format("final_expand_head: {} with embed_dim {}, {} classes, {} tokens of a {}x{} grid is not "
                             "supported",
                             t == DT::F32 ? "fp32" : "fp16/bf16", E, classes, M, res, res));
-  const size_t smem = expand_head_smem(E, classes, final_head_frags_bytes(t, E, classes));
-  const int64_t tiles = M / 16;
+  const size_t frag_bytes = final_head_frags_bytes(t, E, classes);
   const int sms = std::max(4, sm_count() / 4 * 4);
+  if (wg && E == kXhWgE && M % 64 == 0) {  // res % 8 == 0: M is a whole number of 64-token units
+    // By warpgroup: units of 64 tokens, per thread block enough of them for every SM where the batch is small.
+    const size_t smem = expand_head_smem(E, classes, frag_bytes) - sizeof(uint16_t) * 4 * E * (xh_ld(E) - E);
+    const int64_t units = M / 64;
+    const int upi = static_cast<int>(std::clamp<int64_t>((4 * units + sms - 1) / sms, 1, kXhWarps / 4));
+    const int64_t groups = (units + upi - 1) / upi;
+    const unsigned grid = static_cast<unsigned>(4 * std::min<int64_t>(groups, sms / 4));
+    head_shape(t, E, classes, [&](auto tag, auto, auto nt) {
+      using T = decltype(tag);
+      auto kernel = final_expand_head_wg_kernel<T, decltype(nt)::value>;
+      SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      kernel<<<grid, 32 * kXhWarps, smem, s>>>(static_cast<const T*>(x), units, res, upi, static_cast<const T*>(wexp),
+                                               static_cast<const uint32_t*>(frags), classes, logits);
+    });
+    SWINRT_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  const size_t smem = expand_head_smem(E, classes, frag_bytes);
+  const int64_t tiles = M / 16;
   // Tiles per thread block: enough blocks for every SM where the batch is small.
   const int tpi = static_cast<int>(std::clamp<int64_t>((4 * tiles + sms - 1) / sms, 1, kXhWarps));
   const int64_t groups = (tiles + tpi - 1) / tpi;
