@@ -245,6 +245,7 @@ class CudaEngine final : public Engine {
                   (act_ == DT::F32 ? final_expand_head_f32_supported(c.embed_dim, c.num_classes)
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
+    embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
     // ... by warpgroup where it can (sm_90a, embed_dim 96); SWINRT_HEAD_WG=0 keeps the mma.sync kernel.
     head_wg_ = fused_head_ && act_ != DT::F32 && !switched_off("SWINRT_HEAD_WG") &&
                final_expand_head_wg_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
@@ -655,7 +656,7 @@ class CudaEngine final : public Engine {
                       c.patch_norm ? W.f32("patch_embed.norm.weight") : nullptr,
                       c.patch_norm ? W.f32("patch_embed.norm.bias") : nullptr,
                       c.ape ? W.f32("absolute_pos_embed") : nullptr, x,
-                      to_skip ? skip_right(plan_[si + 1].skip, C) : xt, act_, s, to_skip ? 2 * C : 0);
+                      to_skip ? skip_right(plan_[si + 1].skip, C) : xt, act_, s, to_skip ? 2 * C : 0, embed_pairs_);
           mark("patch_embed");
           xt_valid = !to_skip;
           if (to_skip) ++si;  // the SaveSkip is done
@@ -811,6 +812,7 @@ class CudaEngine final : public Engine {
   DT act_;
   bool fused_head_ = false;
   bool head_wg_ = false;  // the fused head by warpgroup (final_expand_head's wgmma kernel)
+  bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast
   // as 8 and holds 55 MiB less at batch 128; 1 is 3% slower.
   int64_t fin_slices_ = 2;

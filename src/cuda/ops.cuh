@@ -160,10 +160,11 @@ void swin_block_grid(float* x, DT t, int B, int res, int C, int heads, int windo
 // Patch embedding: conv(patch, stride patch) of single-channel slices, then
 // optional LayerNorm and absolute position embedding; writes x (FP32) and
 // xt (dtype t, rows of stride ldt: 0 = E). w: [E, patch*patch] FP32 (channel
-// repeat folded in).
+// repeat folded in). pairs: 4 x 4 patches of 96 channels take the kernel
+// that embeds two tokens a warp step (same results; false: the general one).
 void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
                  const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s,
-                 int64_t ldt = 0);
+                 int64_t ldt = 0, bool pairs = true);
 // FinalPatchExpand_X4's LayerNorm plus the 1x1 conv head, on `rows` tokens
 // starting at token `row0` of the batch: e [rows, 16E] (dtype t, the expand
 // output) -> logits [B, classes, 4*res, 4*res] FP32. head: [classes, E] FP32.

@@ -116,6 +116,87 @@ __global__ void __launch_bounds__(256, PP ? 3 : 1)
   }
 }
 
+// The same embedding for 4 x 4 patches of exactly E = 96 channels (Swin-T's),
+// two horizontally neighbouring tokens a warp step (the grid's width is even):
+// one pixel load for both (lane l holds pixel l % 16 of token l / 16), the
+// position arithmetic once per pair, no per-channel bounds, gamma, beta and
+// the bias in registers. Same operations in the same order per token as
+// patch_embed_kernel<T, 3, 16> (bit-identical outputs): that kernel spent
+// most of its issue slots on index arithmetic and predicates.
+template <typename T>
+__global__ void __launch_bounds__(256, 3)
+    patch_embed_pairs_kernel(const float* __restrict__ img, int64_t pairs_total, int img_size,
+                             const float* __restrict__ w, const float* __restrict__ bias, const float* __restrict__ g,
+                             const float* __restrict__ bt, const float* __restrict__ ape, int ppw,
+                             float* __restrict__ x, T* __restrict__ xt, int64_t ldt) {
+  constexpr int E = 96, NPL = 3, PP = 16;
+  __shared__ float ws[PP * E];  // w transposed, [pp][E]
+  for (int i = threadIdx.y * 32 + threadIdx.x; i < E * PP; i += 32 * blockDim.y) ws[(i % PP) * E + i / PP] = w[i];
+  __syncthreads();
+  const int lane = threadIdx.x, grid = img_size / 4;
+  float wr[NPL * PP], b0[NPL], gm[NPL], bm[NPL];
+#pragma unroll
+  for (int i = 0; i < NPL; ++i) {
+    const int e = lane + 32 * i;
+    b0[i] = bias[e];
+    gm[i] = g ? g[e] : 1.f;
+    bm[i] = g ? bt[e] : 0.f;
+#pragma unroll
+    for (int k = 0; k < PP; ++k) wr[i * PP + k] = ws[k * E + e];
+  }
+  const uint32_t half_grid = uint32_t(grid / 2), pairs_img = uint32_t(grid) * half_grid;
+  const int64_t first = (blockIdx.x * int64_t(blockDim.y) + threadIdx.y) * ppw;
+  for (int t = 0; t < ppw; ++t) {
+    const int64_t pair = first + t;
+    if (pair >= pairs_total) return;
+    const int64_t b = pairs_total <= INT32_MAX ? int64_t(uint32_t(pair) / pairs_img) : pair / pairs_img;
+    const uint32_t q = uint32_t(pair - b * pairs_img), py = q / half_grid, px = (q - py * half_grid) * 2;
+    const int k = lane & 15;  // this lane's pixel of token px + lane / 16
+    const float pix = img[(b * img_size + py * 4 + (k >> 2)) * img_size + (px + (lane >> 4)) * 4 + (k & 3)];
+    float v[2][NPL];
+#pragma unroll
+    for (int i = 0; i < NPL; ++i) v[0][i] = v[1][i] = b0[i];
+#pragma unroll
+    for (int kk = 0; kk < PP; ++kk) {
+      const float p0 = __shfl_sync(0xffffffffu, pix, kk), p1 = __shfl_sync(0xffffffffu, pix, 16 + kk);
+#pragma unroll
+      for (int i = 0; i < NPL; ++i) {
+        v[0][i] += wr[i * PP + kk] * p0;
+        v[1][i] += wr[i * PP + kk] * p1;
+      }
+    }
+    const int64_t tok0 = 2 * pair;
+    const uint32_t pos0 = q * 2;  // position of the first token in its image (for ape)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float* vh = v[h];
+      if (g) {
+        float sum = 0.f;
+#pragma unroll
+        for (int i = 0; i < NPL; ++i) sum += vh[i];
+        const float mean = warp_sum(sum) / E;
+        float sq = 0.f;
+#pragma unroll
+        for (int i = 0; i < NPL; ++i) {
+          const float dlt = vh[i] - mean;
+          sq += dlt * dlt;
+        }
+        const float rstd = rsqrtf(warp_sum(sq) / E + 1e-5f);
+#pragma unroll
+        for (int i = 0; i < NPL; ++i) vh[i] = (vh[i] - mean) * rstd * gm[i] + bm[i];
+      }
+      const int64_t tok = tok0 + h;
+#pragma unroll
+      for (int i = 0; i < NPL; ++i) {
+        const int e = lane + 32 * i;
+        const float y = ape ? vh[i] + ape[int64_t(pos0 + h) * E + e] : vh[i];
+        x[tok * E + e] = y;
+        xt[tok * ldt + e] = from_f<T>(y);
+      }
+    }
+  }
+}
+
 // One thread per output pixel; the 32 lanes of a warp hold 32 neighbouring
 // pixels of one output row (8 tokens x 4 sub-pixels), so the logits stores are
 // coalesced. Each thread keeps its E-vector in registers (EMAX >= E), the
@@ -588,7 +669,7 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
 
 void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
                  const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s,
-                 int64_t ldt) {
+                 int64_t ldt, bool pairs) {
   if (ldt == 0) ldt = E;
   if (E > kMaxE) throw Error(fmt::format("patch_embed: embed_dim {} exceeds the kernel's {}", E, kMaxE));
   const int64_t tokens = int64_t(B) * (img_size / patch) * (img_size / patch);
@@ -605,6 +686,15 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
     constexpr int N = decltype(npl)::value;
     // 4 x 4 patches of up to 96 channels: the weights in registers (80 a thread, three blocks an SM).
     if constexpr (N == 3) {
+      if (patch == 4 && E == 96 && pairs && (img_size / 4) % 2 == 0) {
+        // Pairs of tokens: as many per warp as patch_embed_kernel's tokens (batch 1: 1 pair).
+        const int64_t pairs_total = tokens / 2;
+        const int ppw = std::max(1, tpw / 2);
+        const unsigned pgrid = ceil_div(pairs_total, 8 * ppw);
+        patch_embed_pairs_kernel<T><<<pgrid, block, 0, s>>>(img, pairs_total, img_size, w, bias, ln_g, ln_b, ape, ppw,
+                                                             x, out, ldt);
+        return;
+      }
       if (patch == 4) {
         patch_embed_kernel<T, N, 16>
             <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out, ldt);

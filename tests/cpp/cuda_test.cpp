@@ -241,6 +241,27 @@ TEST(Cuda, WgmmaBlockMatchesMmaSync) {
   unsetenv("SWINRT_FUSED_BLOCK");
 }
 
+// The patch embedding's two-token kernel (4 x 4 patches of 96 channels:
+// swin-t) against the general one (SWINRT_EMBED_PAIRS=0): the same
+// operations in the same order per token, so the logits must be identical,
+// in FP32 and FP16 alike.
+TEST(Cuda, PatchEmbedPairsMatchesGeneral) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const Config cfg = named_config("swin-t");
+  const Weights w = random_weights(cfg, 61);
+  const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
+  const auto in = random_slices(B, cfg.img_size, 62);
+  for (Precision p : {Precision::FP32, Precision::FP16}) {
+    const auto pairs = cuda_logits(w, p, in, B, "SWINRT_EMBED_PAIRS", "1");
+    const auto general = cuda_logits(w, p, in, B, "SWINRT_EMBED_PAIRS", "0");
+    const Gap g = gap(pairs, general, B, cfg.num_classes, HW);
+    ASSERT_LT(g.first_nonfinite, 0) << "logit " << g.first_nonfinite;
+    std::printf("  %s: max |pairs - general| = %.3g (max |logit| %.3g)\n", precision_name(p), g.max_abs, g.max_ref);
+    EXPECT_EQ(g.max_abs, 0.0) << precision_name(p);
+  }
+}
+
 // The fused x4 expand + LayerNorm + head by warpgroup (wgmma, embed_dim 96:
 // swin-t; w8's 48 keeps the mma.sync kernel on both sides) against the
 // mma.sync kernel (SWINRT_HEAD_WG=0), and both against the CPU FP32 engine.
