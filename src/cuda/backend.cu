@@ -246,6 +246,11 @@ class CudaEngine final : public Engine {
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
+    // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where its
+    // 64-token tiles are at least the SMs (batch 11 and up at 224 x 224); SWINRT_EXPAND_FUSED=0 keeps the three
+    // launches everywhere, =1 takes the kernel at every batch size (tests).
+    if (const char* e = std::getenv("SWINRT_EXPAND_FUSED"); act_ != DT::F32)
+      expand_fused_ = e && std::string(e) == "0" ? 0 : e && std::string(e) == "1" ? 2 : 1;
     // ... by warpgroup where it can (sm_90a, embed_dim 96); SWINRT_HEAD_WG=0 keeps the mma.sync kernel.
     head_wg_ = fused_head_ && act_ != DT::F32 && !switched_off("SWINRT_HEAD_WG") &&
                final_expand_head_wg_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
@@ -759,6 +764,16 @@ class CudaEngine final : public Engine {
           // left half of its skip's concat rows (x itself is not needed).
           if (si + 1 >= plan_.size() || plan_[si + 1].op != OpKind::ConcatLinear)
             throw Error(fmt::format("{}: a PatchExpand not followed by a concat", st.name));
+          if (expand_fused_ && !xt_valid && (expand_fused_ == 2 || (rows + 63) / 64 >= sm_count()) &&
+              patch_expand_fused_supported(act_, C)) {
+            // Cast, expand and LayerNorm in one kernel (x newer than xt: after a decoder layer's blocks).
+            patch_expand_fused(x, act_, rows, st.res, C, W.get(st.param("expand.weight")),
+                               W.f32(st.param("norm.weight")), W.f32(st.param("norm.bias")),
+                               cx.skips[plan_[si + 1].skip].ptr, s);
+            mark(st.param("expand+norm"));
+            xt_valid = false;
+            break;
+          }
           ensure_xt(rows * C);
           linear(cx.gemm, xt, W.get(st.param("expand.weight")), C, act_, rows, C, 2 * C, nullptr, cx.tmp.ptr, act_,
                  false, s);
@@ -812,6 +827,7 @@ class CudaEngine final : public Engine {
   DT act_;
   bool fused_head_ = false;
   bool head_wg_ = false;  // the fused head by warpgroup (final_expand_head's wgmma kernel)
+  int expand_fused_ = 0;  // PatchExpand by patch_expand_fused: 0 never, 1 where the batch fills the SMs, 2 always
   bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast
   // as 8 and holds 55 MiB less at batch 128; 1 is 3% slower.

@@ -185,6 +185,15 @@ void final_head_prepare(DT t, int E, int classes, const float* head, const float
 // dtype t, the expand weight; frags from final_head_prepare. wg: by
 // warpgroup (wgmma) where final_expand_head_wg_supported, else the mma.sync
 // kernel.
+// PatchExpand (Linear C -> 2C, the 2x2 pixel shuffle, LayerNorm over C / 2)
+// in one kernel for fp16/bf16 on sm_90a, C 192 (one thread block an SM
+// walking tiles of 64 tokens: the engine takes it where every SM gets one):
+// x [tokens, C] FP32 (rounded to t as the cast did) of a res x res grid; w
+// [2C, C] (t); the normalised rows go to the left half of out's [4 tokens,
+// C] concat rows (t).
+bool patch_expand_fused_supported(DT t, int C);
+void patch_expand_fused(const float* x, DT t, int64_t tokens, int res, int C, const void* w, const float* g,
+                        const float* b, void* out, cudaStream_t s);
 bool final_expand_head_supported(DT t, int E, int classes, int res);
 bool final_expand_head_wg_supported(DT t, int E, int classes, int res);
 void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, int classes,

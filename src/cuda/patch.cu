@@ -1035,3 +1035,151 @@ void final_expand_head_f32(const float* x, int64_t M, int res, int E, const floa
 }
 
 }  // namespace swinrt::cuda
+
+namespace swinrt::cuda {
+
+namespace {
+
+// PatchExpand (fp16/bf16, sm_90a, 192 input channels): the x2 expand GEMM,
+// the pixel shuffle and the LayerNorm in one kernel, where they were a cast of
+// x to the activation dtype, a cuBLASLt GEMM writing the [rows, 384] expand
+// output and a LayerNorm gathering it. One thread block an SM keeps the
+// expand weights of all four sub-pixels s = 2 p1 + p2 (rows [96 s, 96 s + 96))
+// in shared memory in core-matrix layout and walks tiles of 64 input tokens:
+// the tile's rows of x (FP32) arrive by cp.async while the previous tile
+// computes, are rounded to T (as the cast did) into the GEMM
+// operand, and warpgroup wg multiplies them by sub-pixels 2 wg and 2 wg + 1
+// (wgmma m64n96k16, K = 192). Each product is rounded to T (where the
+// unfused GEMM stores it), normalised over its 96 channels (FP32 two-pass
+// statistics, a quad of lanes a row) and written to its output pixel's row
+// of the next concat, [rows', 192] with the 96 normalised channels on the
+// left. Same rounding points as the three launches; sums in another order.
+// A first form (a block per (tile, sub-pixel), weights and rows loaded per
+// block) measured slower than the three launches at batch 1 and 128
+// (docs/PERFORMANCE.md, session 12).
+constexpr int kPxC = 96, kPxK = 192;  // output channels of a sub-pixel, input channels
+
+template <typename T>
+__global__ void __launch_bounds__(256, 1) patch_expand_wg_kernel(const float* __restrict__ x, int64_t tokens,
+                                                                 int res, const T* __restrict__ w,
+                                                                 const float* __restrict__ g,
+                                                                 const float* __restrict__ bt, T* __restrict__ out) {
+  constexpr int C = kPxC, K = kPxK, KT = K / 16, VK = K / 8;
+  constexpr int SPR = K / 4;  // 16-byte pieces a row of x
+  extern __shared__ __align__(128) unsigned char pxs[];
+  T* ws = reinterpret_cast<T*>(pxs);  // [4 sub-pixels][kt][C / 8 row groups][k half][8 rows][8 k]
+  T* as = ws + 4 * C * K;             // [64][K], cm_index<K>
+  float* stg = reinterpret_cast<float*>(as + 64 * K);  // [64][K] rows of x as they come
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
+  for (int i = tid; i < 4 * C * VK; i += 256) {
+    const int n7 = i & 7, half = (i >> 3) & 1, rest = i >> 4, grp = rest % (C / 8), kt = rest / (C / 8) % KT,
+              sp = rest / (C / 8) / KT;
+    cp_async16(ws + sp * C * K + kt * C * 16 + grp * 128 + n7 * 8 + half * 64,
+               w + int64_t(sp * C + grp * 8 + n7) * K + kt * 16 + half * 8);
+  }
+  const int64_t tiles = (tokens + 63) / 64;
+  auto fetch = [&](int64_t tile) {  // the tile's rows to stg, zeros past the end
+    const float* rows = x + tile * 64 * K;
+    for (int i = tid; i < 64 * SPR; i += 256) {
+      const int r = i / SPR;
+      const bool valid = tile * 64 + r < tokens;
+      cp_async16_zfill(stg + i * 4, valid ? rows + i * 4 : x, valid);
+    }
+  };
+  int64_t tile = blockIdx.x;
+  if (tile < tiles) fetch(tile);
+  cp_async_commit();
+  const int c2 = (lane & 3) * 2;
+  const int64_t per_img = int64_t(res) * res, out_res = 2 * int64_t(res);
+  const uint32_t a0 = smem_u32(as);
+  for (; tile < tiles; tile += gridDim.x) {
+    cp_async_wait<0>();
+    __syncthreads();  // the rows (and the weights) are in; every warpgroup is done with the last tile's operand
+    for (int i = tid; i < 64 * VK; i += 256) {
+      const int r = i / VK, k = (i - r * VK) * 8;
+      const float4 a = *reinterpret_cast<const float4*>(stg + r * K + k);
+      const float4 b = *reinterpret_cast<const float4*>(stg + r * K + k + 4);
+      *reinterpret_cast<uint4*>(as + cm_index<K>(r, k)) =
+          make_uint4(pack2<T>(a.x, a.y), pack2<T>(a.z, a.w), pack2<T>(b.x, b.y), pack2<T>(b.z, b.w));
+    }
+    fence_proxy_async();
+    __syncthreads();  // the operand is in; stg is free
+    if (tile + gridDim.x < tiles) fetch(tile + gridDim.x);
+    cp_async_commit();
+#pragma unroll 1
+    for (int sp = 2 * wg; sp < 2 * wg + 2; ++sp) {
+      float d[48];
+      const uint32_t b0 = smem_u32(ws + sp * C * K);
+      wgmma_fence();
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt)
+        wgmma_m64n96k16_ss<T>(d, wgmma_desc(a0 + kt * 256, 128, K * 16), wgmma_desc(b0 + kt * C * 32, 128, 256),
+                              kt > 0);
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_hold(d);
+      // Lane l of warp w: rows 16 (w % 4) + l / 4 (h = 0) and + 8 (h = 1), columns 8 j + c2 (+ 1): d[4 j + 2 h (+ 1)].
+#pragma unroll
+      for (int i = 0; i < 48; ++i) d[i] = to_f(from_f<T>(d[i]));  // the expand output as the GEMM stored it
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < 12; ++j) sum += d[4 * j + 2 * h] + d[4 * j + 2 * h + 1];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const float mean = sum / C;
+        float sq = 0.f;
+#pragma unroll
+        for (int j = 0; j < 12; ++j) {
+          const float u = d[4 * j + 2 * h] - mean, v = d[4 * j + 2 * h + 1] - mean;
+          sq += u * u + v * v;
+        }
+        sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+        sq += __shfl_xor_sync(0xffffffffu, sq, 2);
+        const float rstd = rsqrtf(sq / C + 1e-5f);
+        const int64_t t = tile * 64 + (warp & 3) * 16 + (lane >> 2) + 8 * h;
+        if (t >= tokens) continue;
+        const int64_t b = t / per_img, p = t - b * per_img, yy = p / res, xx = p - yy * res;
+        T* o = out + ((b * out_res + 2 * yy + (sp >> 1)) * out_res + 2 * xx + (sp & 1)) * K + c2;
+#pragma unroll
+        for (int j = 0; j < 12; ++j) {
+          const int col = 8 * j + c2;
+          const float2 gg = __ldg(reinterpret_cast<const float2*>(g + col));
+          const float2 bb = __ldg(reinterpret_cast<const float2*>(bt + col));
+          *reinterpret_cast<uint32_t*>(o + 8 * j) = pack2<T>((d[4 * j + 2 * h] - mean) * rstd * gg.x + bb.x,
+                                                             (d[4 * j + 2 * h + 1] - mean) * rstd * gg.y + bb.y);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+}
+
+// Weights of 4 sub-pixels and the GEMM operand (16-bit), the staged FP32 rows.
+constexpr size_t kPatchExpandSmem = size_t(4 * kPxC + 64) * kPxK * 2 + size_t(64) * kPxK * 4;
+
+}  // namespace
+
+bool patch_expand_fused_supported(DT t, int C) {
+  return (t == DT::F16 || t == DT::BF16) && C == kPxK && wgmma_supported();
+}
+
+void patch_expand_fused(const float* x, DT t, int64_t tokens, int res, int C, const void* w, const float* g,
+                        const float* b, void* out, cudaStream_t s) {
+  if ((t != DT::F16 && t != DT::BF16) || C != kPxK || !wgmma_supported())
+    throw Error(fmt::format("patch_expand_fused: no kernel for {} channels in this dtype or on this device", C));
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>((tokens + 63) / 64, sm_count()));
+  auto go = [&](auto tag) {
+    using T = decltype(tag);
+    auto kernel = patch_expand_wg_kernel<T>;
+    SWINRT_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kPatchExpandSmem)));
+    kernel<<<grid, 256, kPatchExpandSmem, s>>>(x, tokens, res, static_cast<const T*>(w), g, b, static_cast<T*>(out));
+  };
+  if (t == DT::F16) go(__half{});
+  else go(__nv_bfloat16{});
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace swinrt::cuda

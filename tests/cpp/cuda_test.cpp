@@ -275,6 +275,22 @@ TEST(Cuda, WgmmaHeadMatchesMmaSync) {
   expect_block_variant_matches("head wgmma", "SWINRT_HEAD_WG", 53);
 }
 
+// PatchExpand's cast + expand GEMM + pixel shuffle + LayerNorm as one
+// wgmma kernel (patch_expand_fused: C 192, swin-t's layers_up.2 and w8's
+// layers_up.1, from FP32 x; =1 takes it at these small batches, whose
+// partial last tile it must mask) against the three launches
+// (SWINRT_EXPAND_FUSED=0): same rounding points, other summation orders.
+// Skips where the engine does not take it (no sm_90a device or build).
+TEST(Cuda, FusedPatchExpandMatchesUnfused) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  setenv("SWINRT_EXPAND_FUSED", "1", 1);
+  const bool fused = swin_t_fp16_launches("upsample.expand+norm");
+  unsetenv("SWINRT_EXPAND_FUSED");
+  if (!fused) GTEST_SKIP() << "the fused PatchExpand does not run here (no sm_90a device or build)";
+  expect_block_variant_matches("patch expand", "SWINRT_EXPAND_FUSED", 67);
+}
+
 // A block's LN2 + fc1 + GELU + fc2 as one kernel (src/cuda/mlp.cu, wgmma;
 // SWINRT_FUSED_MLP=1 at every batch size) against the op-by-op LayerNorm
 // and cuBLASLt GEMMs (=0): same rounding points (LayerNorm output, hidden
