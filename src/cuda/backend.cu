@@ -249,8 +249,9 @@ class CudaEngine final : public Engine {
     // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where its
     // 64-token tiles are at least the SMs (batch 11 and up at 224 x 224); SWINRT_EXPAND_FUSED=0 keeps the three
     // launches everywhere, =1 takes the kernel at every batch size (tests).
-    if (const char* e = std::getenv("SWINRT_EXPAND_FUSED"); act_ != DT::F32)
-      expand_fused_ = e && std::string(e) == "0" ? 0 : e && std::string(e) == "1" ? 2 : 1;
+    const char* ef = std::getenv("SWINRT_EXPAND_FUSED");
+    const std::string efs = ef ? ef : "";
+    expand_fused_ = act_ == DT::F32 || efs == "0" ? 0 : efs == "1" ? 2 : 1;
     // ... by warpgroup where it can (sm_90a, embed_dim 96); SWINRT_HEAD_WG=0 keeps the mma.sync kernel.
     head_wg_ = fused_head_ && act_ != DT::F32 && !switched_off("SWINRT_HEAD_WG") &&
                final_expand_head_wg_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);

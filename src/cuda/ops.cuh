@@ -179,12 +179,6 @@ void final_norm_head(const void* e, DT t, int64_t row0, int64_t rows, int res, i
 size_t final_head_frags_bytes(DT t, int E, int classes);
 void final_head_prepare(DT t, int E, int classes, const float* head, const float* g, const float* b, void* frags,
                         cudaStream_t s);
-// FinalPatchExpand_X4 + LayerNorm + head in one kernel for fp16/bf16 where
-// the tensor-core head exists and res % 8 == 0: xt [M, E] (dtype t) ->
-// logits [B, classes, 4*res, 4*res] FP32 with M = B * res^2; wexp [16E, E]
-// dtype t, the expand weight; frags from final_head_prepare. wg: by
-// warpgroup (wgmma) where final_expand_head_wg_supported, else the mma.sync
-// kernel.
 // PatchExpand (Linear C -> 2C, the 2x2 pixel shuffle, LayerNorm over C / 2)
 // in one kernel for fp16/bf16 on sm_90a, C 192 (one thread block an SM
 // walking tiles of 64 tokens: the engine takes it where every SM gets one):
@@ -194,6 +188,12 @@ void final_head_prepare(DT t, int E, int classes, const float* head, const float
 bool patch_expand_fused_supported(DT t, int C);
 void patch_expand_fused(const float* x, DT t, int64_t tokens, int res, int C, const void* w, const float* g,
                         const float* b, void* out, cudaStream_t s);
+// FinalPatchExpand_X4 + LayerNorm + head in one kernel for fp16/bf16 where
+// the tensor-core head exists and res % 8 == 0: xt [M, E] (dtype t) ->
+// logits [B, classes, 4*res, 4*res] FP32 with M = B * res^2; wexp [16E, E]
+// dtype t, the expand weight; frags from final_head_prepare. wg: by
+// warpgroup (wgmma) where final_expand_head_wg_supported, else the mma.sync
+// kernel.
 bool final_expand_head_supported(DT t, int E, int classes, int res);
 bool final_expand_head_wg_supported(DT t, int E, int classes, int res);
 void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const void* wexp, int classes,

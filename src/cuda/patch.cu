@@ -1,7 +1,8 @@
 // Patch ops on the GPU; mirror of src/cpu/patch.cpp and the head of
 // src/cpu/backend.cpp's FinalExpand.
-//  - patch_embed: one warp per token: the patch x patch conv, LayerNorm and
-//    absolute position embedding in registers; writes x (FP32) and xt.
+//  - patch_embed: one warp per token (two for 4 x 4 patches of 96
+//    channels): the patch x patch conv, LayerNorm and absolute position
+//    embedding in registers; writes x (FP32) and xt.
 //  - final_norm_head: FinalPatchExpand_X4's pixel shuffle + LayerNorm + the
 //    1x1 conv head in one pass over the expand GEMM's output: one thread per
 //    output pixel, the normalised E-vector never leaves registers, and only
@@ -12,8 +13,12 @@
 //    as the unfused path stores them and fed as A fragments to the head's
 //    tensor-core product; the [B, 4H, 4W, E] tensor never reaches memory.
 //    SWINRT_FUSED_HEAD=0 keeps the expand GEMM + final_norm_head pair.
+//    By warpgroup (wgmma) for embed_dim 96 on sm_90a.
 //  - final_expand_head_f32 (FP32 engines): the same fusion in FP32
 //    arithmetic, SIMT FMAs on expand weights held in shared memory.
+//  - patch_expand_fused (fp16/bf16, sm_90a, 192 channels): PatchExpand's
+//    cast, expand GEMM, pixel shuffle and LayerNorm in one persistent kernel
+//    (the engine takes it where the batch gives every SM a 64-token tile).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -1033,10 +1038,6 @@ void final_expand_head_f32(const float* x, int64_t M, int res, int E, const floa
   });
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
-
-}  // namespace swinrt::cuda
-
-namespace swinrt::cuda {
 
 namespace {
 
