@@ -246,12 +246,14 @@ class CudaEngine final : public Engine {
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
-    // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where its
-    // 64-token tiles are at least the SMs (batch 11 and up at 224 x 224); SWINRT_EXPAND_FUSED=0 keeps the three
-    // launches everywhere, =1 takes the kernel at every batch size (tests).
+    // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels), opt-in
+    // until its blocks' walk over several tiles has been checked against the three launches on a GPU
+    // (docs/PERFORMANCE.md, session 12): SWINRT_EXPAND_FUSED=2 takes it where its 64-token tiles are at least
+    // the SMs (batch 11 and up at 224 x 224), =1 at every batch size on at most 8 thread blocks, so that each
+    // walks several tiles (Cuda.FusedPatchExpandMatchesUnfused); unset or 0: the three launches.
     const char* ef = std::getenv("SWINRT_EXPAND_FUSED");
     const std::string efs = ef ? ef : "";
-    expand_fused_ = act_ == DT::F32 || efs == "0" ? 0 : efs == "1" ? 2 : 1;
+    expand_fused_ = act_ == DT::F32 ? 0 : efs == "1" ? 2 : efs == "2" ? 1 : 0;
     // ... by warpgroup where it can (sm_90a, embed_dim 96); SWINRT_HEAD_WG=0 keeps the mma.sync kernel.
     head_wg_ = fused_head_ && act_ != DT::F32 && !switched_off("SWINRT_HEAD_WG") &&
                final_expand_head_wg_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
@@ -770,7 +772,7 @@ class CudaEngine final : public Engine {
             // Cast, expand and LayerNorm in one kernel (x newer than xt: after a decoder layer's blocks).
             patch_expand_fused(x, act_, rows, st.res, C, W.get(st.param("expand.weight")),
                                W.f32(st.param("norm.weight")), W.f32(st.param("norm.bias")),
-                               cx.skips[plan_[si + 1].skip].ptr, s);
+                               cx.skips[plan_[si + 1].skip].ptr, s, expand_fused_ == 2 ? 8 : 0);
             mark(st.param("expand+norm"));
             xt_valid = false;
             break;
@@ -829,6 +831,7 @@ class CudaEngine final : public Engine {
   bool fused_head_ = false;
   bool head_wg_ = false;  // the fused head by warpgroup (final_expand_head's wgmma kernel)
   int expand_fused_ = 0;  // PatchExpand by patch_expand_fused: 0 never, 1 where the batch fills the SMs, 2 always
+                          // (on at most 8 thread blocks)
   bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast
   // as 8 and holds 55 MiB less at batch 128; 1 is 3% slower.

@@ -184,10 +184,10 @@ void final_head_prepare(DT t, int E, int classes, const float* head, const float
 // walking tiles of 64 tokens: the engine takes it where every SM gets one):
 // x [tokens, C] FP32 (rounded to t as the cast did) of a res x res grid; w
 // [2C, C] (t); the normalised rows go to the left half of out's [4 tokens,
-// C] concat rows (t).
+// C] concat rows (t). max_blocks: fewer thread blocks than the SMs (0: the SMs).
 bool patch_expand_fused_supported(DT t, int C);
 void patch_expand_fused(const float* x, DT t, int64_t tokens, int res, int C, const void* w, const float* g,
-                        const float* b, void* out, cudaStream_t s);
+                        const float* b, void* out, cudaStream_t s, int max_blocks = 0);
 // FinalPatchExpand_X4 + LayerNorm + head in one kernel for fp16/bf16 where
 // the tensor-core head exists and res % 8 == 0: xt [M, E] (dtype t) ->
 // logits [B, classes, 4*res, 4*res] FP32 with M = B * res^2; wexp [16E, E]

@@ -1167,10 +1167,11 @@ bool patch_expand_fused_supported(DT t, int C) {
 }
 
 void patch_expand_fused(const float* x, DT t, int64_t tokens, int res, int C, const void* w, const float* g,
-                        const float* b, void* out, cudaStream_t s) {
+                        const float* b, void* out, cudaStream_t s, int max_blocks) {
   if ((t != DT::F16 && t != DT::BF16) || C != kPxK || !wgmma_supported())
     throw Error(fmt::format("patch_expand_fused: no kernel for {} channels in this dtype or on this device", C));
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>((tokens + 63) / 64, sm_count()));
+  const unsigned grid =
+      static_cast<unsigned>(std::min<int64_t>((tokens + 63) / 64, max_blocks > 0 ? max_blocks : sm_count()));
   auto go = [&](auto tag) {
     using T = decltype(tag);
     auto kernel = patch_expand_wg_kernel<T>;

@@ -277,10 +277,12 @@ TEST(Cuda, WgmmaHeadMatchesMmaSync) {
 
 // PatchExpand's cast + expand GEMM + pixel shuffle + LayerNorm as one
 // wgmma kernel (patch_expand_fused: C 192, swin-t's layers_up.2 and w8's
-// layers_up.1, from FP32 x; =1 takes it at these small batches, whose
-// partial last tile it must mask) against the three launches
-// (SWINRT_EXPAND_FUSED=0): same rounding points, other summation orders.
-// Skips where the engine does not take it (no sm_90a device or build).
+// layers_up.1, from FP32 x; =1 takes it at these small batches on at most 8
+// thread blocks, so that each walks several tiles (swin-t: 13 and 25 tiles of
+// 64 tokens at batch 1 and 2) and the partial last tile is masked) against
+// the three launches (SWINRT_EXPAND_FUSED=0): same rounding points, other
+// summation orders. Skips where the engine does not take it (no sm_90a
+// device or build).
 TEST(Cuda, FusedPatchExpandMatchesUnfused) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
