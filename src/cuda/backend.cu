@@ -246,14 +246,13 @@ class CudaEngine final : public Engine {
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
-    // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels), opt-in
-    // until its blocks' walk over several tiles has been checked against the three launches on a GPU
-    // (docs/PERFORMANCE.md, session 12): SWINRT_EXPAND_FUSED=2 takes it where its 64-token tiles are at least
-    // the SMs (batch 11 and up at 224 x 224), =1 at every batch size on at most 8 thread blocks, so that each
-    // walks several tiles (Cuda.FusedPatchExpandMatchesUnfused); unset or 0: the three launches.
+    // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where
+    // its 64-token tiles are at least the SMs (batch 11 and up at 224 x 224); SWINRT_EXPAND_FUSED=0: the
+    // three launches, =1: the kernel at every batch size on at most 8 thread blocks, so that each walks
+    // several tiles (Cuda.FusedPatchExpandMatchesUnfused).
     const char* ef = std::getenv("SWINRT_EXPAND_FUSED");
     const std::string efs = ef ? ef : "";
-    expand_fused_ = act_ == DT::F32 ? 0 : efs == "1" ? 2 : efs == "2" ? 1 : 0;
+    expand_fused_ = act_ == DT::F32 || efs == "0" ? 0 : efs == "1" ? 2 : 1;
     // ... by warpgroup where it can (sm_90a, embed_dim 96); SWINRT_HEAD_WG=0 keeps the mma.sync kernel.
     head_wg_ = fused_head_ && act_ != DT::F32 && !switched_off("SWINRT_HEAD_WG") &&
                final_expand_head_wg_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
@@ -424,6 +423,8 @@ class CudaEngine final : public Engine {
     char* base = static_cast<char*>(fused_arena_.ptr);
     const DeviceWeights& W = *weights_;
     const bool wide = !switched_off("SWINRT_WIDE_BLOCK");  // 0: never the 16-warp form
+    // 0: never the one-warpgroup form (three windows an SM) where the windows are more than the SMs.
+    const bool narrow = !switched_off("SWINRT_NARROW_BLOCK");
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
       const Step& st = plan_[i];
@@ -436,7 +437,7 @@ class CudaEngine final : public Engine {
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
                                     W.f32(st.param("mlp.fc2.bias")), static_cast<const __half*>(bias64_[i]),
-                                    wtable_[i], wg, wide};
+                                    wtable_[i], wg, wide, narrow};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -680,9 +681,8 @@ class CudaEngine final : public Engine {
           const int64_t windows = n * (st.res / st.window) * (st.res / st.window);
           if (!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) {
             flush_skip();
-            swin_block(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, *fused_[si],
-                       s);
-            mark(st.param(fused_[si]->wgmma ? "fused.wgmma" : "fused"));
+            mark(st.param(swin_block(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
+                                     *fused_[si], s)));
             xt_valid = false;
             break;
           }

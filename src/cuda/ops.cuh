@@ -104,6 +104,7 @@ struct SwinBlockWeights {
   const void* table;   // the windows' token maps and mask bits (window_table), or null
   bool wgmma = false;  // stream arranged for the warpgroup kernel (swin_block_arrange's answer)
   bool wide = true;    // its 16-warp form allowed where the windows are no more than the SMs
+  bool narrow = true;  // its one-warpgroup form (three windows an SM) where they are more (C 96, 3 heads)
 };
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // Bytes of a block's weight stream, and its arrangement from the qkv, proj,
@@ -119,9 +120,10 @@ bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc
 // k-tiles of 8 x 8 core matrices (per k-tile [8-column group][k half][8 columns]
 // [8 k]: leading offset 128 bytes, stride 256); 2 N K bytes.
 void arrange_wgmma_stages(const void* w, int N, int K, int chunk, int kps, void* out, cudaStream_t s);
-// x [B, res^2, C] FP32, updated in place.
-void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                const SwinBlockWeights& w, cudaStream_t s);
+// x [B, res^2, C] FP32, updated in place. Returns the launch's profile
+// label: "fused", "fused.wgmma" (8 or 16 warps a window) or "fused.narrow".
+const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
+                       const SwinBlockWeights& w, cudaStream_t s);
 
 // --- mlp.cu ---
 // A Swin block's second half, x += fc2(gelu(fc1(LN2(x)))) with GELU's tanh

@@ -597,6 +597,240 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
 #endif
 }
 
+// The 96-channel block (3 heads, sm_90a) with one warpgroup a window and
+// three windows an SM, for batches whose windows are more than the SMs. The window's FP32 residual rows live in
+// registers in the m64n96 accumulator layout (lane l of warp w: rows 16 w +
+// l / 4 and + 8, columns 8 j + 2 (l % 4) (+ 1), xr[4 j + 2 h (+ 1)]); proj and
+// fc2 accumulate onto x + bias; the hidden layer goes chunk by chunk through
+// registers as fc2's A fragments. Shared memory: the LayerNorm / attention
+// operand, q/k/v, a 2-stage ring of the arranged stream read in the order
+// qkv, proj, then fc1 (j), fc2 (j) for each 96-column hidden chunk j.
+namespace narrow {
+using S = Stream<96, true, 2>;  // the arranged stream's layout (24 stages of 9,216 bytes), a 2-stage ring
+constexpr int C = 96, THREADS = 128, STAGES = S::STAGES, LDQ = 3 * C + 8;
+static_assert(S::UNIFORM && S::TOTAL == 24 && S::STAGE == 9216, "stream layout");
+constexpr size_t kA = size_t(64) * C * 2, kQ = size_t(64) * LDQ * 2, kRing = size_t(STAGES) * S::STAGE;
+constexpr size_t kBytes = kA + kQ + kRing + 16 * STAGES;
+// Logical stage i -> stage of the arranged stream.
+__device__ __forceinline__ int physical(int i) {
+  if (i < 8) return i;
+  const int m = i - 8, j = m >> 2, r = m & 3;
+  return r < 2 ? 8 + 2 * j + r : 16 + 2 * j + (r - 2);
+}
+struct Ring {
+  const char* w;
+  char* ring;
+  uint32_t bars;  // slot i: full at bars + 16 i, empty at + 8
+  int t = 0, r = 0;
+  __device__ void fill(int i) {
+    const int slot = i % STAGES;
+    S::with_stage(w, physical(i), [&](const char* src, auto bytes) {
+      mbar_expect(bars + 16 * slot, bytes);
+      bulk_copy(smem_u32(ring + slot * S::STAGE), src, bytes, bars + 16 * slot);
+    });
+  }
+  __device__ void start() {
+    if (threadIdx.x != 0) return;
+    for (int i = 0; i < STAGES; ++i) {
+      mbar_init(bars + 16 * i, 1);
+      mbar_init(bars + 16 * i + 8, THREADS / 32);
+    }
+    mbar_init_fence();
+    for (int i = 0; i < STAGES; ++i) fill(i);
+  }
+  __device__ uint32_t acquire() {
+    const int slot = t % STAGES;
+    mbar_wait(bars + 16 * slot, (t / STAGES) & 1);
+    ++t;
+    return smem_u32(ring + slot * S::STAGE);
+  }
+  // After this warp's products reading the oldest acquired stage completed.
+  __device__ void release() {
+    const int slot = r % STAGES;
+    if ((threadIdx.x & 31) == 0) mbar_arrive(bars + 16 * slot + 8);
+    if (threadIdx.x == 0 && r + STAGES < S::TOTAL) {
+      mbar_wait(bars + 16 * slot + 8, (r / STAGES) & 1);
+      fill(r + STAGES);
+    }
+    ++r;
+  }
+};
+}  // namespace narrow
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(BlockArgs p) {
+  using namespace narrow;
+  extern __shared__ float4 smem4[];
+  T* as = reinterpret_cast<T*>(smem4);
+  __half* qkv = reinterpret_cast<__half*>(reinterpret_cast<char*>(as) + kA);
+  char* ring = reinterpret_cast<char*>(qkv) + kQ;
+  Ring ws{static_cast<const char*>(p.wstream), ring, smem_u32(ring + kRing)};
+  ws.start();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c2 = (lane & 3) * 2;
+  const int rows[2] = {warp * 16 + (lane >> 2), warp * 16 + (lane >> 2) + 8};
+  const int N = p.window * p.window;
+  const int64_t base = int64_t(blockIdx.y) * p.res * p.res;
+  const int* tok = p.table[blockIdx.x].tok;
+  const unsigned long long* mbits = p.table[blockIdx.x].mbits;
+  const uint32_t a0 = smem_u32(as);
+
+  float xr[48];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const bool live = rows[h] < N;
+    const float* src = p.x + (base + (live ? tok[rows[h]] : 0)) * C + c2;
+#pragma unroll
+    for (int j = 0; j < 12; ++j) {
+      const float2 v = live ? *reinterpret_cast<const float2*>(src + 8 * j) : make_float2(0.f, 0.f);
+      xr[4 * j + 2 * h] = v.x;
+      xr[4 * j + 2 * h + 1] = v.y;
+    }
+  }
+  // LayerNorm of the rows in xr -> as (zeros for rows >= N); FP32 two-pass statistics over a quad of lanes.
+  auto layernorm = [&](const float* __restrict__ g, const float* __restrict__ b) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < 12; ++j) sum += xr[4 * j + 2 * h] + xr[4 * j + 2 * h + 1];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float mean = sum / C;
+      float sq = 0.f;
+#pragma unroll
+      for (int j = 0; j < 12; ++j) {
+        const float u = xr[4 * j + 2 * h] - mean, v = xr[4 * j + 2 * h + 1] - mean;
+        sq += u * u + v * v;
+      }
+      sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+      sq += __shfl_xor_sync(0xffffffffu, sq, 2);
+      const float rstd = rsqrtf(sq / C + 1e-5f);
+      const bool live = rows[h] < N;
+#pragma unroll
+      for (int j = 0; j < 12; ++j) {
+        const int col = 8 * j + c2;
+        const float2 gg = __ldg(reinterpret_cast<const float2*>(g + col));
+        const float2 bb = __ldg(reinterpret_cast<const float2*>(b + col));
+        *reinterpret_cast<uint32_t*>(as + cm_index<C>(rows[h], col)) =
+            live ? pack2<T>((xr[4 * j + 2 * h] - mean) * rstd * gg.x + bb.x,
+                            (xr[4 * j + 2 * h + 1] - mean) * rstd * gg.y + bb.y)
+                 : 0u;
+      }
+    }
+    fence_proxy_async();
+    __syncthreads();
+  };
+  // d (+)= as . (2 stages of 3 k-tiles)^T: the next two stages of the ring.
+  auto product = [&](float(&d)[48], bool accumulate) {
+    uint32_t b[2];
+    b[0] = ws.acquire();
+    b[1] = ws.acquire();
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < 2; ++s)
+#pragma unroll
+      for (int kk = 0; kk < 3; ++kk)
+        wgmma_m64n96k16_ss<T>(d, wgmma_desc(a0 + (s * 3 + kk) * 256, 128, C * 16),
+                              wgmma_desc(b[s] + kk * C * 32, 128, 256), accumulate || s + kk > 0);
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_hold(d);
+    ws.release();
+    ws.release();
+  };
+
+  // 1. LayerNorm 1; 2. qkv by chunks of 96 columns: + bias, rounded to T, q scaled, as fp16.
+  layernorm(p.ln1_g, p.ln1_b);
+  {
+    const T* bq = static_cast<const T*>(p.bqkv);
+#pragma unroll 1
+    for (int ch = 0; ch < 3; ++ch) {
+      float d[48];
+      product(d, false);
+      const float f = ch == 0 ? p.scale : 1.0f;
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int j = 0; j < 12; ++j) {
+          const int col = ch * C + 8 * j + c2;
+          float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
+          if (bq) {
+            v0 += to_f(__ldg(bq + col));
+            v1 += to_f(__ldg(bq + col + 1));
+          }
+          *reinterpret_cast<__half2*>(qkv + rows[h] * LDQ + col) =
+              __floats2half2_rn(to_f(from_f<T>(v0)) * f, to_f(from_f<T>(v1)) * f);
+        }
+    }
+  }
+  __syncthreads();
+  // 3. Attention, 12 (strip, head) units on 4 warps -> as.
+  for (int unit = warp; unit < 4 * p.heads; unit += THREADS / 32) {
+    const int strip = unit & 3, h = unit >> 2;
+    const __half* qh = qkv + h * HD;
+    attend_strip<HD>(qh, qh + C, qh + 2 * C, LDQ, strip, p.rpb + h * 64 * 64, mbits,
+                     [&](int r, int c, float v0, float v1) { store2(as + cm_index<C>(r, h * HD + c), v0, v1); });
+  }
+  fence_proxy_async();
+  __syncthreads();
+  // 4. x += as . Wproj^T + b: the product accumulates onto x + b.
+#pragma unroll
+  for (int j = 0; j < 12; ++j) {
+    const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bproj + 8 * j + c2));
+#pragma unroll
+    for (int h = 0; h < 2; ++h) xr[4 * j + 2 * h] += bb.x, xr[4 * j + 2 * h + 1] += bb.y;
+  }
+  product(xr, true);
+  __syncthreads();  // every warp's products read as
+  // 5. LayerNorm 2 -> as; 6./7. per hidden chunk j: h = gelu(as . W1_j^T + b1) as A fragments, x += h . W2_j^T.
+  layernorm(p.ln2_g, p.ln2_b);
+#pragma unroll
+  for (int j = 0; j < 12; ++j) {
+    const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bfc2 + 8 * j + c2));
+#pragma unroll
+    for (int h = 0; h < 2; ++h) xr[4 * j + 2 * h] += bb.x, xr[4 * j + 2 * h + 1] += bb.y;
+  }
+  const T* b1 = static_cast<const T*>(p.bfc1);
+#pragma unroll 1
+  for (int jc = 0; jc < 4; ++jc) {
+    float hacc[48];
+    product(hacc, false);
+    uint32_t ha[6][4];
+#pragma unroll
+    for (int t = 0; t < 6; ++t)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int col = jc * C + 16 * t + 8 * (q >> 1) + c2;
+        const float2 bb = bias2(b1 + col);
+        ha[t][q] = pack2<T>(gelu_tanh(hacc[8 * t + 2 * q] + bb.x), gelu_tanh(hacc[8 * t + 2 * q + 1] + bb.y));
+      }
+    uint32_t b[2];
+    b[0] = ws.acquire();
+    b[1] = ws.acquire();
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < 2; ++s)
+#pragma unroll
+      for (int kk = 0; kk < 3; ++kk)
+        wgmma_m64n96k16_rs<T>(xr, ha[s * 3 + kk], wgmma_desc(b[s] + kk * C * 32, 128, 256), true);
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_hold(xr);
+#pragma unroll
+    for (int t = 0; t < 6; ++t) wgmma_hold(ha[t]);
+    ws.release();
+    ws.release();
+  }
+  // 8. The rows back, in place.
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (rows[h] >= N) continue;
+    float* dst = p.x + (base + tok[rows[h]]) * C + c2;
+#pragma unroll
+    for (int j = 0; j < 12; ++j) *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(xr[4 * j + 2 * h], xr[4 * j + 2 * h + 1]);
+  }
+}
+
 // W [N][K] (16-bit) -> the stream layout of one GEMM (see Stream): chunks
 // of `chunk` columns, in each chunk stages of kps k-tiles, in each stage
 // [n-tile][k-tile][lane] uint2 {W[n][k0 + c2], W[n][k0 + c2 + 1]},
@@ -765,8 +999,8 @@ bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc
   return wg;
 }
 
-void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                const SwinBlockWeights& w, cudaStream_t s) {
+const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
+                       const SwinBlockWeights& w, cudaStream_t s) {
   // Where the windows are no more than the SMs (batch 1 and 2 at 224x224),
   // each SM runs one window: the 16-warp form (its LayerNorms sum their
   // statistics over 8 threads a row instead of 4).
@@ -791,6 +1025,17 @@ void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, in
                     w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64,
                     static_cast<const WindowTable*>(w.table)};
   const dim3 grid((res / window) * (res / window), B);
+  // Where the windows are more than the SMs: the one-warpgroup form, three windows an SM (96 channels, 3 heads).
+  if (w.wgmma && w.narrow && !wide && C == 96 && heads == 3 && t != DT::F32) {
+    const Kernel nk = t == DT::F16 ? swin_block_narrow_kernel<__half, 32> : swin_block_narrow_kernel<__nv_bfloat16, 32>;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      SWINRT_CUDA_CHECK(cudaFuncSetAttribute(nk, cudaFuncAttributeMaxDynamicSharedMemorySize, int(narrow::kBytes)));
+    }
+    nk<<<grid, narrow::THREADS, narrow::kBytes, s>>>(a);
+    SWINRT_CUDA_CHECK(cudaGetLastError());
+    return "fused.narrow";
+  }
 #ifdef SWINRT_BLOCK_STAMPS
   {
     static bool once = false;
@@ -802,6 +1047,7 @@ void swin_block(float* x, DT t, int B, int res, int C, int heads, int window, in
 #endif
   kernel<<<grid, threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
+  return w.wgmma ? "fused.wgmma" : "fused";
 }
 
 }  // namespace swinrt::cuda

@@ -36,11 +36,11 @@ std::vector<float> random_slices(int64_t n, int S, uint32_t seed) {
 // Logits of a CUDA engine of w created with the environment variable `var`
 // set to `value` (the engine reads its switches at creation).
 std::vector<float> cuda_logits(const Weights& w, Precision p, const std::vector<float>& in, int64_t B,
-                               const char* var, const char* value) {
+                               const char* var, const char* value, int max_batch = 2) {
   const Config& cfg = w.config();
   std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * cfg.img_size * cfg.img_size));
   setenv(var, value, 1);
-  auto engine = make_cuda_engine(w, {Device::Cuda, p, 2});
+  auto engine = make_cuda_engine(w, {Device::Cuda, p, max_batch});
   unsetenv(var);
   engine->run(in.data(), B, out.data());
   return out;
@@ -172,7 +172,8 @@ TEST(Cuda, FusedFinalHeadMatchesUnfused) {
 // same weights and input (B = 3 on engines of max batch 2: batches of 2 and
 // 1), and both against the CPU FP32 engine: the variant must agree with the
 // op-by-op argmax and be no worse against FP32, up to rounding noise.
-void expect_block_variant_matches(const char* what, const char* var, uint32_t seed) {
+// max_batch: the engine's (cuda_logits); 3 runs the three slices as one batch.
+void expect_block_variant_matches(const char* what, const char* var, uint32_t seed, int max_batch = 2) {
   for (const char* name : {"swin-t", "w8"}) {
     for (Precision p : {Precision::FP16, Precision::BF16}) {
       const Config cfg = named_config(name);
@@ -181,8 +182,8 @@ void expect_block_variant_matches(const char* what, const char* var, uint32_t se
       const auto in = random_slices(B, cfg.img_size, seed + 1);
       std::vector<float> ref(B * cfg.num_classes * HW);
       make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
-      const auto on = cuda_logits(w, p, in, B, var, "1");
-      const auto off = cuda_logits(w, p, in, B, var, "0");
+      const auto on = cuda_logits(w, p, in, B, var, "1", max_batch);
+      const auto off = cuda_logits(w, p, in, B, var, "0", max_batch);
       const Gap g = gap(on, off, B, cfg.num_classes, HW);
       ASSERT_LT(g.first_nonfinite, 0) << what << ": logit " << g.first_nonfinite;
       const Gap gv = gap(on, ref, B, cfg.num_classes, HW), gu = gap(off, ref, B, cfg.num_classes, HW);
@@ -198,12 +199,12 @@ void expect_block_variant_matches(const char* what, const char* var, uint32_t se
 }
 
 // Whether a swin-t FP16 engine made now (its switches as the environment
-// sets them) has a launch whose profile label ends in `suffix`: the tests of
-// a kernel variant skip where the engine does not take it.
-bool swin_t_fp16_launches(const std::string& suffix) {
+// sets them) has a launch at `batch` whose profile label ends in `suffix`:
+// the tests of a kernel variant skip where the engine does not take it.
+bool swin_t_fp16_launches(const std::string& suffix, int batch = 1) {
   const Weights w = random_weights(named_config("swin-t"), 3);
-  auto engine = make_cuda_engine(w, {Device::Cuda, Precision::FP16, 1});
-  for (const auto& [op, ms] : engine->profile(1, 1))
+  auto engine = make_cuda_engine(w, {Device::Cuda, Precision::FP16, batch});
+  for (const auto& [op, ms] : engine->profile(batch, 1))
     if (op.size() > suffix.size() && op.compare(op.size() - suffix.size(), suffix.size(), suffix) == 0) return true;
   return false;
 }
@@ -239,6 +240,22 @@ TEST(Cuda, WgmmaBlockMatchesMmaSync) {
   expect_block_variant_matches("wgmma", "SWINRT_WGMMA", 31);
   expect_block_variant_matches("wide", "SWINRT_WIDE_BLOCK", 37);
   unsetenv("SWINRT_FUSED_BLOCK");
+}
+
+// The 96-channel block's one-warpgroup form (three windows an SM; swin-t's
+// C 96 blocks at batch 3 in one run, 192 windows: more than an H100's SMs)
+// against the 8-warp form (SWINRT_NARROW_BLOCK=0): the residual rows
+// stay in registers and take the proj and fc2 products onto x + bias, a
+// different summation order from the 8-warp kernel's x + (product + bias);
+// the same rounding points otherwise. Skips where the engine does not take it.
+TEST(Cuda, NarrowBlockMatchesEightWarp) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  setenv("SWINRT_NARROW_BLOCK", "1", 1);
+  const bool taken = swin_t_fp16_launches("fused.narrow", 3);
+  unsetenv("SWINRT_NARROW_BLOCK");
+  if (!taken) GTEST_SKIP() << "the one-warpgroup block does not run here (no sm_90a device or build)";
+  expect_block_variant_matches("narrow", "SWINRT_NARROW_BLOCK", 41, 3);
 }
 
 // The patch embedding's two-token kernel (4 x 4 patches of 96 channels:
