@@ -468,18 +468,79 @@ __global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __res
 constexpr int kXhWarps = 16;
 
 __host__ __device__ constexpr int xh_ld(int E) { return E + 8; }  // padded shared rows: conflict-free ldmatrix
+constexpr int kXhSld = 33;  // floats a staged line of 32 logits takes (padded)
+
+// Starts the cp.async of tile's 16 token rows of x (contiguous) into xw, a
+// warp's [16][xh_ld(E)] tile, as one commit group.
+template <typename T, int E>
+__device__ __forceinline__ void fetch_tile16(T* xw, const T* __restrict__ x, int64_t tile, int lane) {
+  constexpr int LD = xh_ld(E), VR = E / 8;
+  const T* src = x + tile * 16 * E;
+  for (int i = lane; i < 16 * VR; i += 32) {
+    const int r = i / VR, v = i - r * VR;
+    cp_async16(xw + r * LD + v * 8, src + r * E + v * 8);
+  }
+  cp_async_commit();
+}
+
+// The FP32 accumulators of a 16 x (16 KT) product (m16n8 layout, n-tile n
+// in acc[n]) rounded to T: that tile's A fragments for the next product.
+template <typename T, int KT>
+__device__ __forceinline__ void round_to_frags(const float (&acc)[2 * KT][4], uint32_t (&e)[KT][4]) {
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt) {
+    e[kt][0] = pack2<T>(acc[2 * kt][0], acc[2 * kt][1]);
+    e[kt][1] = pack2<T>(acc[2 * kt][2], acc[2 * kt][3]);
+    e[kt][2] = pack2<T>(acc[2 * kt + 1][0], acc[2 * kt + 1][1]);
+    e[kt][3] = pack2<T>(acc[2 * kt + 1][2], acc[2 * kt + 1][3]);
+  }
+}
+
+// LayerNorm + head (tile_row_norm, tile_head; hf: the head fragments) on
+// sub-pixel p2's expand product acc of a warp's tile, rounded to T. Logits
+// go to the warp's staging sw, [2 runs][classes][kXhSld]: row g8 is token g8
+// of the first run, row g8 + 8 token g8 of the second, pixel 4 g8 + p2 each.
+template <typename T, int KT, int NT>
+__device__ __forceinline__ void head_subpixel(const float (&acc)[2 * KT][4], const uint32_t* hf, int lane,
+                                              int classes, int p2, float* sw) {
+  const int g8 = lane >> 2, c2 = (lane & 3) * 2;
+  uint32_t e[KT][4];
+  round_to_frags<T, KT>(acc, e);
+  float mu0, rs0, mu1, rs1, yv[NT][4];
+  tile_row_norm<T, KT>(e, mu0, rs0, mu1, rs1);
+  tile_head<T, KT, NT>(e, [&](int w) { return hf[w * 32 + lane]; }, mu0, rs0, mu1, rs1, yv);
+  each_class(yv, c2, classes, [&](int c, float v0, float v1) {
+    sw[c * kXhSld + 4 * g8 + p2] = v0;
+    sw[(classes + c) * kXhSld + 4 * g8 + p2] = v1;
+  });
+}
+
+// Stores the staged logits of tile (output row p1 of its tokens): a 128-byte
+// line per run and class, between __syncwarp()s guarding the staging.
+__device__ __forceinline__ void store_tile_logits(float* __restrict__ logits, const float* sw, int64_t tile, int res,
+                                                  int p1, int classes, int lane) {
+  const int64_t per_img = int64_t(res) * res, H = 4 * int64_t(res), HH = H * H;
+  __syncwarp();
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int64_t t = tile * 16 + h * 8, b = t / per_img, r = t - b * per_img, ty = r / res, tx0 = r - ty * res;
+    float* o = logits + (b * classes * H + 4 * ty + p1) * H + 4 * tx0 + lane;
+    for (int c = 0; c < classes; ++c) o[c * HH] = sw[(h * classes + c) * kXhSld + lane];
+  }
+  __syncwarp();
+}
 
 template <typename T, int KT, int NT>
 __global__ void __launch_bounds__(32 * kXhWarps, 1)
     final_expand_head_kernel(const T* __restrict__ x, int64_t tiles, int res, int tpi, const T* __restrict__ wexp,
                              const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits) {
-  constexpr int E = KT * 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = 33;
+  constexpr int E = KT * 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = kXhSld;
   extern __shared__ __align__(128) unsigned char xsm[];
   T* ws = reinterpret_cast<T*>(xsm);                                             // [4 sub-pixels][E rows n][LD]
   T* xs = ws + 4 * E * LD;                                                       // [warps][16 tokens][LD]
   float* stg = reinterpret_cast<float*>(xs + kXhWarps * 16 * LD);                // [warps][2 runs][classes][SLD]
   uint32_t* hf = reinterpret_cast<uint32_t*>(stg + kXhWarps * 2 * classes * SLD);  // head fragments
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g8 = lane >> 2, c2 = (lane & 3) * 2;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int p1 = blockIdx.x & 3;
   const T* wsrc = wexp + int64_t(p1) * 4 * E * E;  // rows (p1 * 4 + p2) * E + n
   for (int i = tid; i < 4 * E * VR; i += blockDim.x) {
@@ -490,19 +551,10 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
   for (int i = tid; i < FW; i += blockDim.x) hf[i] = __ldg(frags + i);
   T* xw = xs + warp * 16 * LD;
   float* sw = stg + warp * 2 * classes * SLD;
-  auto fetch = [&](int64_t tile) {  // the tile's 16 token rows of x (contiguous) to xw
-    const T* src = x + tile * 16 * E;
-    for (int i = lane; i < 16 * VR; i += 32) {
-      const int r = i / VR, v = i - r * VR;
-      cp_async16(xw + r * LD + v * 8, src + r * E + v * 8);
-    }
-    cp_async_commit();
-  };
-  const int64_t per_img = int64_t(res) * res, H = 4 * int64_t(res), HH = H * H;
   const int64_t groups = (tiles + tpi - 1) / tpi, step = gridDim.x >> 2;
   int64_t grp = blockIdx.x >> 2;
   const bool active = warp < tpi && grp * tpi + warp < tiles;
-  if (active) fetch(grp * tpi + warp);
+  if (active) fetch_tile16<T, E>(xw, x, grp * tpi + warp, lane);
   cp_async_wait<0>();
   __syncthreads();  // W and the head fragments are in
   if (!active) return;
@@ -515,7 +567,8 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
 #pragma unroll
     for (int kt = 0; kt < KT; ++kt) ldsm_x4(a[kt], xw + (lane & 15) * LD + kt * 16 + (lane >> 4) * 8);
     __syncwarp();
-    if (grp + step < groups && (grp + step) * tpi + warp < tiles) fetch((grp + step) * tpi + warp);
+    if (grp + step < groups && (grp + step) * tpi + warp < tiles)
+      fetch_tile16<T, E>(xw, x, (grp + step) * tpi + warp, lane);
 #pragma unroll 1
     for (int p2 = 0; p2 < 4; ++p2) {
       const T* wp = ws + p2 * E * LD;
@@ -531,32 +584,9 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
           mma16816<T>(acc[2 * np], a[kt], bw[0], bw[1]);
           mma16816<T>(acc[2 * np + 1], a[kt], bw[2], bw[3]);
         }
-      // The accumulators rounded to T are the A fragments of the sub-pixel's E-vectors.
-      uint32_t e[KT][4];
-#pragma unroll
-      for (int kt = 0; kt < KT; ++kt) {
-        e[kt][0] = pack2<T>(acc[2 * kt][0], acc[2 * kt][1]);
-        e[kt][1] = pack2<T>(acc[2 * kt][2], acc[2 * kt][3]);
-        e[kt][2] = pack2<T>(acc[2 * kt + 1][0], acc[2 * kt + 1][1]);
-        e[kt][3] = pack2<T>(acc[2 * kt + 1][2], acc[2 * kt + 1][3]);
-      }
-      float mu0, rs0, mu1, rs1, yv[NT][4];
-      tile_row_norm<T, KT>(e, mu0, rs0, mu1, rs1);
-      tile_head<T, KT, NT>(e, [&](int w) { return hf[w * 32 + lane]; }, mu0, rs0, mu1, rs1, yv);
-      // Row g8 is token g8 of the first run, row g8 + 8 token g8 of the second: pixel 4 g8 + p2 of each.
-      each_class(yv, c2, classes, [&](int c, float v0, float v1) {
-        sw[c * SLD + 4 * g8 + p2] = v0;
-        sw[(classes + c) * SLD + 4 * g8 + p2] = v1;
-      });
+      head_subpixel<T, KT, NT>(acc, hf, lane, classes, p2, sw);
     }
-    __syncwarp();
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t t = tile * 16 + h * 8, b = t / per_img, r = t - b * per_img, ty = r / res, tx0 = r - ty * res;
-      float* o = logits + (b * classes * H + 4 * ty + p1) * H + 4 * tx0 + lane;
-      for (int c = 0; c < classes; ++c) o[c * HH] = sw[(h * classes + c) * SLD + lane];
-    }
-    __syncwarp();
+    store_tile_logits(logits, sw, tile, res, p1, classes, lane);
   }
 }
 
@@ -568,23 +598,22 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
 // the weights 16 tokens at a time by ldmatrix (ncu, session 6: the SM's
 // shared-memory pipe 73% busy). Lane l of warp w gets rows 16 w + l / 4
 // (+ 8) in mma.m16n8 accumulator order, so from the accumulators on it is
-// the mma.sync form's code: rounding to T, tile_row_norm, tile_head, the
-// staging and the 128-byte stores. A warpgroup takes units of 64 tokens
-// (4 tiles, one a warp; res % 8 == 0 makes every image a whole number of
-// units), a thread block one p1 as before.
+// the mma.sync form's code (head_subpixel, store_tile_logits). A warpgroup
+// takes units of 64 tokens (4 tiles, one a warp; res % 8 == 0 makes every
+// image a whole number of units), a thread block one p1 as before.
 constexpr int kXhWgE = 96;
 
 template <typename T, int NT>
 __global__ void __launch_bounds__(32 * kXhWarps, 1)
     final_expand_head_wg_kernel(const T* __restrict__ x, int64_t units, int res, int upi, const T* __restrict__ wexp,
                                 const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits) {
-  constexpr int E = kXhWgE, KT = E / 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = 33;
+  constexpr int E = kXhWgE, KT = E / 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = kXhSld;
   extern __shared__ __align__(128) unsigned char xsm[];
   T* ws = reinterpret_cast<T*>(xsm);                                               // [4 sub-pixels][E x E] core matrices
   T* xs = ws + 4 * E * E;                                                          // [warps][16 tokens][LD]
   float* stg = reinterpret_cast<float*>(xs + kXhWarps * 16 * LD);                  // [warps][2 runs][classes][SLD]
   uint32_t* hf = reinterpret_cast<uint32_t*>(stg + kXhWarps * 2 * classes * SLD);  // head fragments
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, g8 = lane >> 2, c2 = (lane & 3) * 2;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
   const int p1 = blockIdx.x & 3;
   // Sub-pixel p2's weights as [k-tile][8-row group][k half][8 rows][8 k]: 16-byte piece i in that order is
   // row n = 8 group + n7, k = 16 kt + 8 half; consecutive threads fill consecutive pieces (conflict-free), a
@@ -600,20 +629,11 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
   for (int i = tid; i < FW; i += blockDim.x) hf[i] = __ldg(frags + i);
   T* xw = xs + warp * 16 * LD;
   float* sw = stg + warp * 2 * classes * SLD;
-  auto fetch = [&](int64_t tile) {  // the tile's 16 token rows of x (contiguous) to xw
-    const T* src = x + tile * 16 * E;
-    for (int i = lane; i < 16 * VR; i += 32) {
-      const int r = i / VR, v = i - r * VR;
-      cp_async16(xw + r * LD + v * 8, src + r * E + v * 8);
-    }
-    cp_async_commit();
-  };
-  const int64_t per_img = int64_t(res) * res, H = 4 * int64_t(res), HH = H * H;
   const int64_t groups = (units + upi - 1) / upi, step = gridDim.x >> 2;
   int64_t grp = blockIdx.x >> 2;
   // Warpgroup-uniform: all four warps of a warpgroup run every wgmma together.
   const bool active = wg < upi && grp * upi + wg < units;
-  if (active) fetch((grp * upi + wg) * 4 + (warp & 3));
+  if (active) fetch_tile16<T, E>(xw, x, (grp * upi + wg) * 4 + (warp & 3), lane);
   cp_async_wait<0>();
   fence_proxy_async();  // the weights, written through cp.async, are read by wgmma
   __syncthreads();      // W and the head fragments are in
@@ -630,7 +650,7 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
     for (int kt = 0; kt < KT; ++kt) ldsm_x4(a[kt], xw + (lane & 15) * LD + kt * 16 + (lane >> 4) * 8);
     __syncwarp();
     const int64_t next = (grp + step) * upi + wg;
-    if (grp + step < groups && next < units) fetch(next * 4 + (warp & 3));
+    if (grp + step < groups && next < units) fetch_tile16<T, E>(xw, x, next * 4 + (warp & 3), lane);
 #pragma unroll 1
     for (int p2 = 0; p2 < 4; ++p2) {
       float d[48];
@@ -643,31 +663,10 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
       wgmma_hold(d);
 #pragma unroll
       for (int kt = 0; kt < KT; ++kt) wgmma_hold(a[kt]);
-      // d[4 n .. 4 n + 3] is n-tile n's m16n8 accumulator: rounded to T, the A fragments of the E-vectors.
-      uint32_t e[KT][4];
-#pragma unroll
-      for (int kt = 0; kt < KT; ++kt) {
-        e[kt][0] = pack2<T>(d[8 * kt], d[8 * kt + 1]);
-        e[kt][1] = pack2<T>(d[8 * kt + 2], d[8 * kt + 3]);
-        e[kt][2] = pack2<T>(d[8 * kt + 4], d[8 * kt + 5]);
-        e[kt][3] = pack2<T>(d[8 * kt + 6], d[8 * kt + 7]);
-      }
-      float mu0, rs0, mu1, rs1, yv[NT][4];
-      tile_row_norm<T, KT>(e, mu0, rs0, mu1, rs1);
-      tile_head<T, KT, NT>(e, [&](int w) { return hf[w * 32 + lane]; }, mu0, rs0, mu1, rs1, yv);
-      each_class(yv, c2, classes, [&](int c, float v0, float v1) {
-        sw[c * SLD + 4 * g8 + p2] = v0;
-        sw[(classes + c) * SLD + 4 * g8 + p2] = v1;
-      });
+      // d[4 n .. 4 n + 3] is n-tile n's m16n8 accumulator.
+      head_subpixel<T, KT, NT>(reinterpret_cast<const float(&)[2 * KT][4]>(d), hf, lane, classes, p2, sw);
     }
-    __syncwarp();
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t t = tile * 16 + h * 8, b = t / per_img, r = t - b * per_img, ty = r / res, tx0 = r - ty * res;
-      float* o = logits + (b * classes * H + 4 * ty + p1) * H + 4 * tx0 + lane;
-      for (int c = 0; c < classes; ++c) o[c * HH] = sw[(h * classes + c) * SLD + lane];
-    }
-    __syncwarp();
+    store_tile_logits(logits, sw, tile, res, p1, classes, lane);
   }
 }
 }  // namespace
@@ -814,7 +813,7 @@ namespace {
 // warp's 2 x classes lines of 32 logits, the head fragments.
 size_t expand_head_smem(int E, int classes, size_t frag_bytes) {
   return sizeof(uint16_t) * xh_ld(E) * size_t(4 * E + kXhWarps * 16) +
-         sizeof(float) * size_t(kXhWarps) * 2 * classes * 33 + frag_bytes;
+         sizeof(float) * size_t(kXhWarps) * 2 * classes * kXhSld + frag_bytes;
 }
 
 }  // namespace
