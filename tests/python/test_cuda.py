@@ -61,3 +61,34 @@ def test_cuda_matches_pytorch(tmp_path, swinrt_bin, name):
         else:
             # The issue's 99.9%, or no worse than PyTorch's own run in this precision.
             assert agree >= min(0.999, peer_agree - 0.001)
+
+
+def test_cuda_large_batch_matches_pytorch(tmp_path, swinrt_bin):
+    """Swin-T at batch 48 as one batch: the kernels the engine takes only at
+    large batches (the one-warpgroup 96-channel block, where the windows are
+    more than the SMs; the fused PatchExpand, where its 64-token tiles fill
+    them; the fused MLP of the 192-channel blocks, at two 128-row tiles an SM
+    of an H100) against PyTorch FP32, as in test_cuda_matches_pytorch."""
+    cfg = config("swin-t")
+    model, weights = saved_model(tmp_path, cfg, seed=5)
+    x = np.random.default_rng(7).random((48, cfg.img_size, cfg.img_size), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    ref = torch_logits(model, x, "fp32")
+    ref_labels = ref.argmax(1)
+    for precision in ("fp32", "fp16", "bf16"):
+        r = subprocess.run([swinrt_bin, "run", "--weights", weights, "--input", tmp_path / "x.npy", "--output",
+                            tmp_path / "y.npy", "--device", "cuda", "--precision", precision, "--max-batch", "48"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        got = np.load(tmp_path / "y.npy")
+        err = float(np.abs(got - ref).max())
+        agree = float((got.argmax(1) == ref_labels).mean())
+        peer = torch_logits(model, x, precision)
+        peer_err = float(np.abs(peer - ref).max())
+        peer_agree = float((peer.argmax(1) == ref_labels).mean())
+        print(f"swin-t batch 48 {precision}: swinrt max|err| {err:.3g}, argmax agreement {agree:.5f}; "
+              f"PyTorch {precision}: max|err| {peer_err:.3g}, agreement {peer_agree:.5f}")
+        if precision == "fp32":
+            assert err <= 1e-4
+        else:
+            assert agree >= min(0.999, peer_agree - 0.001)
