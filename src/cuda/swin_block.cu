@@ -722,20 +722,22 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
   };
   // d (+)= as . (2 stages of 3 k-tiles)^T: the next two stages of the ring.
   auto product = [&](float(&d)[48], bool accumulate) {
-    uint32_t b[2];
-    b[0] = ws.acquire();
-    b[1] = ws.acquire();
-    wgmma_fence();
+    // A commit group a stage: the first stage is released (and refilled) while the second's products run.
 #pragma unroll
-    for (int s = 0; s < 2; ++s)
+    for (int s = 0; s < 2; ++s) {
+      const uint32_t b = ws.acquire();
+      wgmma_fence();
+      if (s > 0) wgmma_hold(d);
 #pragma unroll
       for (int kk = 0; kk < 3; ++kk)
         wgmma_m64n96k16_ss<T>(d, wgmma_desc(a0 + (s * 3 + kk) * 256, 128, C * 16),
-                              wgmma_desc(b[s] + kk * C * 32, 128, 256), accumulate || s + kk > 0);
-    wgmma_commit();
+                              wgmma_desc(b + kk * C * 32, 128, 256), accumulate || s + kk > 0);
+      wgmma_commit();
+    }
+    wgmma_wait<1>();
+    ws.release();
     wgmma_wait<0>();
     wgmma_hold(d);
-    ws.release();
     ws.release();
   };
 
@@ -804,21 +806,22 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
         const float2 bb = bias2(b1 + col);
         ha[t][q] = pack2<T>(gelu_tanh(hacc[8 * t + 2 * q] + bb.x), gelu_tanh(hacc[8 * t + 2 * q + 1] + bb.y));
       }
-    uint32_t b[2];
-    b[0] = ws.acquire();
-    b[1] = ws.acquire();
-    wgmma_fence();
 #pragma unroll
-    for (int s = 0; s < 2; ++s)
+    for (int s = 0; s < 2; ++s) {
+      const uint32_t b = ws.acquire();
+      wgmma_fence();
+      if (s > 0) wgmma_hold(xr);
 #pragma unroll
       for (int kk = 0; kk < 3; ++kk)
-        wgmma_m64n96k16_rs<T>(xr, ha[s * 3 + kk], wgmma_desc(b[s] + kk * C * 32, 128, 256), true);
-    wgmma_commit();
+        wgmma_m64n96k16_rs<T>(xr, ha[s * 3 + kk], wgmma_desc(b + kk * C * 32, 128, 256), true);
+      wgmma_commit();
+    }
+    wgmma_wait<1>();
+    ws.release();
     wgmma_wait<0>();
     wgmma_hold(xr);
 #pragma unroll
     for (int t = 0; t < 6; ++t) wgmma_hold(ha[t]);
-    ws.release();
     ws.release();
   }
   // 8. The rows back, in place.
