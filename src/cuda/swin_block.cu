@@ -598,13 +598,15 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
 }
 
 // The 96-channel block (3 heads, sm_90a) with one warpgroup a window and
-// three windows an SM, for batches whose windows are more than the SMs. The window's FP32 residual rows live in
-// registers in the m64n96 accumulator layout (lane l of warp w: rows 16 w +
-// l / 4 and + 8, columns 8 j + 2 (l % 4) (+ 1), xr[4 j + 2 h (+ 1)]); proj and
-// fc2 accumulate onto x + bias; the hidden layer goes chunk by chunk through
-// registers as fc2's A fragments. Shared memory: the LayerNorm / attention
-// operand, q/k/v, a 2-stage ring of the arranged stream read in the order
-// qkv, proj, then fc1 (j), fc2 (j) for each 96-column hidden chunk j.
+// three windows an SM, for batches whose windows are more than the SMs. The
+// window's FP32 residual rows live in registers in the m64n96 accumulator
+// layout (lane l of warp w: rows 16 w + l / 4 and + 8, columns 8 j + 2 (l %
+// 4) (+ 1), xr[4 j + 2 h (+ 1)]); proj and fc2 accumulate onto x + bias; the
+// hidden layer goes chunk by chunk through registers as fc2's A fragments.
+// Shared memory: the LayerNorm / attention operand, q/k/v, a 2-stage ring of
+// the arranged stream read in the order qkv, proj, then fc1 (j), fc2 (j) for
+// each 96-column hidden chunk j; each product issues its two stages as two
+// commit groups and releases the first as soon as it is read.
 namespace narrow {
 using S = Stream<96, true, 2>;  // the arranged stream's layout (24 stages of 9,216 bytes), a 2-stage ring
 constexpr int C = 96, THREADS = 128, STAGES = S::STAGES, LDQ = 3 * C + 8;
@@ -830,7 +832,8 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     if (rows[h] >= N) continue;
     float* dst = p.x + (base + tok[rows[h]]) * C + c2;
 #pragma unroll
-    for (int j = 0; j < 12; ++j) *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(xr[4 * j + 2 * h], xr[4 * j + 2 * h + 1]);
+    for (int j = 0; j < 12; ++j)
+      *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(xr[4 * j + 2 * h], xr[4 * j + 2 * h + 1]);
   }
 }
 
