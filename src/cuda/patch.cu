@@ -1123,21 +1123,9 @@ __global__ void __launch_bounds__(256, 1) patch_expand_wg_kernel(const float* __
       for (int i = 0; i < 48; ++i) d[i] = to_f(from_f<T>(d[i]));  // the expand output as the GEMM stored it
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        float sum = 0.f;
-#pragma unroll
-        for (int j = 0; j < 12; ++j) sum += d[4 * j + 2 * h] + d[4 * j + 2 * h + 1];
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        const float mean = sum / C;
-        float sq = 0.f;
-#pragma unroll
-        for (int j = 0; j < 12; ++j) {
-          const float u = d[4 * j + 2 * h] - mean, v = d[4 * j + 2 * h + 1] - mean;
-          sq += u * u + v * v;
-        }
-        sq += __shfl_xor_sync(0xffffffffu, sq, 1);
-        sq += __shfl_xor_sync(0xffffffffu, sq, 2);
-        const float rstd = rsqrtf(sq / C + 1e-5f);
+        static_assert(C == 96, "m64n96 rows");
+        float mean, rstd;
+        m64n96_row_stats(d, h, mean, rstd);
         const int64_t t = tile * 64 + (warp & 3) * 16 + (lane >> 2) + 8 * h;
         if (t >= tokens) continue;
         const int64_t b = t / per_img, p = t - b * per_img, yy = p / res, xx = p - yy * res;

@@ -692,21 +692,8 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
   auto layernorm = [&](const float* __restrict__ g, const float* __restrict__ b) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float sum = 0.f;
-#pragma unroll
-      for (int j = 0; j < 12; ++j) sum += xr[4 * j + 2 * h] + xr[4 * j + 2 * h + 1];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const float mean = sum / C;
-      float sq = 0.f;
-#pragma unroll
-      for (int j = 0; j < 12; ++j) {
-        const float u = xr[4 * j + 2 * h] - mean, v = xr[4 * j + 2 * h + 1] - mean;
-        sq += u * u + v * v;
-      }
-      sq += __shfl_xor_sync(0xffffffffu, sq, 1);
-      sq += __shfl_xor_sync(0xffffffffu, sq, 2);
-      const float rstd = rsqrtf(sq / C + 1e-5f);
+      float mean, rstd;
+      m64n96_row_stats(xr, h, mean, rstd);
       const bool live = rows[h] < N;
 #pragma unroll
       for (int j = 0; j < 12; ++j) {
@@ -722,24 +709,32 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     fence_proxy_async();
     __syncthreads();
   };
-  // d (+)= as . (2 stages of 3 k-tiles)^T: the next two stages of the ring.
-  auto product = [&](float(&d)[48], bool accumulate) {
-    // A commit group a stage: the first stage is released (and refilled) while the second's products run.
+  // The products of the ring's next two stages into d, issue(s, stage s's
+  // address) putting stage s's: a commit group a stage, the first released
+  // (and refilled) while the second's run. The second stage is the caller's
+  // to release once it has held what else the products read.
+  auto two_stages = [&](float(&d)[48], auto&& issue) {
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       const uint32_t b = ws.acquire();
       wgmma_fence();
       if (s > 0) wgmma_hold(d);
-#pragma unroll
-      for (int kk = 0; kk < 3; ++kk)
-        wgmma_m64n96k16_ss<T>(d, wgmma_desc(a0 + (s * 3 + kk) * 256, 128, C * 16),
-                              wgmma_desc(b + kk * C * 32, 128, 256), accumulate || s + kk > 0);
+      issue(s, b);
       wgmma_commit();
     }
     wgmma_wait<1>();
     ws.release();
     wgmma_wait<0>();
     wgmma_hold(d);
+  };
+  // d (+)= as . (2 stages of 3 k-tiles)^T.
+  auto product = [&](float(&d)[48], bool accumulate) {
+    two_stages(d, [&](int s, uint32_t b) {
+#pragma unroll
+      for (int kk = 0; kk < 3; ++kk)
+        wgmma_m64n96k16_ss<T>(d, wgmma_desc(a0 + (s * 3 + kk) * 256, 128, C * 16),
+                              wgmma_desc(b + kk * C * 32, 128, 256), accumulate || s + kk > 0);
+    });
     ws.release();
   };
 
@@ -808,20 +803,11 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
         const float2 bb = bias2(b1 + col);
         ha[t][q] = pack2<T>(gelu_tanh(hacc[8 * t + 2 * q] + bb.x), gelu_tanh(hacc[8 * t + 2 * q + 1] + bb.y));
       }
-#pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      const uint32_t b = ws.acquire();
-      wgmma_fence();
-      if (s > 0) wgmma_hold(xr);
+    two_stages(xr, [&](int s, uint32_t b) {
 #pragma unroll
       for (int kk = 0; kk < 3; ++kk)
         wgmma_m64n96k16_rs<T>(xr, ha[s * 3 + kk], wgmma_desc(b + kk * C * 32, 128, 256), true);
-      wgmma_commit();
-    }
-    wgmma_wait<1>();
-    ws.release();
-    wgmma_wait<0>();
-    wgmma_hold(xr);
+    });
 #pragma unroll
     for (int t = 0; t < 6; ++t) wgmma_hold(ha[t]);
     ws.release();

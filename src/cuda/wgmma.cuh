@@ -34,6 +34,28 @@ __device__ __forceinline__ int cm_index(int r, int k) {
   return (r >> 3) * (K * 8) + (k >> 3) * 64 + (r & 7) * 8 + (k & 7);
 }
 
+// FP32 LayerNorm statistics (two-pass, eps 1e-5) of row h of an m64n96
+// accumulator tile: lane l of warp w holds rows 16 w + l / 4 (h = 0) and + 8
+// (h = 1), columns 8 j + 2 (l % 4) (+ 1) in d[4 j + 2 h (+ 1)]; a row's 96
+// values lie on a quad of lanes, summed by two shuffles.
+__device__ __forceinline__ void m64n96_row_stats(const float (&d)[48], int h, float& mean, float& rstd) {
+  float sum = 0.f;
+#pragma unroll
+  for (int j = 0; j < 12; ++j) sum += d[4 * j + 2 * h] + d[4 * j + 2 * h + 1];
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+  mean = sum / 96;
+  float sq = 0.f;
+#pragma unroll
+  for (int j = 0; j < 12; ++j) {
+    const float u = d[4 * j + 2 * h] - mean, v = d[4 * j + 2 * h + 1] - mean;
+    sq += u * u + v * v;
+  }
+  sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+  sq += __shfl_xor_sync(0xffffffffu, sq, 2);
+  rstd = rsqrtf(sq / 96 + 1e-5f);
+}
+
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
