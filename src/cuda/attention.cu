@@ -363,10 +363,148 @@ void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int w
                                                          scale, bias64, table, static_cast<T*>(out));
 }
 
+// G heads of one window a thread block (G x HD <= 128 columns; 4 warps, one
+// per 16-query strip), for large batches: each thread copies its share of
+// every head's q, k and v rows into shared memory with cp.async, one commit
+// group a head, so the strips of head 0 run while the later heads' rows are
+// still landing, and a token's G heads are one contiguous read of G x HD x 2
+// bytes per part instead of G reads of HD x 2 from G thread blocks. Each
+// thread then widens its own pieces in place (q * scale to fp16; bf16 k and v
+// to fp16: what window_attention_unit does in registers), the heads' outputs
+// go into their q columns (a strip's q rows are its warp's alone and read
+// into registers first) and leave as 16-byte stores of G x HD columns a
+// token. Bit-identical to window_attention_mma_kernel. Needs the window table.
+template <int HD, int G>
+constexpr size_t kHeadsSmem = sizeof(__half) * 3 * 64 * (G * HD + 8);
+
+template <typename T, int HD, int G>
+__global__ void __launch_bounds__(128, (227 * 1024) / (kHeadsSmem<HD, G> + 1024) < 6
+                                           ? (227 * 1024) / (kHeadsSmem<HD, G> + 1024)
+                                           : 6)
+    window_attention_heads_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, float scale,
+                                  const __half* __restrict__ bias64, const WindowTable* __restrict__ table,
+                                  T* __restrict__ out) {
+  constexpr int kRows = 64, COLS = G * HD, LD = COLS + 8, V8 = HD / 8;  // 16-byte pieces of a row and head
+  constexpr int PIECES = kRows * 3 * V8, PER = (PIECES + 127) / 128;    // a head's q, k, v pieces
+  static_assert(COLS <= 128 && HD % 16 == 0 && G <= 4, "unsupported head group");
+  extern __shared__ float4 smem4[];
+  __half* q = reinterpret_cast<__half*>(smem4);
+  const int ngroups = heads / G, w = blockIdx.x / ngroups, h0 = (blockIdx.x - w * ngroups) * G;
+  const int N = window * window;
+  const int64_t base = int64_t(blockIdx.y) * res * res;
+  const WindowTable& wt = table[w];
+  // This thread's pieces (the same in every head): piece p is row p / (3 V8),
+  // part (q, k, v) and 16-byte column of the head from the rest; tk: the
+  // row's token in the batch, -1 past the window (zero-filled).
+  auto piece = [&](int j, int& row, int& part, int& e) {
+    const int p = threadIdx.x + j * 128, rest = p % (3 * V8);
+    row = p / (3 * V8), part = rest / V8, e = (rest - part * V8) * 8;
+  };
+  int tk[PER];
+#pragma unroll
+  for (int j = 0; j < PER; ++j) {
+    int row, part, e;
+    piece(j, row, part, e);
+    tk[j] = threadIdx.x + j * 128 < PIECES && row < N ? int(base) + wt.tok[row] : -1;
+  }
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+#pragma unroll
+    for (int j = 0; j < PER; ++j) {
+      if (PIECES % 128 != 0 && threadIdx.x + j * 128 >= PIECES) continue;
+      int row, part, e;
+      piece(j, row, part, e);
+      const int64_t at = tk[j] < 0 ? 0 : int64_t(tk[j]) * 3 * C + part * C + (h0 + g) * HD + e;
+      cp_async16_zfill(q + part * kRows * LD + row * LD + g * HD + e, qkv + at, tk[j] >= 0);
+    }
+    cp_async_commit();
+  }
+  const int warp = threadIdx.x >> 5;
+  T* const o = reinterpret_cast<T*>(q);  // outputs in q's place, row stride LD
+#pragma unroll 1
+  for (int g = 0; g < G; ++g) {
+    switch (G - 1 - g) {  // wait_group takes an immediate
+      case 0: cp_async_wait<0>(); break;
+      case 1: cp_async_wait<1>(); break;
+      case 2: cp_async_wait<2>(); break;
+      default: cp_async_wait<3>(); break;
+    }
+    // Widen this thread's pieces of head g in place.
+#pragma unroll
+    for (int j = 0; j < PER; ++j) {
+      int row, part, e;
+      piece(j, row, part, e);
+      if ((PIECES % 128 != 0 && threadIdx.x + j * 128 >= PIECES) || (std::is_same_v<T, __half> && part != 0)) continue;
+      uint4* at = reinterpret_cast<uint4*>(q + part * kRows * LD + row * LD + g * HD + e);
+      const uint4 raw = *at;
+      const T* e8 = reinterpret_cast<const T*>(&raw);
+      const float f = part == 0 ? scale : 1.0f;
+      __align__(16) __half h8[8];
+#pragma unroll
+      for (int t = 0; t < 8; ++t) h8[t] = __float2half_rn(to_f(e8[t]) * f);
+      *at = *reinterpret_cast<const uint4*>(h8);
+    }
+    __syncthreads();
+    const __half* qh = q + g * HD;
+    attend_strip<HD>(qh, qh + kRows * LD, qh + 2 * kRows * LD, LD, warp, bias64 + int64_t(h0 + g) * kRows * kRows,
+                     wt.mbits, [&](int r, int c, float v0, float v1) { store2(o + r * LD + g * HD + c, v0, v1); });
+  }
+  __syncthreads();
+  constexpr int OUT8 = COLS / 8;
+  for (int idx = threadIdx.x; idx < N * OUT8; idx += 128) {
+    const int i = idx / OUT8, e = (idx - i * OUT8) * 8;
+    *reinterpret_cast<uint4*>(out + (base + wt.tok[i]) * C + h0 * HD + e) =
+        *reinterpret_cast<const uint4*>(o + i * LD + e);
+  }
+}
+
+// Heads a thread block of window_attention_heads_kernel for head dim d and
+// `heads` heads, or 0 where it does not apply.
+int heads_per_block(int d, int heads) {
+  if (d == 64) return heads % 2 == 0 ? 2 : 0;
+  if (d != 32 && d != 16) return 0;
+  for (int g : {3, 4, 2})
+    if (heads % g == 0) return g;
+  return 0;
+}
+
+template <typename T, int HD, int G>
+void launch_heads(const void* qkv, int B, int res, int C, int heads, int window, float scale, const __half* bias64,
+                  const WindowTable* table, void* out, cudaStream_t s) {
+  auto kernel = window_attention_heads_kernel<T, HD, G>;
+  constexpr size_t smem = kHeadsSmem<HD, G>;
+  if (smem > 48 * 1024)
+    SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid((res / window) * (res / window) * (heads / G), B);
+  kernel<<<grid, 128, smem, s>>>(static_cast<const T*>(qkv), res, C, heads, window, scale, bias64, table,
+                                 static_cast<T*>(out));
+}
+
+// Whether the head-group kernel takes `units` per-head units: heads_mode 0
+// never, 2 wherever it applies, 1 where they are at least 8 times the SMs
+// (its thread blocks are a half to a quarter as many: at small batches the
+// per-head kernel spreads a window over more SMs).
+bool attn_heads_wanted(int heads_mode, int64_t units) {
+  return heads_mode == 2 || (heads_mode == 1 && units >= 8 * int64_t(sm_count()));
+}
+
 template <typename T>
 void launch_mma(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
-                const __half* bias64, const WindowTable* table, void* out, cudaStream_t s) {
+                const __half* bias64, const WindowTable* table, void* out, cudaStream_t s, int heads_mode) {
   const int64_t units = int64_t(res / window) * (res / window) * heads * B;
+  const int d = C / heads, g = heads_per_block(d, heads);
+  if (g && table && attn_heads_wanted(heads_mode, units)) {
+    auto go = [&](auto hd) {
+      constexpr int HD = decltype(hd)::value;
+      if (g == 3) launch_heads<T, HD, 3>(qkv, B, res, C, heads, window, scale, bias64, table, out, s);
+      else if (g == 4) launch_heads<T, HD, 4>(qkv, B, res, C, heads, window, scale, bias64, table, out, s);
+      else launch_heads<T, HD, 2>(qkv, B, res, C, heads, window, scale, bias64, table, out, s);
+    };
+    if (d == 64) launch_heads<T, 64, 2>(qkv, B, res, C, heads, window, scale, bias64, table, out, s);
+    else if (d == 32) go(std::integral_constant<int, 32>{});
+    else go(std::integral_constant<int, 16>{});
+    return;
+  }
   const char* env = std::getenv("SWINRT_ATTN_THREADS");  // "128": always 4 warps (A/B runs)
   if (units <= sm_count() && !(env && std::string(env) == "128"))
     launch_mma_threads<T, 256>(qkv, B, res, C, heads, window, shift, scale, bias64, table, out, s);
@@ -552,7 +690,8 @@ void pad_attention_bias(const float* rpb, int heads, int window, DT t, void* out
 }
 
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                      const float* bias, const void* bias64, const void* table, void* out, cudaStream_t s) {
+                      const float* bias, const void* bias64, const void* table, void* out, cudaStream_t s,
+                      int heads_mode) {
   const auto* wt = static_cast<const WindowTable*>(table);
   const int d = C / heads;
   const bool tc = d % 16 == 0 && window * window <= 144;
@@ -566,14 +705,14 @@ void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, i
       break;
     case DT::F16:
       if (mma) launch_mma<__half>(qkv, B, res, C, heads, window, shift, scale, static_cast<const __half*>(bias64), wt,
-                                  out, s);
+                                  out, s, heads_mode);
       else if (tc) launch_tc<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       else launch<__half>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;
     case DT::BF16:
       if (mma)
         launch_mma<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, static_cast<const __half*>(bias64), wt,
-                                  out, s);
+                                  out, s, heads_mode);
       else if (tc) launch_tc<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       else launch<__nv_bfloat16>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
       break;

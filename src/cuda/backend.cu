@@ -246,6 +246,10 @@ class CudaEngine final : public Engine {
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
+    // The 16-bit attention takes several heads of a window a thread block at large batches;
+    // SWINRT_ATTN_HEADS=0: one head a block always, =1: several wherever it applies (tests).
+    const char* ah = std::getenv("SWINRT_ATTN_HEADS");
+    attn_heads_ = !ah ? 1 : std::string(ah) == "0" ? 0 : std::string(ah) == "1" ? 2 : 1;
     // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where
     // its 64-token tiles are at least the SMs (batch 11 and up at 224 x 224); SWINRT_EXPAND_FUSED=0: the
     // three launches, =1: the kernel at every batch size on at most 8 thread blocks, so that each walks
@@ -715,7 +719,8 @@ class CudaEngine final : public Engine {
                  W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
           mark(st.param("attn.qkv"));
           window_attention(cx.qkv.ptr, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
-                           W.f32(st.param("attn.relative_position_bias")), bias64_[si], wtable_[si], cx.att.ptr, s);
+                           W.f32(st.param("attn.relative_position_bias")), bias64_[si], wtable_[si], cx.att.ptr, s,
+                           attn_heads_);
           mark(st.param("attn.core"));
           linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
                  W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
@@ -832,6 +837,7 @@ class CudaEngine final : public Engine {
   bool head_wg_ = false;  // the fused head by warpgroup (final_expand_head's wgmma kernel)
   int expand_fused_ = 0;  // PatchExpand by patch_expand_fused: 0 never, 1 where the batch fills the SMs, 2 always
                           // (on at most 8 thread blocks)
+  int attn_heads_ = 1;  // window_attention's heads_mode (SWINRT_ATTN_HEADS)
   bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast
   // as 8 and holds 55 MiB less at batch 128; 1 is 3% slower.

@@ -74,9 +74,12 @@ void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t co
 // kernels: windows of up to 64 tokens, head dim 16, 32 or 64; FP32 without
 // it takes the register-tiled kernel);
 // table: that kernel's token maps and mask bits from window_table, or null
-// (then each thread block builds its window's).
+// (then each thread block builds its window's). heads_mode: where the
+// 16-bit kernel takes several heads of a window a thread block (with a
+// table): 0 never, 1 at large batches (the engine's default), 2 always.
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                      const float* bias, const void* bias64, const void* table, void* out, cudaStream_t s);
+                      const float* bias, const void* bias64, const void* table, void* out, cudaStream_t s,
+                      int heads_mode = 1);
 // The token map and shift-mask bits of every window of a res x res grid
 // (windows of up to 64 tokens), window_table_bytes(res, window) bytes.
 size_t window_table_bytes(int res, int window);

@@ -258,6 +258,32 @@ TEST(Cuda, NarrowBlockMatchesEightWarp) {
   expect_block_variant_matches("narrow", "SWINRT_NARROW_BLOCK", 41, 3);
 }
 
+// The 16-bit attention with several heads of a window a thread block
+// (SWINRT_ATTN_HEADS=1: wherever it applies, here at batch 3) against one
+// head a block (=0): the same widening, the same attend_strip, the same
+// output rounding, so the logits must be identical. swin-t: head dim 32,
+// three heads a block, 49 tokens; w8: head dim 16, 64 tokens; hd64: head
+// dim 64, two heads a block (its one-head stage keeps the per-head kernel).
+TEST(Cuda, AttentionHeadsMatchesPerHead) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  for (const char* name : {"swin-t", "w8", "hd64"}) {
+    const Config cfg = named_config(name);
+    const Weights w = random_weights(cfg, 71);
+    const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
+    const auto in = random_slices(B, cfg.img_size, 72);
+    for (Precision p : {Precision::FP16, Precision::BF16}) {
+      const auto grouped = cuda_logits(w, p, in, B, "SWINRT_ATTN_HEADS", "1");
+      const auto per_head = cuda_logits(w, p, in, B, "SWINRT_ATTN_HEADS", "0");
+      const Gap g = gap(grouped, per_head, B, cfg.num_classes, HW);
+      ASSERT_LT(g.first_nonfinite, 0) << name << " logit " << g.first_nonfinite;
+      std::printf("  %s %s: max |grouped - per head| = %.3g (max |logit| %.3g)\n", name, precision_name(p), g.max_abs,
+                  g.max_ref);
+      EXPECT_EQ(g.max_abs, 0.0) << name << " " << precision_name(p);
+    }
+  }
+}
+
 // The patch embedding's two-token kernel (4 x 4 patches of 96 channels:
 // swin-t) against the general one (SWINRT_EMBED_PAIRS=0): the same
 // operations in the same order per token, so the logits must be identical,
