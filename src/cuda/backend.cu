@@ -248,6 +248,8 @@ class CudaEngine final : public Engine {
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
     // The 16-bit attention takes several heads of a window a thread block at large batches;
     // SWINRT_ATTN_HEADS=0: one head a block always, =1: several wherever it applies (tests).
+    // The fused MLP takes the block's attn.proj too (SWINRT_MLP_PROJ=0: proj by cuBLASLt before it).
+    mlp_proj_ = !switched_off("SWINRT_MLP_PROJ");
     const char* ah = std::getenv("SWINRT_ATTN_HEADS");
     attn_heads_ = !ah ? 1 : std::string(ah) == "0" ? 0 : std::string(ah) == "1" ? 2 : 1;
     // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where
@@ -470,7 +472,8 @@ class CudaEngine final : public Engine {
       if (!offset[i]) continue;
       const Step& st = plan_[i];
       char* at = static_cast<char*>(mlp_arena_.ptr) + offset[i] - 1;
-      mlp_fused_arrange(st.dim, W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")), at, nullptr);
+      mlp_fused_arrange(st.dim, W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")),
+                        W.get(st.param("attn.proj.weight")), at, nullptr);
       mlp_w_[i] = at;
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
@@ -722,6 +725,14 @@ class CudaEngine final : public Engine {
                            W.f32(st.param("attn.relative_position_bias")), bias64_[si], wtable_[si], cx.att.ptr, s,
                            attn_heads_);
           mark(st.param("attn.core"));
+          if (mlp_w_[si] && rows >= mlp_rows_ && mlp_proj_) {
+            mlp_fused(x, act_, rows, C, W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")), mlp_w_[si],
+                      W.get(st.param("mlp.fc1.bias")), W.f32(st.param("mlp.fc2.bias")), s, cx.att.ptr,
+                      W.f32(st.param("attn.proj.bias")));
+            mark(st.param("proj+norm2+mlp"));
+            xt_valid = false;
+            break;
+          }
           linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
                  W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
           mark(st.param("attn.proj"));
@@ -837,6 +848,7 @@ class CudaEngine final : public Engine {
   bool head_wg_ = false;  // the fused head by warpgroup (final_expand_head's wgmma kernel)
   int expand_fused_ = 0;  // PatchExpand by patch_expand_fused: 0 never, 1 where the batch fills the SMs, 2 always
                           // (on at most 8 thread blocks)
+  bool mlp_proj_ = true;  // mlp_fused takes attn.proj where it runs (SWINRT_MLP_PROJ)
   int attn_heads_ = 1;  // window_attention's heads_mode (SWINRT_ATTN_HEADS)
   bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast

@@ -47,6 +47,7 @@ struct MlpShape {
   static constexpr int KPS1 = STAGE / (HC * 32), KPS2 = STAGE / (C * 32);  // k-tiles per stage: W1, W2
   static constexpr int S1 = C / 16 / KPS1, S2 = HC / 16 / KPS2;  // stages per chunk of W1, of W2
   static constexpr int TOTAL = CHUNKS * (S1 + S2);
+  static constexpr int SP = C / 16 / KPS2;  // stages of W_proj (laid out as fc2's), where the kernel takes proj
   static constexpr int SLOTS = 8;  // ring stages
   static constexpr int NY = C / 96;  // m64n96 output blocks of fc2
   static constexpr int THREADS = 128 * WGS, WARPS = 4 * WGS;
@@ -63,6 +64,11 @@ struct MlpArgs {
   const char *w1, *w2;  // fc1 [4C][C] and fc2 [C][4C], arranged (mlp_fused_arrange)
   const void* b1;       // dtype T
   const float* b2;
+  // The PROJ kernel's: the attention output [M, C] (dtype T), W_proj [C][C]
+  // arranged (mlp_fused_arrange), its bias.
+  const void* att;
+  const char* wp;
+  const float* bp;
 };
 
 #ifdef SWINRT_MLP_STAMPS
@@ -82,9 +88,14 @@ __device__ long long g_mlp_stamp_buf[8][6];
   } while (0)
 #endif
 
-template <typename T, int C>
+// PROJ: the block's attn.proj + residual first (x + b_proj + att . W_proj^T
+// into the fc2 accumulators, which then hold the rows), LayerNorm 2 from
+// those registers, and the rows written once at the end, where the op-by-op
+// proj GEMM and this kernel would each read and write x.
+template <typename T, int C, bool PROJ>
 __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p) {
   using S = MlpShape<C>;
+  constexpr int SP = PROJ ? S::SP : 0, TOTAL = SP + S::TOTAL;  // the stream: W_proj's stages, then the chunks
 #ifdef SWINRT_MLP_STAMPS
   long long st[4] = {clock64(), 0, 0, 0}, c_acq = 0, c_wait = 0, c_gelu = 0;
 #endif
@@ -99,9 +110,10 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
   // Stage i of the stream into slot i % SLOTS, in the order the warps use
   // them: per chunk j, W1's stages, then W2's.
   auto issue = [&](int i) {
-    const int slot = i % S::SLOTS, j = i / (S::S1 + S::S2), r = i % (S::S1 + S::S2);
-    const char* src = r < S::S1 ? p.w1 + (int64_t(j) * S::S1 + r) * S::STAGE
-                                : p.w2 + (int64_t(j) * S::S2 + r - S::S1) * S::STAGE;
+    const int slot = i % S::SLOTS, m = i - SP, j = m / (S::S1 + S::S2), r = m % (S::S1 + S::S2);
+    const char* src = PROJ && i < SP ? p.wp + int64_t(i) * S::STAGE
+                      : r < S::S1    ? p.w1 + (int64_t(j) * S::S1 + r) * S::STAGE
+                                     : p.w2 + (int64_t(j) * S::S2 + r - S::S1) * S::STAGE;
     mbar_expect(bars + 8 * slot, S::STAGE);
     bulk_copy(smem_u32(ring + slot * S::STAGE), src, S::STAGE, bars + 8 * slot);
   };
@@ -111,14 +123,14 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
       released[i] = 0;
     }
     mbar_init_fence();
-    for (int i = 0; i < S::SLOTS && i < S::TOTAL; ++i) issue(i);
+    for (int i = 0; i < S::SLOTS && i < TOTAL; ++i) issue(i);
   }
   __syncthreads();
 
   // LayerNorm: warp w takes rows w, w + WARPS, ... of the tile (16 of
   // them), all of its loads in flight at once; lane l holds channels
-  // 2 l + 64 i (i < C / 64). Rows past M are zeros.
-  {
+  // 2 l + 64 i (i < C / 64). Rows past M are zeros. (PROJ: below.)
+  if constexpr (!PROJ) {
     constexpr int PER = C / 64, ROWS = S::TM / S::WARPS;
     float2 v[ROWS][PER];
 #pragma unroll
@@ -154,14 +166,21 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
       }
     }
   }
-  fence_proxy_async();
-  __syncthreads();
+  if constexpr (!PROJ) {
+    fence_proxy_async();
+    __syncthreads();
+  }
   STAMP(1);
 
   const int wg = warp >> 2, c2 = (lane & 3) * 2;
   const uint32_t a0 = smem_u32(A + wg * 64 * C);
   const T* b1 = static_cast<const T*>(p.b1);
-  float y[S::NY][48];  // written first by chunk 0's fc2 (no zeroing inside an open wgmma pipeline)
+  // Lane l of warp w holds rows 16 (w % 4) + l / 4 (+ 8) of its warpgroup's 64, columns 96 n + 8 i + c2 (+ 1).
+  const int lrow = wg * 64 + (warp & 3) * 16 + (lane >> 2);
+  const int64_t row = r0 + lrow;
+  // Without PROJ written first by chunk 0's fc2 (no zeroing inside an open
+  // wgmma pipeline); with PROJ the rows x + b_proj, then the products.
+  float y[S::NY][48];
   uint32_t ha[S::HC / 16][4];  // the chunk's hidden rows as A fragments, one per k-tile
 #pragma unroll
   for (int t = 0; t < S::HC / 16; ++t) ha[t][0] = ha[t][1] = ha[t][2] = ha[t][3] = 0u;
@@ -181,7 +200,7 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
     for (; t_rel < t_acq - pending; ++t_rel)
       if (lane == 0) {
         __threadfence_block();
-        if (atomicAdd(released + t_rel % S::SLOTS, 1u) % S::WARPS == S::WARPS - 1 && t_rel + S::SLOTS < S::TOTAL)
+        if (atomicAdd(released + t_rel % S::SLOTS, 1u) % S::WARPS == S::WARPS - 1 && t_rel + S::SLOTS < TOTAL)
           issue(t_rel + S::SLOTS);
       }
   };
@@ -227,13 +246,102 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
 #pragma unroll
         for (int n = 0; n < S::NY; ++n)
           wgmma_m64n96k16_rs<T>(y[n], ha[s * S::KPS2 + kk], wgmma_desc(b + (kk * C + n * 96) * 32, 128, 256),
-                                j + s + kk > 0);
+                                PROJ || j + s + kk > 0);
     });
   };
   auto hold_ha = [&] {
 #pragma unroll
     for (int t = 0; t < S::HC / 16; ++t) wgmma_hold(ha[t]);
   };
+  if constexpr (PROJ) {
+    // The attention rows -> A (core-matrix layout; rows past M zero), while
+    // the residual rows + b_proj load into y.
+    constexpr int P8 = C / 8;
+    const T* att = static_cast<const T*>(p.att);
+    for (int idx = threadIdx.x; idx < S::TM * P8; idx += S::THREADS) {
+      const int r = idx / P8, k = (idx - r * P8) * 8;
+      const bool ok = r0 + r < p.M;
+      cp_async16_zfill(A + cm_index<C>(r, k), att + (ok ? (r0 + r) * C + k : 0), ok);
+    }
+    cp_async_commit();
+#pragma unroll
+    for (int n = 0; n < S::NY; ++n)
+#pragma unroll
+      for (int i = 0; i < 12; ++i) {
+        const int col = n * 96 + 8 * i + c2;
+        const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bp + col));
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int64_t rr = row + 8 * hr;
+          const float2 v = rr < p.M ? *reinterpret_cast<const float2*>(p.x + rr * C + col) : make_float2(0.f, 0.f);
+          y[n][4 * i + 2 * hr] = v.x + bb.x;
+          y[n][4 * i + 2 * hr + 1] = v.y + bb.y;
+        }
+      }
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+    // y += att . W_proj^T: SP stages of KPS2 k-tiles, as fc2's but with A from shared memory.
+    over_stages(std::integral_constant<int, S::SP>{}, [&](int s, uint32_t b) {
+#pragma unroll
+      for (int kk = 0; kk < S::KPS2; ++kk)
+#pragma unroll
+        for (int n = 0; n < S::NY; ++n)
+          wgmma_m64n96k16_ss<T>(y[n], wgmma_desc(a0 + (s * S::KPS2 + kk) * 256, 128, C * 16),
+                                wgmma_desc(b + (kk * C + n * 96) * 32, 128, 256), true);
+    });
+    TIMED(c_wait, wgmma_wait<0>());
+#pragma unroll
+    for (int n = 0; n < S::NY; ++n) wgmma_hold(y[n]);
+    release_to(0);
+    __syncthreads();  // every warpgroup's products have read A
+    // LayerNorm 2 of the rows in y -> A (FP32 two-pass statistics over the quad of lanes sharing a row), then
+    // y += b2 so that the products of fc2 land on x + b2.
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < S::NY; ++n)
+#pragma unroll
+        for (int i = 0; i < 12; ++i) sum += y[n][4 * i + 2 * hr] + y[n][4 * i + 2 * hr + 1];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float mean = sum / C;
+      float sq = 0.f;
+#pragma unroll
+      for (int n = 0; n < S::NY; ++n)
+#pragma unroll
+        for (int i = 0; i < 12; ++i) {
+          const float a = y[n][4 * i + 2 * hr] - mean, b = y[n][4 * i + 2 * hr + 1] - mean;
+          sq += a * a + b * b;
+        }
+      sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+      sq += __shfl_xor_sync(0xffffffffu, sq, 2);
+      const float rstd = rsqrtf(sq / C + 1e-5f);
+      const bool pad = row + 8 * hr >= p.M;
+#pragma unroll
+      for (int n = 0; n < S::NY; ++n)
+#pragma unroll
+        for (int i = 0; i < 12; ++i) {
+          const int k = n * 96 + 8 * i + c2;
+          const float2 g = __ldg(reinterpret_cast<const float2*>(p.ln_g + k));
+          const float2 b = __ldg(reinterpret_cast<const float2*>(p.ln_b + k));
+          *reinterpret_cast<uint32_t*>(A + cm_index<C>(lrow + 8 * hr, k)) =
+              pad ? 0u
+                  : pack2<T>((y[n][4 * i + 2 * hr] - mean) * rstd * g.x + b.x,
+                             (y[n][4 * i + 2 * hr + 1] - mean) * rstd * g.y + b.y);
+        }
+    }
+#pragma unroll
+    for (int n = 0; n < S::NY; ++n)
+#pragma unroll
+      for (int i = 0; i < 12; ++i) {
+        const float2 bb = __ldg(reinterpret_cast<const float2*>(p.b2 + n * 96 + 8 * i + c2));
+        y[n][4 * i] += bb.x, y[n][4 * i + 1] += bb.y, y[n][4 * i + 2] += bb.x, y[n][4 * i + 3] += bb.y;
+      }
+    fence_proxy_async();
+    __syncthreads();
+  }
   // Chunk by chunk: fc1 (j) queues behind fc2 (j - 1) on the tensor cores;
   // GELU waits for both. The two warpgroups overlap one another's GELU.
   float h[S::HC / 2];
@@ -254,8 +362,7 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
   hold_ha();
   release_to(0);
 
-  // x += y + b2. Lane l of warp w holds rows 16 (w % 4) + l / 4 (+ 8), columns 96 n + 8 i + c2 (+ 1).
-  const int64_t row = r0 + wg * 64 + (warp & 3) * 16 + (lane >> 2);
+  // x += y + b2 (PROJ: x = y).
 #pragma unroll
   for (int n = 0; n < S::NY; ++n)
 #pragma unroll
@@ -265,8 +372,11 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
         const int64_t rr = row + 8 * hr;
-        if (rr < p.M) {
-          float2* px = reinterpret_cast<float2*>(p.x + rr * C + col);
+        if (rr >= p.M) continue;
+        float2* px = reinterpret_cast<float2*>(p.x + rr * C + col);
+        if constexpr (PROJ) {
+          *px = make_float2(y[n][4 * i + 2 * hr], y[n][4 * i + 2 * hr + 1]);
+        } else {
           float2 v = *px;
           v.x += y[n][4 * i + 2 * hr] + bb.x;
           v.y += y[n][4 * i + 2 * hr + 1] + bb.y;
@@ -285,12 +395,13 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
 
 using Kernel = void (*)(MlpArgs);
 
-Kernel kernel_for(DT t, int C) {
+Kernel kernel_for(DT t, int C, bool proj = false) {
   Kernel k = nullptr;
   if (t == DT::F32) return k;
   with_value<192>(C, [&](auto c) {
     constexpr int CC = decltype(c)::value;
-    k = t == DT::F16 ? mlp_kernel<__half, CC> : mlp_kernel<__nv_bfloat16, CC>;
+    if (proj) k = t == DT::F16 ? mlp_kernel<__half, CC, true> : mlp_kernel<__nv_bfloat16, CC, true>;
+    else k = t == DT::F16 ? mlp_kernel<__half, CC, false> : mlp_kernel<__nv_bfloat16, CC, false>;
   });
   return k;
 }
@@ -311,28 +422,29 @@ bool mlp_fused_supported(DT t, int C, int hidden) {
   return device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, optin) && smem <= size_t(optin);
 }
 
-size_t mlp_fused_weight_bytes(int C) { return size_t(8) * C * C * 2; }
+size_t mlp_fused_weight_bytes(int C) { return size_t(9) * C * C * 2; }
 
 // At least two tiles per SM: on the H100 (session 9, device run 7) the kernel
 // gains 2.2% of the forward at batch 128 and 2.6% at 64, none at 32 (196
 // tiles on 132 SMs: two uneven waves) and loses below.
 int64_t mlp_fused_min_rows() { return int64_t(2) * sm_count() * MlpShape<192>::TM; }
 
-void mlp_fused_arrange(int C, const void* fc1, const void* fc2, void* out, cudaStream_t s) {
+void mlp_fused_arrange(int C, const void* fc1, const void* fc2, const void* proj, void* out, cudaStream_t s) {
   bool done = false;
   with_shape(C, [&](auto sh) {
     using S = decltype(sh);
     char* o = static_cast<char*>(out);
     arrange_wgmma_stages(fc1, 4 * C, C, S::HC, S::KPS1, o, s);             // chunk j: S1 stages of HC columns
     arrange_wgmma_stages(fc2, C, 4 * C, C, S::KPS2, o + size_t(4) * C * C * 2, s);  // k-ordered stages of all C
+    arrange_wgmma_stages(proj, C, C, C, S::KPS2, o + size_t(8) * C * C * 2, s);     // as fc2's
     done = true;
   });
   if (!done) throw Error(fmt::format("mlp_fused_arrange: no fused MLP kernel for C {}", C));
 }
 
 void mlp_fused(float* x, DT t, int64_t M, int C, const float* ln_g, const float* ln_b, const void* w, const void* b1,
-               const float* b2, cudaStream_t s) {
-  const Kernel kernel = kernel_for(t, C);
+               const float* b2, cudaStream_t s, const void* att, const float* bp) {
+  const Kernel kernel = kernel_for(t, C, att != nullptr);
   if (!kernel) throw Error(fmt::format("mlp_fused: no kernel for C {}", C));
   size_t smem = 0;
   int tm = 0, threads = 0;
@@ -346,7 +458,7 @@ void mlp_fused(float* x, DT t, int64_t M, int C, const float* ln_g, const float*
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
   const char* wb = static_cast<const char*>(w);
-  const MlpArgs a{x, M, ln_g, ln_b, wb, wb + size_t(4) * C * C * 2, b1, b2};
+  const MlpArgs a{x, M, ln_g, ln_b, wb, wb + size_t(4) * C * C * 2, b1, b2, att, wb + size_t(8) * C * C * 2, bp};
   kernel<<<ceil_div(M, tm), threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
 #ifdef SWINRT_MLP_STAMPS

@@ -131,15 +131,18 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
 // --- mlp.cu ---
 // A Swin block's second half, x += fc2(gelu(fc1(LN2(x)))) with GELU's tanh
 // form, as one kernel (FP16/BF16, sm_90a; C 192, hidden 4C): the hidden layer
-// stays in registers. x [M, C] FP32, updated in place; w: fc1 and fc2 as
-// mlp_fused_arrange lays them out (mlp_fused_weight_bytes); b1 dtype t.
+// stays in registers. x [M, C] FP32, updated in place; w: fc1, fc2 and
+// attn.proj as mlp_fused_arrange lays them out (mlp_fused_weight_bytes); b1
+// dtype t. With att (the attention output [M, C], dtype t) the kernel first
+// does the block's x += att . W_proj^T + bp, so that x is read and written
+// once for both.
 bool mlp_fused_supported(DT t, int C, int hidden);
 size_t mlp_fused_weight_bytes(int C);
 // The fewest token rows at which the kernel pays (the engine's default policy).
 int64_t mlp_fused_min_rows();
-void mlp_fused_arrange(int C, const void* fc1, const void* fc2, void* out, cudaStream_t s);
+void mlp_fused_arrange(int C, const void* fc1, const void* fc2, const void* proj, void* out, cudaStream_t s);
 void mlp_fused(float* x, DT t, int64_t M, int C, const float* ln_g, const float* ln_b, const void* w, const void* b1,
-               const float* b2, cudaStream_t s);
+               const float* b2, cudaStream_t s, const void* att = nullptr, const float* bp = nullptr);
 
 // --- swin_block_grid.cu ---
 // A whole Swin block as one grid-synchronised kernel for small batches

@@ -355,6 +355,25 @@ TEST(Cuda, FusedMlpMatchesUnfused) {
   expect_block_variant_matches("mlp", "SWINRT_FUSED_MLP", 47);
 }
 
+// The fused MLP taking the block's attn.proj + residual as well (the
+// default where it runs; SWINRT_FUSED_MLP=1 here, so at every batch size)
+// against proj by cuBLASLt before the fused MLP (SWINRT_MLP_PROJ=0): the
+// same rounding points (the attention output, LayerNorm 2's output, the
+// hidden layer); the residual sums x + b_proj + products and LayerNorm 2's
+// statistics come from registers, in other orders. Skips where the engine
+// does not take the kernel (no sm_90a device or build).
+TEST(Cuda, MlpProjMatchesUnfused) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  setenv("SWINRT_FUSED_MLP", "1", 1);
+  if (!swin_t_fp16_launches("proj+norm2+mlp")) {
+    unsetenv("SWINRT_FUSED_MLP");
+    GTEST_SKIP() << "the fused MLP kernel does not run here (no sm_90a device or build)";
+  }
+  expect_block_variant_matches("mlp proj", "SWINRT_MLP_PROJ", 49);
+  unsetenv("SWINRT_FUSED_MLP");
+}
+
 // The FP32 attention kernel with scores and softmax in registers
 // (window_attention_rows_kernel, the default for windows of up to 64 tokens
 // and head dims 16, 32, 64) against the register-tiled kernel
