@@ -193,7 +193,7 @@ int64_t grid_block_rows() {
 // Where the engine runs a block's LN2 + fc1 + GELU + fc2 as one kernel
 // (mlp.cu; FP16/BF16 on sm_90a, the C it is built for): blocks of at least
 // this many token rows (batch x res^2), by default mlp_fused_min_rows() (two
-// of its 128-row tiles per SM). SWINRT_FUSED_MLP: "0" never, "1" at every
+// of its 128-row tiles for three SMs). SWINRT_FUSED_MLP: "0" never, "1" at every
 // batch size, a larger number sets the row limit.
 int64_t fused_mlp_rows() {
   const std::optional<int64_t> v = row_switch("SWINRT_FUSED_MLP");
@@ -250,6 +250,8 @@ class CudaEngine final : public Engine {
     // SWINRT_ATTN_HEADS=0: one head a block always, =1: several wherever it applies (tests).
     // The fused MLP takes the block's attn.proj too (SWINRT_MLP_PROJ=0: proj by cuBLASLt before it).
     mlp_proj_ = !switched_off("SWINRT_MLP_PROJ");
+    // ... and the next block's LayerNorm 1 where that block runs op by op (SWINRT_MLP_NORM1=0: its own launch).
+    mlp_norm1_ = !switched_off("SWINRT_MLP_NORM1");
     const char* ah = std::getenv("SWINRT_ATTN_HEADS");
     attn_heads_ = !ah ? 1 : std::string(ah) == "0" ? 0 : std::string(ah) == "1" ? 2 : 1;
     // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where
@@ -658,6 +660,15 @@ class CudaEngine final : public Engine {
       mark("cast");
       pending_skip = nullptr;
     };
+    // Whether plan step j is a Swin block that runs op by op at this batch
+    // (neither the per-window fused kernel nor the grid-synchronised one).
+    auto op_by_op = [&](size_t j) {
+      const Step& t = plan_[j];
+      if (t.op != OpKind::SwinBlock) return false;
+      const int64_t w = n * (t.res / t.window) * (t.res / t.window);
+      return !(!fused_.empty() && fused_[j] && w >= fused_policy_.at(t.dim)) && !(grid_ok_[j] && n * t.tokens() <= grid_rows_);
+    };
+    bool norm1_ready = false;  // cx.t holds this block's LayerNorm 1 already (written by the fused MLP before it)
     for (size_t si = 0; si < plan_.size(); ++si) {
       const Step& st = plan_[si];
       const int64_t rows = n * st.tokens();
@@ -714,10 +725,13 @@ class CudaEngine final : public Engine {
             xt_valid = false;
             break;
           }
-          layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
-                    W.f32(st.param("norm1.bias")), cx.t.ptr, act_, pending_skip, s, 0, 2 * C);
-          pending_skip = nullptr;
-          mark(st.param("norm1"));
+          if (!norm1_ready) {
+            layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
+                      W.f32(st.param("norm1.bias")), cx.t.ptr, act_, pending_skip, s, 0, 2 * C);
+            pending_skip = nullptr;
+            mark(st.param("norm1"));
+          }
+          norm1_ready = false;
           linear(cx.gemm, cx.t.ptr, W.get(st.param("attn.qkv.weight")), C, act_, rows, C, 3 * C,
                  W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
           mark(st.param("attn.qkv"));
@@ -726,10 +740,16 @@ class CudaEngine final : public Engine {
                            attn_heads_);
           mark(st.param("attn.core"));
           if (mlp_w_[si] && rows >= mlp_rows_ && mlp_proj_) {
+            // ... and the next block's LayerNorm 1 where that block follows straight on, op by op.
+            const Step* next = mlp_norm1_ && si + 1 < plan_.size() && plan_[si + 1].dim == C && op_by_op(si + 1)
+                                   ? &plan_[si + 1]
+                                   : nullptr;
             mlp_fused(x, act_, rows, C, W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")), mlp_w_[si],
                       W.get(st.param("mlp.fc1.bias")), W.f32(st.param("mlp.fc2.bias")), s, cx.att.ptr,
-                      W.f32(st.param("attn.proj.bias")));
-            mark(st.param("proj+norm2+mlp"));
+                      W.f32(st.param("attn.proj.bias")), next ? W.f32(next->param("norm1.weight")) : nullptr,
+                      next ? W.f32(next->param("norm1.bias")) : nullptr, next ? cx.t.ptr : nullptr);
+            mark(st.param(next ? "proj+norm2+mlp+next.norm1" : "proj+norm2+mlp"));
+            norm1_ready = next != nullptr;
             xt_valid = false;
             break;
           }
@@ -848,7 +868,8 @@ class CudaEngine final : public Engine {
   bool head_wg_ = false;  // the fused head by warpgroup (final_expand_head's wgmma kernel)
   int expand_fused_ = 0;  // PatchExpand by patch_expand_fused: 0 never, 1 where the batch fills the SMs, 2 always
                           // (on at most 8 thread blocks)
-  bool mlp_proj_ = true;  // mlp_fused takes attn.proj where it runs (SWINRT_MLP_PROJ)
+  bool mlp_proj_ = true;   // mlp_fused takes attn.proj where it runs (SWINRT_MLP_PROJ)
+  bool mlp_norm1_ = true;  // ... and the next block's norm1 (SWINRT_MLP_NORM1)
   int attn_heads_ = 1;  // window_attention's heads_mode (SWINRT_ATTN_HEADS)
   bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast

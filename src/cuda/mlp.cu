@@ -69,6 +69,9 @@ struct MlpArgs {
   const void* att;
   const char* wp;
   const float* bp;
+  // Or null: the next block's LayerNorm 1 parameters and its output [M, C] (dtype T).
+  const float *ln1_g, *ln1_b;
+  void* ln1_out;
 };
 
 #ifdef SWINRT_MLP_STAMPS
@@ -253,6 +256,46 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
 #pragma unroll
     for (int t = 0; t < S::HC / 16; ++t) wgmma_hold(ha[t]);
   };
+  // LayerNorm (g, b) of the rows in y (FP32 two-pass statistics over the
+  // quad of lanes sharing a row): put(h, column, the packed pair of T) for
+  // rows lrow + 8 h, columns column and + 1; zeros in rows past M.
+  auto norm_rows = [&](const float* __restrict__ g, const float* __restrict__ b, auto&& put) {
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < S::NY; ++n)
+#pragma unroll
+        for (int i = 0; i < 12; ++i) sum += y[n][4 * i + 2 * hr] + y[n][4 * i + 2 * hr + 1];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float mean = sum / C;
+      float sq = 0.f;
+#pragma unroll
+      for (int n = 0; n < S::NY; ++n)
+#pragma unroll
+        for (int i = 0; i < 12; ++i) {
+          const float u = y[n][4 * i + 2 * hr] - mean, v = y[n][4 * i + 2 * hr + 1] - mean;
+          sq += u * u + v * v;
+        }
+      sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+      sq += __shfl_xor_sync(0xffffffffu, sq, 2);
+      const float rstd = rsqrtf(sq / C + 1e-5f);
+      const bool pad = row + 8 * hr >= p.M;
+#pragma unroll
+      for (int n = 0; n < S::NY; ++n)
+#pragma unroll
+        for (int i = 0; i < 12; ++i) {
+          const int k = n * 96 + 8 * i + c2;
+          const float2 gg = __ldg(reinterpret_cast<const float2*>(g + k));
+          const float2 bb = __ldg(reinterpret_cast<const float2*>(b + k));
+          put(hr, k,
+              pad ? 0u
+                  : pack2<T>((y[n][4 * i + 2 * hr] - mean) * rstd * gg.x + bb.x,
+                             (y[n][4 * i + 2 * hr + 1] - mean) * rstd * gg.y + bb.y));
+        }
+    }
+  };
   if constexpr (PROJ) {
     // The attention rows -> A (core-matrix layout; rows past M zero), while
     // the residual rows + b_proj load into y.
@@ -295,43 +338,8 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
     for (int n = 0; n < S::NY; ++n) wgmma_hold(y[n]);
     release_to(0);
     __syncthreads();  // every warpgroup's products have read A
-    // LayerNorm 2 of the rows in y -> A (FP32 two-pass statistics over the quad of lanes sharing a row), then
-    // y += b2 so that the products of fc2 land on x + b2.
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      float sum = 0.f;
-#pragma unroll
-      for (int n = 0; n < S::NY; ++n)
-#pragma unroll
-        for (int i = 0; i < 12; ++i) sum += y[n][4 * i + 2 * hr] + y[n][4 * i + 2 * hr + 1];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const float mean = sum / C;
-      float sq = 0.f;
-#pragma unroll
-      for (int n = 0; n < S::NY; ++n)
-#pragma unroll
-        for (int i = 0; i < 12; ++i) {
-          const float a = y[n][4 * i + 2 * hr] - mean, b = y[n][4 * i + 2 * hr + 1] - mean;
-          sq += a * a + b * b;
-        }
-      sq += __shfl_xor_sync(0xffffffffu, sq, 1);
-      sq += __shfl_xor_sync(0xffffffffu, sq, 2);
-      const float rstd = rsqrtf(sq / C + 1e-5f);
-      const bool pad = row + 8 * hr >= p.M;
-#pragma unroll
-      for (int n = 0; n < S::NY; ++n)
-#pragma unroll
-        for (int i = 0; i < 12; ++i) {
-          const int k = n * 96 + 8 * i + c2;
-          const float2 g = __ldg(reinterpret_cast<const float2*>(p.ln_g + k));
-          const float2 b = __ldg(reinterpret_cast<const float2*>(p.ln_b + k));
-          *reinterpret_cast<uint32_t*>(A + cm_index<C>(lrow + 8 * hr, k)) =
-              pad ? 0u
-                  : pack2<T>((y[n][4 * i + 2 * hr] - mean) * rstd * g.x + b.x,
-                             (y[n][4 * i + 2 * hr + 1] - mean) * rstd * g.y + b.y);
-        }
-    }
+    // LayerNorm 2 of the rows in y -> A, then y += b2 so that the products of fc2 land on x + b2.
+    norm_rows(p.ln_g, p.ln_b, [&](int hr, int k, uint32_t v) { *reinterpret_cast<uint32_t*>(A + cm_index<C>(lrow + 8 * hr, k)) = v; });
 #pragma unroll
     for (int n = 0; n < S::NY; ++n)
 #pragma unroll
@@ -384,6 +392,16 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
         }
       }
     }
+  // PROJ, where the engine asks: the next block's LayerNorm 1 of the new rows -> ln1_out [M, C] (dtype T), so
+  // that its own launch does not read x again.
+  if constexpr (PROJ) {
+    if (p.ln1_out) {
+      T* lo = static_cast<T*>(p.ln1_out);
+      norm_rows(p.ln1_g, p.ln1_b, [&](int hr, int k, uint32_t v) {
+        if (row + 8 * hr < p.M) *reinterpret_cast<uint32_t*>(lo + (row + 8 * hr) * C + k) = v;
+      });
+    }
+  }
 #ifdef SWINRT_MLP_STAMPS
   STAMP(3);
   if ((threadIdx.x & 127) == 0 && (blockIdx.x == 100 || blockIdx.x == 400)) {
@@ -424,10 +442,11 @@ bool mlp_fused_supported(DT t, int C, int hidden) {
 
 size_t mlp_fused_weight_bytes(int C) { return size_t(9) * C * C * 2; }
 
-// At least two tiles per SM: on the H100 (session 9, device run 7) the kernel
-// gains 2.2% of the forward at batch 128 and 2.6% at 64, none at 32 (196
-// tiles on 132 SMs: two uneven waves) and loses below.
-int64_t mlp_fused_min_rows() { return int64_t(2) * sm_count() * MlpShape<192>::TM; }
+// At least two tiles for three SMs. With the block's proj taken too (session
+// 14, device run 3, fp16 forward against proj + LN2 + MLP op by op): batch 16
+// (98 tiles on 132 SMs) 1.124/1.128 -> 1.083/1.086 ms, 24 (147) even, 32
+// (196) 2.012/2.009 -> 1.942/1.944; batch 8 (49 tiles) 0.710 -> 0.741.
+int64_t mlp_fused_min_rows() { return int64_t(2) * sm_count() * MlpShape<192>::TM / 3; }
 
 void mlp_fused_arrange(int C, const void* fc1, const void* fc2, const void* proj, void* out, cudaStream_t s) {
   bool done = false;
@@ -443,7 +462,8 @@ void mlp_fused_arrange(int C, const void* fc1, const void* fc2, const void* proj
 }
 
 void mlp_fused(float* x, DT t, int64_t M, int C, const float* ln_g, const float* ln_b, const void* w, const void* b1,
-               const float* b2, cudaStream_t s, const void* att, const float* bp) {
+               const float* b2, cudaStream_t s, const void* att, const float* bp, const float* next_g,
+               const float* next_b, void* next_out) {
   const Kernel kernel = kernel_for(t, C, att != nullptr);
   if (!kernel) throw Error(fmt::format("mlp_fused: no kernel for C {}", C));
   size_t smem = 0;
@@ -458,7 +478,9 @@ void mlp_fused(float* x, DT t, int64_t M, int C, const float* ln_g, const float*
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
   const char* wb = static_cast<const char*>(w);
-  const MlpArgs a{x, M, ln_g, ln_b, wb, wb + size_t(4) * C * C * 2, b1, b2, att, wb + size_t(8) * C * C * 2, bp};
+  if (next_out && !att) throw Error("mlp_fused: the next block's LayerNorm 1 needs the proj form");
+  const MlpArgs a{x,  M,  ln_g,  ln_b, wb, wb + size_t(4) * C * C * 2, b1, b2, att, wb + size_t(8) * C * C * 2,
+                  bp, next_g, next_b, next_out};
   kernel<<<ceil_div(M, tm), threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
 #ifdef SWINRT_MLP_STAMPS

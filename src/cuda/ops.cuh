@@ -135,14 +135,16 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
 // attn.proj as mlp_fused_arrange lays them out (mlp_fused_weight_bytes); b1
 // dtype t. With att (the attention output [M, C], dtype t) the kernel first
 // does the block's x += att . W_proj^T + bp, so that x is read and written
-// once for both.
+// once for both; and with next_out too, it also writes the next block's
+// LayerNorm 1 (next_g, next_b) of the new x there ([M, C], dtype t).
 bool mlp_fused_supported(DT t, int C, int hidden);
 size_t mlp_fused_weight_bytes(int C);
 // The fewest token rows at which the kernel pays (the engine's default policy).
 int64_t mlp_fused_min_rows();
 void mlp_fused_arrange(int C, const void* fc1, const void* fc2, const void* proj, void* out, cudaStream_t s);
 void mlp_fused(float* x, DT t, int64_t M, int C, const float* ln_g, const float* ln_b, const void* w, const void* b1,
-               const float* b2, cudaStream_t s, const void* att = nullptr, const float* bp = nullptr);
+               const float* b2, cudaStream_t s, const void* att = nullptr, const float* bp = nullptr,
+               const float* next_g = nullptr, const float* next_b = nullptr, void* next_out = nullptr);
 
 // --- swin_block_grid.cu ---
 // A whole Swin block as one grid-synchronised kernel for small batches

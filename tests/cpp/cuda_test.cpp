@@ -371,6 +371,11 @@ TEST(Cuda, MlpProjMatchesUnfused) {
     GTEST_SKIP() << "the fused MLP kernel does not run here (no sm_90a device or build)";
   }
   expect_block_variant_matches("mlp proj", "SWINRT_MLP_PROJ", 49);
+  // ... which also writes the next block's LayerNorm 1 where that block runs
+  // op by op (swin-t's layers.1.blocks.1, w8's layers.2.blocks.1), against
+  // that block's own LayerNorm launch (SWINRT_MLP_NORM1=0).
+  EXPECT_TRUE(swin_t_fp16_launches("proj+norm2+mlp+next.norm1"));
+  expect_block_variant_matches("mlp next norm1", "SWINRT_MLP_NORM1", 59);
   unsetenv("SWINRT_FUSED_MLP");
 }
 
