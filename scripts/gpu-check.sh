@@ -17,18 +17,19 @@ SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONP
   tests/python/test_plan.py tests/python/test_demo_model.py -q -s -rs 2>&1 |
   tee "$LOGS/pytest_cuda.log" | grep -E "swinrt max|tuned plan|slices/s| mean |passed|failed|SKIPPED"
 compute-sanitizer --tool memcheck build/cuda/tests/swinrt_gpu_tests \
-  --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*:Cuda.FusedBlock*:Cuda.GridBlock*:Cuda.VectorLayerNorm*:Cuda.TensorCoreHead*:Cuda.FusedFinalHead*:Cuda.Wgmma*:Cuda.Fp32Attention*:Cuda.FusedMlp*:Cuda.PatchEmbed*:Cuda.FusedPatchExpand*:Cuda.NarrowBlock*:*hd48*:*hd64*' > "$LOGS/memcheck.log" 2>&1
+  --gtest_filter='*fp16*:*bf16*:*tiny_fp32*:Cuda.Threads*:Cuda.FusedBlock*:Cuda.GridBlock*:Cuda.VectorLayerNorm*:Cuda.TensorCoreHead*:Cuda.FusedFinalHead*:Cuda.Wgmma*:Cuda.Fp32Attention*:Cuda.FusedMlp*:Cuda.PatchEmbed*:Cuda.FusedPatchExpand*:Cuda.NarrowBlock*:Cuda.AttentionHeads*:Cuda.MlpProj*:*hd48*:*hd64*' > "$LOGS/memcheck.log" 2>&1
 compute-sanitizer --tool racecheck build/cuda/tests/swinrt_gpu_tests --gtest_filter='*w8_fp16*:*tiny_fp32*:*hd64_fp32*' \
   > "$LOGS/racecheck.log" 2>&1
-# The fused MLP runs only at large batches by default: racecheck it at batch 2, every other fused
-# block op by op (their kernels are racechecked above).
+# The fused MLP (with the block's proj and the next block's LayerNorm 1) runs only at batch 15 and up by
+# default: racecheck it at batch 2, every other fused block op by op (their kernels are racechecked above).
 SWINRT_FUSED_MLP=1 SWINRT_FUSED_BLOCK=0 compute-sanitizer --tool racecheck build/cuda/swinrt bench --random swin-t \
   --device cuda --precision fp16 --batch 2 --iterations 1 --warmup 1 > "$LOGS/racecheck_mlp.log" 2>&1
 # Swin-T's own kernels: the wgmma head of embed_dim 96 and the fused PatchExpand of 192 channels (forced at
-# batch 2); at batch 3 the one-warpgroup 96-channel block (its 192 windows are more than an H100's SMs).
+# batch 2); at batch 3 the one-warpgroup 96-channel block (its 192 windows are more than an H100's SMs) and
+# the attention's head-group kernel (forced).
 SWINRT_EXPAND_FUSED=1 compute-sanitizer --tool racecheck build/cuda/swinrt bench --random swin-t --device cuda \
   --precision fp16 --batch 2 --iterations 1 --warmup 1 > "$LOGS/racecheck_swin_t.log" 2>&1
-compute-sanitizer --tool racecheck build/cuda/swinrt bench --random swin-t --device cuda \
+SWINRT_ATTN_HEADS=1 compute-sanitizer --tool racecheck build/cuda/swinrt bench --random swin-t --device cuda \
   --precision fp16 --batch 3 --iterations 1 --warmup 1 > "$LOGS/racecheck_narrow.log" 2>&1
 grep -h SUMMARY "$LOGS/memcheck.log" "$LOGS/racecheck.log" "$LOGS/racecheck_mlp.log" "$LOGS/racecheck_swin_t.log" \
   "$LOGS/racecheck_narrow.log"
