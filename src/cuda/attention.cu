@@ -373,7 +373,9 @@ void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int w
 // to fp16: what window_attention_unit does in registers), the heads' outputs
 // go into their q columns (a strip's q rows are its warp's alone and read
 // into registers first) and leave as 16-byte stores of G x HD columns a
-// token. Bit-identical to window_attention_mma_kernel. Needs the window table.
+// token (a warp barrier before each output store: another lane of the warp
+// may have been the one whose ldmatrix read those q rows). Bit-identical to
+// window_attention_mma_kernel. Needs the window table.
 template <int HD, int G>
 constexpr size_t kHeadsSmem = sizeof(__half) * 3 * 64 * (G * HD + 8);
 
@@ -447,7 +449,10 @@ __global__ void __launch_bounds__(128, (227 * 1024) / (kHeadsSmem<HD, G> + 1024)
     __syncthreads();
     const __half* qh = q + g * HD;
     attend_strip<HD>(qh, qh + kRows * LD, qh + 2 * kRows * LD, LD, warp, bias64 + int64_t(h0 + g) * kRows * kRows,
-                     wt.mbits, [&](int r, int c, float v0, float v1) { store2(o + r * LD + g * HD + c, v0, v1); });
+                     wt.mbits, [&](int r, int c, float v0, float v1) {
+                       __syncwarp();  // the warp's ldmatrix reads of these q rows, by any lane, are done
+                       store2(o + r * LD + g * HD + c, v0, v1);
+                     });
   }
   __syncthreads();
   constexpr int OUT8 = COLS / 8;
