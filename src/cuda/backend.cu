@@ -252,6 +252,8 @@ class CudaEngine final : public Engine {
     mlp_proj_ = !switched_off("SWINRT_MLP_PROJ");
     // ... and the next block's LayerNorm 1 where that block runs op by op (SWINRT_MLP_NORM1=0: its own launch).
     mlp_norm1_ = !switched_off("SWINRT_MLP_NORM1");
+    // The one-warpgroup block writes the LayerNorm that follows it (norm_up) instead of x (SWINRT_NARROW_NORM=0: not).
+    narrow_norm_ = !switched_off("SWINRT_NARROW_NORM");
     const char* ah = std::getenv("SWINRT_ATTN_HEADS");
     attn_heads_ = !ah ? 1 : std::string(ah) == "0" ? 0 : std::string(ah) == "1" ? 2 : 1;
     // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where
@@ -699,9 +701,22 @@ class CudaEngine final : public Engine {
           const int64_t windows = n * (st.res / st.window) * (st.res / st.window);
           if (!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) {
             flush_skip();
-            mark(st.param(swin_block(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
-                                     *fused_[si], s)));
+            // A LayerNorm straight after (the decoder's norm_up): the one-warpgroup kernel writes its output
+            // into xt instead of x (SWINRT_NARROW_NORM=0: not), and that step is done.
+            const Step* norm = narrow_norm_ && si + 1 < plan_.size() && plan_[si + 1].op == OpKind::LayerNorm &&
+                                       plan_[si + 1].dim == C && plan_[si + 1].res == st.res
+                                   ? &plan_[si + 1]
+                                   : nullptr;
+            const std::string label = swin_block(
+                x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, *fused_[si], s,
+                norm ? W.f32(norm->param("weight")) : nullptr, norm ? W.f32(norm->param("bias")) : nullptr,
+                norm ? xt : nullptr);
+            mark(st.param(label.c_str()));
             xt_valid = false;
+            if (norm && label.size() > 5 && label.compare(label.size() - 5, 5, "+norm") == 0) {
+              xt_valid = true;  // xt holds the LayerNorm's output; x is not needed after it
+              ++si;
+            }
             break;
           }
           if (grid_ok_[si] && rows <= grid_rows_) {
@@ -870,6 +885,7 @@ class CudaEngine final : public Engine {
                           // (on at most 8 thread blocks)
   bool mlp_proj_ = true;   // mlp_fused takes attn.proj where it runs (SWINRT_MLP_PROJ)
   bool mlp_norm1_ = true;  // ... and the next block's norm1 (SWINRT_MLP_NORM1)
+  bool narrow_norm_ = true;  // the one-warpgroup block writes the LayerNorm after it (SWINRT_NARROW_NORM)
   int attn_heads_ = 1;  // window_attention's heads_mode (SWINRT_ATTN_HEADS)
   bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast

@@ -125,8 +125,13 @@ bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc
 void arrange_wgmma_stages(const void* w, int N, int K, int chunk, int kps, void* out, cudaStream_t s);
 // x [B, res^2, C] FP32, updated in place. Returns the launch's profile
 // label: "fused", "fused.wgmma" (8 or 16 warps a window) or "fused.narrow".
+// With norm_g (a LayerNorm of C following the block, as the decoder's last
+// block's norm_up): where the one-warpgroup form runs, it writes that
+// LayerNorm of the new rows to norm_out ([B, res^2, C], dtype t) instead of
+// x, and the label ends in "+norm"; elsewhere x as ever.
 const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                       const SwinBlockWeights& w, cudaStream_t s);
+                       const SwinBlockWeights& w, cudaStream_t s, const float* norm_g = nullptr,
+                       const float* norm_b = nullptr, void* norm_out = nullptr);
 
 // --- mlp.cu ---
 // A Swin block's second half, x += fc2(gelu(fc1(LN2(x)))) with GELU's tanh

@@ -398,6 +398,10 @@ struct BlockArgs {
   const float* bfc2;
   const __half* rpb;  // the relative position bias padded to 64 x 64 a head (pad_attention_bias, 16-bit layout)
   const WindowTable* table;  // the windows' token maps and mask bits (window_table), or null: built here
+  // The one-warpgroup kernel, where non-null: the LayerNorm (norm_g, norm_b) of the new rows to norm_out
+  // (dtype T) instead of the rows to x.
+  const float *norm_g, *norm_b;
+  void* norm_out;
 };
 
 // Shared memory: the token map (where the block builds it), the FP32
@@ -812,7 +816,25 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     for (int t = 0; t < 6; ++t) wgmma_hold(ha[t]);
     ws.release();
   }
-  // 8. The rows back, in place.
+  // 8. The rows back, in place; or their LayerNorm where the caller asks (the rows themselves are not needed).
+  if (p.norm_out) {
+    T* out = static_cast<T*>(p.norm_out);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mean, rstd;
+      m64n96_row_stats(xr, h, mean, rstd);  // every lane: the quad's shuffles
+      if (rows[h] >= N) continue;
+      T* dst = out + (base + tok[rows[h]]) * C + c2;
+#pragma unroll
+      for (int j = 0; j < 12; ++j) {
+        const float2 gg = __ldg(reinterpret_cast<const float2*>(p.norm_g + 8 * j + c2));
+        const float2 bb = __ldg(reinterpret_cast<const float2*>(p.norm_b + 8 * j + c2));
+        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>((xr[4 * j + 2 * h] - mean) * rstd * gg.x + bb.x,
+                                                             (xr[4 * j + 2 * h + 1] - mean) * rstd * gg.y + bb.y);
+      }
+    }
+    return;
+  }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     if (rows[h] >= N) continue;
@@ -992,7 +1014,8 @@ bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc
 }
 
 const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
-                       const SwinBlockWeights& w, cudaStream_t s) {
+                       const SwinBlockWeights& w, cudaStream_t s, const float* norm_g, const float* norm_b,
+                       void* norm_out) {
   // Where the windows are no more than the SMs (batch 1 and 2 at 224x224),
   // each SM runs one window: the 16-warp form (its LayerNorms sum their
   // statistics over 8 threads a row instead of 4).
@@ -1013,9 +1036,9 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
   if (!w.rpb64) throw Error("swin_block: the padded relative position bias is missing");
-  const BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
-                    w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64,
-                    static_cast<const WindowTable*>(w.table)};
+  BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
+              w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64,
+              static_cast<const WindowTable*>(w.table), nullptr, nullptr, nullptr};
   const dim3 grid((res / window) * (res / window), B);
   // Where the windows are more than the SMs: the one-warpgroup form, three windows an SM (96 channels, 3 heads).
   if (w.wgmma && w.narrow && !wide && C == 96 && heads == 3 && t != DT::F32) {
@@ -1024,9 +1047,10 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
       std::lock_guard<std::mutex> lock(mu);
       SWINRT_CUDA_CHECK(cudaFuncSetAttribute(nk, cudaFuncAttributeMaxDynamicSharedMemorySize, int(narrow::kBytes)));
     }
+    a.norm_g = norm_g, a.norm_b = norm_b, a.norm_out = norm_out;
     nk<<<grid, narrow::THREADS, narrow::kBytes, s>>>(a);
     SWINRT_CUDA_CHECK(cudaGetLastError());
-    return "fused.narrow";
+    return norm_out ? "fused.narrow+norm" : "fused.narrow";
   }
 #ifdef SWINRT_BLOCK_STAMPS
   {

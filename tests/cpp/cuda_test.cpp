@@ -284,6 +284,19 @@ TEST(Cuda, AttentionHeadsMatchesPerHead) {
   }
 }
 
+// The decoder's last block in its one-warpgroup form writing norm_up's
+// LayerNorm of its rows (the default where it runs: swin-t at batch 3 in one
+// run) against the rows to x and norm_up's own launch
+// (SWINRT_NARROW_NORM=0): the same rounding points; the statistics sum over
+// a quad of lanes in another order than the LayerNorm kernel's.
+TEST(Cuda, NarrowBlockNormMatchesLaunch) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  if (!swin_t_fp16_launches("fused.narrow+norm", 3))
+    GTEST_SKIP() << "the one-warpgroup block does not run here (no sm_90a device or build)";
+  expect_block_variant_matches("narrow norm", "SWINRT_NARROW_NORM", 73, 3);
+}
+
 // The patch embedding's two-token kernel (4 x 4 patches of 96 channels:
 // swin-t) against the general one (SWINRT_EMBED_PAIRS=0): the same
 // operations in the same order per token, so the logits must be identical,
