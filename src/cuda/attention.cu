@@ -10,7 +10,9 @@
 // Four kernels. FP16/BF16 with windows of up to 64 tokens and head dims 16,
 // 32 or 64: window_attention_unit (attention.cuh), scores and softmax in
 // registers, mma.sync m16n8k16 (FP16 operands, FP32 accumulators; bf16 inputs
-// are widened to fp16 exactly, so p keeps fp16's 11-bit mantissa). Other
+// are widened to fp16 exactly, so p keeps fp16's 11-bit mantissa); at large
+// batches several heads of a window a thread block, their rows by cp.async
+// (window_attention_heads_kernel, bit-identical). Other
 // FP16/BF16 shapes: WMMA 16x16x16 with the scores in shared memory. FP32/TF32
 // keep the strict path exact in FP32 arithmetic: the same shapes as the
 // first by window_attention_rows_kernel (scores and softmax in registers, 7

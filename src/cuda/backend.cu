@@ -246,14 +246,14 @@ class CudaEngine final : public Engine {
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
-    // The 16-bit attention takes several heads of a window a thread block at large batches;
-    // SWINRT_ATTN_HEADS=0: one head a block always, =1: several wherever it applies (tests).
     // The fused MLP takes the block's attn.proj too (SWINRT_MLP_PROJ=0: proj by cuBLASLt before it).
     mlp_proj_ = !switched_off("SWINRT_MLP_PROJ");
     // ... and the next block's LayerNorm 1 where that block runs op by op (SWINRT_MLP_NORM1=0: its own launch).
     mlp_norm1_ = !switched_off("SWINRT_MLP_NORM1");
     // The one-warpgroup block writes the LayerNorm that follows it (norm_up) instead of x (SWINRT_NARROW_NORM=0: not).
     narrow_norm_ = !switched_off("SWINRT_NARROW_NORM");
+    // The 16-bit attention takes several heads of a window a thread block at large batches;
+    // SWINRT_ATTN_HEADS=0: one head a block always, =1: several wherever it applies (tests).
     const char* ah = std::getenv("SWINRT_ATTN_HEADS");
     attn_heads_ = !ah ? 1 : std::string(ah) == "0" ? 0 : std::string(ah) == "1" ? 2 : 1;
     // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where
@@ -668,7 +668,8 @@ class CudaEngine final : public Engine {
       const Step& t = plan_[j];
       if (t.op != OpKind::SwinBlock) return false;
       const int64_t w = n * (t.res / t.window) * (t.res / t.window);
-      return !(!fused_.empty() && fused_[j] && w >= fused_policy_.at(t.dim)) && !(grid_ok_[j] && n * t.tokens() <= grid_rows_);
+      const bool fused = !fused_.empty() && fused_[j] && w >= fused_policy_.at(t.dim);
+      return !fused && !(grid_ok_[j] && n * t.tokens() <= grid_rows_);
     };
     bool norm1_ready = false;  // cx.t holds this block's LayerNorm 1 already (written by the fused MLP before it)
     for (size_t si = 0; si < plan_.size(); ++si) {

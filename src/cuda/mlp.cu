@@ -22,6 +22,13 @@
 // would cap every thread at 168).
 // Same rounding points as the op-by-op path (LayerNorm output, hidden layer);
 // summation order and GELU's hardware tanh differ.
+//
+// The engine's default form (PROJ) starts one op earlier, at the block's
+// attn.proj + residual: the attention output tile comes into the LayerNorm
+// operand's place, x + b_proj into the fc2 accumulators, the proj product
+// onto them; LayerNorm 2 then reads the rows from those registers, and x is
+// written once at the end (with, where the engine asks, the next block's
+// LayerNorm 1 of the new rows).
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
@@ -339,7 +346,9 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
     release_to(0);
     __syncthreads();  // every warpgroup's products have read A
     // LayerNorm 2 of the rows in y -> A, then y += b2 so that the products of fc2 land on x + b2.
-    norm_rows(p.ln_g, p.ln_b, [&](int hr, int k, uint32_t v) { *reinterpret_cast<uint32_t*>(A + cm_index<C>(lrow + 8 * hr, k)) = v; });
+    norm_rows(p.ln_g, p.ln_b, [&](int hr, int k, uint32_t v) {
+      *reinterpret_cast<uint32_t*>(A + cm_index<C>(lrow + 8 * hr, k)) = v;
+    });
 #pragma unroll
     for (int n = 0; n < S::NY; ++n)
 #pragma unroll
