@@ -379,13 +379,13 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
   hold_ha();
   release_to(0);
 
-  // x += y + b2 (PROJ: x = y).
+  // x += y + b2 (PROJ: x = y, which holds b2 already).
 #pragma unroll
   for (int n = 0; n < S::NY; ++n)
 #pragma unroll
     for (int i = 0; i < 12; ++i) {
       const int col = n * 96 + 8 * i + c2;
-      const float2 bb = __ldg(reinterpret_cast<const float2*>(p.b2 + col));
+      const float2 bb = PROJ ? make_float2(0.f, 0.f) : __ldg(reinterpret_cast<const float2*>(p.b2 + col));
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
         const int64_t rr = row + 8 * hr;
