@@ -254,15 +254,12 @@ class CudaEngine final : public Engine {
     narrow_norm_ = !switched_off("SWINRT_NARROW_NORM");
     // The 16-bit attention takes several heads of a window a thread block at large batches;
     // SWINRT_ATTN_HEADS=0: one head a block always, =1: several wherever it applies (tests).
-    const char* ah = std::getenv("SWINRT_ATTN_HEADS");
-    attn_heads_ = !ah ? 1 : std::string(ah) == "0" ? 0 : std::string(ah) == "1" ? 2 : 1;
+    attn_heads_ = policy_switch("SWINRT_ATTN_HEADS");
     // PatchExpand's cast + expand + LayerNorm as one wgmma kernel (fp16/bf16, sm_90a, 192 channels) where
     // its 64-token tiles are at least the SMs (batch 11 and up at 224 x 224); SWINRT_EXPAND_FUSED=0: the
     // three launches, =1: the kernel at every batch size on at most 8 thread blocks, so that each walks
     // several tiles (Cuda.FusedPatchExpandMatchesUnfused).
-    const char* ef = std::getenv("SWINRT_EXPAND_FUSED");
-    const std::string efs = ef ? ef : "";
-    expand_fused_ = act_ == DT::F32 || efs == "0" ? 0 : efs == "1" ? 2 : 1;
+    expand_fused_ = act_ == DT::F32 ? 0 : policy_switch("SWINRT_EXPAND_FUSED");
     // ... by warpgroup where it can (sm_90a, embed_dim 96); SWINRT_HEAD_WG=0 keeps the mma.sync kernel.
     head_wg_ = fused_head_ && act_ != DT::F32 && !switched_off("SWINRT_HEAD_WG") &&
                final_expand_head_wg_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);

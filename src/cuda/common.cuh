@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fmt/format.h>
+#include <string>
 #include <type_traits>
 
 #include "swinrt/error.h"
@@ -86,6 +87,15 @@ inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned
 inline bool switched_off(const char* name) {
   const char* v = std::getenv(name);
   return v && *v == '0';
+}
+
+// A developer switch around a default policy: 0 where `name` is "0" (the
+// path never taken), 2 where it is "1" (taken wherever it applies, for
+// tests), 1 otherwise (where the engine's policy says).
+inline int policy_switch(const char* name) {
+  const char* v = std::getenv(name);
+  const std::string s = v ? v : "";
+  return s == "0" ? 0 : s == "1" ? 2 : 1;
 }
 
 // Attribute `attr` of the current device into `value`, or false (the error
