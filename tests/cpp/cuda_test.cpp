@@ -33,15 +33,29 @@ std::vector<float> random_slices(int64_t n, int S, uint32_t seed) {
   return v;
 }
 
+// The environment variable `name` set to `value` for the life of the
+// object (an engine switch a test flips), then unset.
+class EnvFor {
+ public:
+  EnvFor(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~EnvFor() { unsetenv(name_); }
+  EnvFor(const EnvFor&) = delete;
+  EnvFor& operator=(const EnvFor&) = delete;
+
+ private:
+  const char* name_;
+};
+
 // Logits of a CUDA engine of w created with the environment variable `var`
 // set to `value` (the engine reads its switches at creation).
 std::vector<float> cuda_logits(const Weights& w, Precision p, const std::vector<float>& in, int64_t B,
                                const char* var, const char* value, int max_batch = 2) {
   const Config& cfg = w.config();
   std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * cfg.img_size * cfg.img_size));
-  setenv(var, value, 1);
-  auto engine = make_cuda_engine(w, {Device::Cuda, p, max_batch});
-  unsetenv(var);
+  auto engine = [&] {
+    const EnvFor set(var, value);
+    return make_cuda_engine(w, {Device::Cuda, p, max_batch});
+  }();
   engine->run(in.data(), B, out.data());
   return out;
 }
@@ -232,14 +246,11 @@ TEST(Cuda, FusedBlockMatchesUnfused) {
 TEST(Cuda, WgmmaBlockMatchesMmaSync) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
-  setenv("SWINRT_FUSED_BLOCK", "1", 1);
-  if (!swin_t_fp16_launches("fused.wgmma")) {
-    unsetenv("SWINRT_FUSED_BLOCK");
+  const EnvFor fuse_all("SWINRT_FUSED_BLOCK", "1");
+  if (!swin_t_fp16_launches("fused.wgmma"))
     GTEST_SKIP() << "the fused blocks do not run by warpgroup here (no sm_90a device or build)";
-  }
   expect_block_variant_matches("wgmma", "SWINRT_WGMMA", 31);
   expect_block_variant_matches("wide", "SWINRT_WIDE_BLOCK", 37);
-  unsetenv("SWINRT_FUSED_BLOCK");
 }
 
 // The 96-channel block's one-warpgroup form (three windows an SM; swin-t's
@@ -378,18 +389,15 @@ TEST(Cuda, FusedMlpMatchesUnfused) {
 TEST(Cuda, MlpProjMatchesUnfused) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
-  setenv("SWINRT_FUSED_MLP", "1", 1);
-  if (!swin_t_fp16_launches("proj+norm2+mlp")) {
-    unsetenv("SWINRT_FUSED_MLP");
+  const EnvFor fuse_mlp("SWINRT_FUSED_MLP", "1");
+  if (!swin_t_fp16_launches("proj+norm2+mlp"))
     GTEST_SKIP() << "the fused MLP kernel does not run here (no sm_90a device or build)";
-  }
   expect_block_variant_matches("mlp proj", "SWINRT_MLP_PROJ", 49);
   // ... which also writes the next block's LayerNorm 1 where that block runs
   // op by op (swin-t's layers.1.blocks.1, w8's layers.2.blocks.1), against
   // that block's own LayerNorm launch (SWINRT_MLP_NORM1=0).
   EXPECT_TRUE(swin_t_fp16_launches("proj+norm2+mlp+next.norm1"));
   expect_block_variant_matches("mlp next norm1", "SWINRT_MLP_NORM1", 59);
-  unsetenv("SWINRT_FUSED_MLP");
 }
 
 // The FP32 attention kernel with scores and softmax in registers
