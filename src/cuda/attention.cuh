@@ -23,6 +23,16 @@ __host__ __device__ constexpr int padded_bias16_offset(int r, int j) {
   return (r * 4 + (j % 8) / 2) * 16 + (j / 8) * 2 + j % 2;
 }
 
+// 2^v by the hardware's approximation (MUFU.EX2, flushing denormals), as
+// __expf uses it. e^(s - m) = 2^(s log2 e - m log2 e): one FFMA before it,
+// where __expf(s - m) takes an FADD and an FMUL.
+constexpr float kLog2e = 1.4426950408889634f;
+__device__ __forceinline__ float exp2_approx(float v) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(v));
+  return y;
+}
+
 // Register-resident attention of one 16-query strip of one head (windows of
 // up to 64 tokens): q k^T with mma.sync m16n8k16 into registers, + the
 // relative position bias from the head's padded 64 x 64 table (fp16, -inf in
@@ -79,28 +89,40 @@ __device__ __forceinline__ void attend_strip(const __half* q, const __half* k, c
   const __half2* bh1 = bh0 + 8;
   const unsigned long long m0 = mbits[r0] >> c2, m1 = mbits[r1] >> c2;
   float mx0 = -INFINITY, mx1 = -INFINITY;
+  // + bias (+ the mask where a row of the strip has one: the strips of
+  // unshifted blocks and of interior windows have none, and skip its
+  // selects and adds; the branch is the warp's, so no lane waits on the other).
+  auto add_bias = [&](auto masked) {
 #pragma unroll
-  for (int t = 0; t < 8; ++t) {
-    const float2 q0 = __half22float2(bh0[t]);
-    const float2 q1 = __half22float2(bh1[t]);
-    sc[t][0] += q0.x + ((m0 >> (t * 8)) & 1 ? -100.0f : 0.f);
-    sc[t][1] += q0.y + ((m0 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
-    sc[t][2] += q1.x + ((m1 >> (t * 8)) & 1 ? -100.0f : 0.f);
-    sc[t][3] += q1.y + ((m1 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
-    mx0 = fmaxf(mx0, fmaxf(sc[t][0], sc[t][1]));
-    mx1 = fmaxf(mx1, fmaxf(sc[t][2], sc[t][3]));
-  }
+    for (int t = 0; t < 8; ++t) {
+      const float2 q0 = __half22float2(bh0[t]);
+      const float2 q1 = __half22float2(bh1[t]);
+      if constexpr (decltype(masked)::value) {
+        sc[t][0] += q0.x + ((m0 >> (t * 8)) & 1 ? -100.0f : 0.f);
+        sc[t][1] += q0.y + ((m0 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
+        sc[t][2] += q1.x + ((m1 >> (t * 8)) & 1 ? -100.0f : 0.f);
+        sc[t][3] += q1.y + ((m1 >> (t * 8 + 1)) & 1 ? -100.0f : 0.f);
+      } else {
+        sc[t][0] += q0.x, sc[t][1] += q0.y, sc[t][2] += q1.x, sc[t][3] += q1.y;
+      }
+      mx0 = fmaxf(mx0, fmaxf(sc[t][0], sc[t][1]));
+      mx1 = fmaxf(mx1, fmaxf(sc[t][2], sc[t][3]));
+    }
+  };
+  if (__any_sync(0xffffffffu, (m0 | m1) != 0)) add_bias(std::true_type{});
+  else add_bias(std::false_type{});
   mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
   mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
   mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
   mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
   float sum0 = 0.f, sum1 = 0.f;
+  const float ml0 = mx0 * kLog2e, ml1 = mx1 * kLog2e;
 #pragma unroll
   for (int t = 0; t < 8; ++t) {
-    sc[t][0] = __expf(sc[t][0] - mx0);
-    sc[t][1] = __expf(sc[t][1] - mx0);
-    sc[t][2] = __expf(sc[t][2] - mx1);
-    sc[t][3] = __expf(sc[t][3] - mx1);
+    sc[t][0] = exp2_approx(fmaf(sc[t][0], kLog2e, -ml0));
+    sc[t][1] = exp2_approx(fmaf(sc[t][1], kLog2e, -ml0));
+    sc[t][2] = exp2_approx(fmaf(sc[t][2], kLog2e, -ml1));
+    sc[t][3] = exp2_approx(fmaf(sc[t][3], kLog2e, -ml1));
     sum0 += sc[t][0] + sc[t][1];
     sum1 += sc[t][2] + sc[t][3];
   }
