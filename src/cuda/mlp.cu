@@ -269,25 +269,8 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
   auto norm_rows = [&](const float* __restrict__ g, const float* __restrict__ b, auto&& put) {
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
-      float sum = 0.f;
-#pragma unroll
-      for (int n = 0; n < S::NY; ++n)
-#pragma unroll
-        for (int i = 0; i < 12; ++i) sum += y[n][4 * i + 2 * hr] + y[n][4 * i + 2 * hr + 1];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const float mean = sum / C;
-      float sq = 0.f;
-#pragma unroll
-      for (int n = 0; n < S::NY; ++n)
-#pragma unroll
-        for (int i = 0; i < 12; ++i) {
-          const float u = y[n][4 * i + 2 * hr] - mean, v = y[n][4 * i + 2 * hr + 1] - mean;
-          sq += u * u + v * v;
-        }
-      sq += __shfl_xor_sync(0xffffffffu, sq, 1);
-      sq += __shfl_xor_sync(0xffffffffu, sq, 2);
-      const float rstd = rsqrtf(sq / C + 1e-5f);
+      float mean, rstd;
+      m64_row_stats(y, hr, mean, rstd);
       const bool pad = row + 8 * hr >= p.M;
 #pragma unroll
       for (int n = 0; n < S::NY; ++n)

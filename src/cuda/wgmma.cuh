@@ -34,26 +34,37 @@ __device__ __forceinline__ int cm_index(int r, int k) {
   return (r >> 3) * (K * 8) + (k >> 3) * 64 + (r & 7) * 8 + (k & 7);
 }
 
-// FP32 LayerNorm statistics (two-pass, eps 1e-5) of row h of an m64n96
-// accumulator tile: lane l of warp w holds rows 16 w + l / 4 (h = 0) and + 8
-// (h = 1), columns 8 j + 2 (l % 4) (+ 1) in d[4 j + 2 h (+ 1)]; a row's 96
-// values lie on a quad of lanes, summed by two shuffles.
-__device__ __forceinline__ void m64n96_row_stats(const float (&d)[48], int h, float& mean, float& rstd) {
+// FP32 LayerNorm statistics (two-pass, eps 1e-5) of row h of NY m64n96
+// accumulator tiles side by side (rows of 96 NY values): lane l of warp w
+// holds rows 16 w + l / 4 (h = 0) and + 8 (h = 1), columns 96 n + 8 j + 2
+// (l % 4) (+ 1) in d[n][4 j + 2 h (+ 1)]; a row lies on a quad of lanes,
+// summed by two shuffles.
+template <int NY>
+__device__ __forceinline__ void m64_row_stats(const float (&d)[NY][48], int h, float& mean, float& rstd) {
+  constexpr int C = 96 * NY;
   float sum = 0.f;
 #pragma unroll
-  for (int j = 0; j < 12; ++j) sum += d[4 * j + 2 * h] + d[4 * j + 2 * h + 1];
+  for (int n = 0; n < NY; ++n)
+#pragma unroll
+    for (int j = 0; j < 12; ++j) sum += d[n][4 * j + 2 * h] + d[n][4 * j + 2 * h + 1];
   sum += __shfl_xor_sync(0xffffffffu, sum, 1);
   sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-  mean = sum / 96;
+  mean = sum / C;
   float sq = 0.f;
 #pragma unroll
-  for (int j = 0; j < 12; ++j) {
-    const float u = d[4 * j + 2 * h] - mean, v = d[4 * j + 2 * h + 1] - mean;
-    sq += u * u + v * v;
-  }
+  for (int n = 0; n < NY; ++n)
+#pragma unroll
+    for (int j = 0; j < 12; ++j) {
+      const float u = d[n][4 * j + 2 * h] - mean, v = d[n][4 * j + 2 * h + 1] - mean;
+      sq += u * u + v * v;
+    }
   sq += __shfl_xor_sync(0xffffffffu, sq, 1);
   sq += __shfl_xor_sync(0xffffffffu, sq, 2);
-  rstd = rsqrtf(sq / 96 + 1e-5f);
+  rstd = rsqrtf(sq / C + 1e-5f);
+}
+// ... of one m64n96 tile.
+__device__ __forceinline__ void m64n96_row_stats(const float (&d)[48], int h, float& mean, float& rstd) {
+  m64_row_stats<1>(*reinterpret_cast<const float(*)[1][48]>(&d), h, mean, rstd);
 }
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
