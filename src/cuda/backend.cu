@@ -94,21 +94,57 @@ class DeviceWeights {
   std::map<std::string, size_t> offsets_;
 };
 
-// Per-thread execution state: stream, cuBLASLt, activations, graphs.
-struct Context {
+// A stream of a Context with its own cuBLASLt handle and workspace (two
+// GEMMs in flight at once must not share a workspace).
+struct StreamGemm {
   cudaStream_t stream = nullptr;
   GemmContext gemm;
-  DeviceMemory workspace, x, xt, t, qkv, att, hid, tmp, fin, input, logits, labels;
+  DeviceMemory workspace;
+  cudaEvent_t done = nullptr;  // a side stream's end, for the main stream to wait on
+
+  StreamGemm() = default;
+  StreamGemm(const StreamGemm&) = delete;
+  StreamGemm& operator=(const StreamGemm&) = delete;
+  ~StreamGemm() {
+    if (done) cudaEventDestroy(done);
+    if (gemm.handle) cublasLtDestroy(gemm.handle);
+    if (stream) cudaStreamDestroy(stream);
+  }
+};
+
+// Per-thread execution state: streams, cuBLASLt, activations, graphs. Every
+// activation buffer holds max_batch slices at the largest per-slice extent
+// any step needs, so the slices from b0 on start at b0 x (bytes / max_batch):
+// a large batch can run as several lanes (disjoint runs of slices, each on
+// its own stream, concurrently) in the same buffers.
+struct Context {
+  StreamGemm main;
+  std::vector<std::unique_ptr<StreamGemm>> side;  // the lanes after the first
+  cudaEvent_t fork = nullptr;
+  DeviceMemory x, xt, t, qkv, att, hid, tmp, fin, input, logits, labels;
   std::vector<DeviceMemory> skips;
-  int64_t fin_rows = 0;
+  int64_t fin_rows = 0;  // per lane (fin holds one chunk a lane)
   std::map<int64_t, cudaGraphExec_t> graphs;
   size_t bytes = 0;
 
   ~Context() {
     for (auto& [b, g] : graphs) cudaGraphExecDestroy(g);
-    if (gemm.handle) cublasLtDestroy(gemm.handle);
-    if (stream) cudaStreamDestroy(stream);
+    if (fork) cudaEventDestroy(fork);
   }
+};
+
+// One forward's view of a Context: slices b0 .. b0 + n - 1 of its buffers,
+// and the stream and cuBLASLt context they run on.
+struct Lane {
+  cudaStream_t stream;
+  GemmContext* gemm;
+  float* x;
+  void *xt, *t, *qkv, *att, *hid, *tmp, *fin;
+  size_t qkv_bytes;
+  int64_t fin_rows;
+  std::vector<void*> skips;
+  const float* input;
+  float* logits;
 };
 
 // Event marks between launches, for profile(); null in normal runs.
@@ -201,6 +237,16 @@ int64_t fused_mlp_rows() {
   return *v == 0 ? std::numeric_limits<int64_t>::max() : *v;
 }
 
+// Batches of at least kLanesFrom slices run as kLanes lanes: runs of
+// slices forked onto streams of their own inside the graph, so that one
+// lane's kernels fill the SMs where the other's leave them idle (a launch's
+// last wave, the gaps between dependent launches). On the H100 two lanes
+// measured 2-4% faster at fp16 batch 32 and 64, 0.4-1.5% at 128 and 256,
+// 10% slower at 16; three or four slower everywhere (docs/PERFORMANCE.md,
+// "Session 16").
+constexpr int kLanes = 2;
+constexpr int64_t kLanesFrom = 32;
+
 class CudaEngine final : public Engine {
  public:
   // `image` as make_weight_image(weights, o.precision) makes it; `chosen`:
@@ -263,6 +309,10 @@ class CudaEngine final : public Engine {
     // ... by warpgroup where it can (sm_90a, embed_dim 96); SWINRT_HEAD_WG=0 keeps the mma.sync kernel.
     head_wg_ = fused_head_ && act_ != DT::F32 && !switched_off("SWINRT_HEAD_WG") &&
                final_expand_head_wg_supported(act_, c.embed_dim, c.num_classes, c.img_size / c.patch_size);
+    // Large batches as several lanes on their own streams (SWINRT_LANES: how many, 0 or 1 for one stream;
+    // SWINRT_LANES_FROM: the smallest batch split).
+    if (const std::optional<int64_t> v = row_switch("SWINRT_LANES")) lanes_ = static_cast<int>(std::clamp<int64_t>(*v, 1, 8));
+    if (const std::optional<int64_t> v = row_switch("SWINRT_LANES_FROM")) lanes_from_ = std::max<int64_t>(*v, 2);
     pool_.push_back(make_context());  // allocate the first context up front: OOM shows at creation
     free_.push_back(pool_.back().get());
   }
@@ -299,15 +349,17 @@ class CudaEngine final : public Engine {
         throw Error(fmt::format("autotune: batch {} is outside 1..max_batch {}", b, max_batch_));
       const std::vector<float> in = benchmark_slices(b, config_.img_size);
       SWINRT_CUDA_CHECK(cudaMemcpy(cx.input.ptr, in.data(), in.size() * 4, cudaMemcpyHostToDevice));
-      cx.gemm.tuning = &table;
+      // Tuned as the graph will run it: the same lanes, so the same GEMM shapes.
+      set_tuning(cx, &table);
       try {
-        enqueue(cx, b);
+        forward(cx, b);
       } catch (...) {
-        cx.gemm.tuning = nullptr;
+        set_tuning(cx, nullptr);
         throw;
       }
-      cx.gemm.tuning = nullptr;
-      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
+      set_tuning(cx, nullptr);
+      SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
     }
     std::lock_guard<std::mutex> lock(mu_);
     algos_ = std::move(table);
@@ -334,11 +386,11 @@ class CudaEngine final : public Engine {
     const int64_t S = config_.img_size, C = config_.num_classes;
     for (int64_t b0 = 0; b0 < batch; b0 += max_batch_) {
       const int64_t n = std::min<int64_t>(max_batch_, batch - b0);
-      SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.input.ptr, input + b0 * S * S, n * S * S * 4, cudaMemcpyHostToDevice, cx.stream));
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.input.ptr, input + b0 * S * S, n * S * S * 4, cudaMemcpyHostToDevice, cx.main.stream));
       launch(cx, n);
       SWINRT_CUDA_CHECK(cudaMemcpyAsync(logits + b0 * C * S * S, cx.logits.ptr, n * C * S * S * 4,
-                                        cudaMemcpyDeviceToHost, cx.stream));
-      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
+                                        cudaMemcpyDeviceToHost, cx.main.stream));
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
     }
   }
 
@@ -348,13 +400,13 @@ class CudaEngine final : public Engine {
     const int64_t S = config_.img_size;
     for (int64_t b0 = 0; b0 < batch; b0 += max_batch_) {
       const int64_t n = std::min<int64_t>(max_batch_, batch - b0);
-      SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.input.ptr, input + b0 * S * S, n * S * S * 4, cudaMemcpyHostToDevice, cx.stream));
+      SWINRT_CUDA_CHECK(cudaMemcpyAsync(cx.input.ptr, input + b0 * S * S, n * S * S * 4, cudaMemcpyHostToDevice, cx.main.stream));
       launch(cx, n);
       argmax_channels(static_cast<float*>(cx.logits.ptr), static_cast<int>(n), config_.num_classes, S * S,
-                      static_cast<int32_t*>(cx.labels.ptr), cx.stream);
+                      static_cast<int32_t*>(cx.labels.ptr), cx.main.stream);
       SWINRT_CUDA_CHECK(cudaMemcpyAsync(labels + b0 * S * S, cx.labels.ptr, n * S * S * 4, cudaMemcpyDeviceToHost,
-                                        cx.stream));
-      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
+                                        cx.main.stream));
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
     }
   }
 
@@ -367,8 +419,8 @@ class CudaEngine final : public Engine {
     std::vector<std::pair<std::string, double>> rows;
     for (int it = 0; it < iterations; ++it) {
       Marks m;
-      enqueue(cx, batch, &m);
-      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.stream));
+      enqueue(lane(cx, 0, 0), batch, &m);  // one stream: the marks time the launches one after another
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
       if (rows.empty())
         for (size_t i = 1; i < m.labels.size(); ++i) rows.emplace_back(m.labels[i], 0.0);
       for (size_t i = 1; i < m.events.size(); ++i) {
@@ -393,9 +445,9 @@ class CudaEngine final : public Engine {
     SWINRT_CUDA_CHECK(cudaEventCreate(&e1));
     std::vector<double> ms;
     for (int i = 0; i < iterations; ++i) {
-      SWINRT_CUDA_CHECK(cudaEventRecord(e0, cx.stream));
+      SWINRT_CUDA_CHECK(cudaEventRecord(e0, cx.main.stream));
       launch(cx, batch);
-      SWINRT_CUDA_CHECK(cudaEventRecord(e1, cx.stream));
+      SWINRT_CUDA_CHECK(cudaEventRecord(e1, cx.main.stream));
       SWINRT_CUDA_CHECK(cudaEventSynchronize(e1));
       float t = 0;
       SWINRT_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
@@ -566,13 +618,23 @@ class CudaEngine final : public Engine {
     const int64_t B = max_batch_, P2 = int64_t(c.patches_resolution()) * c.patches_resolution();
     const int64_t E = c.embed_dim, S2 = int64_t(c.img_size) * c.img_size;
     const size_t a = dt_size(act_);
-    SWINRT_CUDA_CHECK(cudaStreamCreateWithFlags(&cx->stream, cudaStreamNonBlocking));
-    if (cublasLtCreate(&cx->gemm.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLASLt initialisation failed");
-    cx->gemm.tf32 = precision_ == Precision::TF32;
-    cx->gemm.chosen = &algos_;
-    cx->workspace = DeviceMemory(32u << 20, "the cuBLASLt workspace");
-    cx->gemm.workspace = cx->workspace.ptr;
-    cx->gemm.workspace_bytes = cx->workspace.bytes;
+    auto open_stream = [&](StreamGemm& sg) {
+      SWINRT_CUDA_CHECK(cudaStreamCreateWithFlags(&sg.stream, cudaStreamNonBlocking));
+      if (cublasLtCreate(&sg.gemm.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLASLt initialisation failed");
+      sg.gemm.tf32 = precision_ == Precision::TF32;
+      sg.gemm.chosen = &algos_;
+      sg.workspace = DeviceMemory(32u << 20, "the cuBLASLt workspace");
+      sg.gemm.workspace = sg.workspace.ptr;
+      sg.gemm.workspace_bytes = sg.workspace.bytes;
+      SWINRT_CUDA_CHECK(cudaEventCreateWithFlags(&sg.done, cudaEventDisableTiming));
+    };
+    open_stream(cx->main);
+    const int lanes = max_lanes();
+    for (int i = 1; i < lanes; ++i) {
+      cx->side.push_back(std::make_unique<StreamGemm>());
+      open_stream(*cx->side.back());
+    }
+    SWINRT_CUDA_CHECK(cudaEventCreateWithFlags(&cx->fork, cudaEventDisableTiming));
     // Largest per-slice extent of each buffer over the plan.
     int64_t hid = 0;
     for (const Step& st : plan_)
@@ -591,14 +653,15 @@ class CudaEngine final : public Engine {
     // The x4 expand runs in chunks of at most fin_slices_ slices' tokens.
     if (!fused_head_) {
       cx->fin_rows = std::min<int64_t>(B, fin_slices_) * P2;
-      cx->fin = DeviceMemory(cx->fin_rows * 16 * E * a, "activations (final expand)");
+      cx->fin = DeviceMemory(lanes * cx->fin_rows * 16 * E * a, "activations (final expand)");
     }
     cx->input = DeviceMemory(B * S2 * 4, "input slices");
     cx->logits = DeviceMemory(B * S2 * c.num_classes * 4, "logits");
     cx->labels = DeviceMemory(B * S2 * 4, "labels");
-    cx->bytes = cx->workspace.bytes + cx->x.bytes + cx->xt.bytes + cx->t.bytes + cx->qkv.bytes + cx->att.bytes +
+    cx->bytes = cx->main.workspace.bytes + cx->x.bytes + cx->xt.bytes + cx->t.bytes + cx->qkv.bytes + cx->att.bytes +
                 cx->hid.bytes + cx->tmp.bytes + cx->fin.bytes + cx->input.bytes + cx->logits.bytes + cx->labels.bytes;
     for (const auto& s : cx->skips) cx->bytes += s.bytes;
+    for (const auto& sg : cx->side) cx->bytes += sg->workspace.bytes;
     return cx;
   }
 
@@ -607,26 +670,73 @@ class CudaEngine final : public Engine {
     auto it = cx.graphs.find(n);
     if (it == cx.graphs.end()) {
       cudaGraph_t graph = nullptr;
-      SWINRT_CUDA_CHECK(cudaStreamBeginCapture(cx.stream, cudaStreamCaptureModeThreadLocal));
+      SWINRT_CUDA_CHECK(cudaStreamBeginCapture(cx.main.stream, cudaStreamCaptureModeThreadLocal));
       try {
-        enqueue(cx, n);
+        forward(cx, n);
       } catch (...) {
-        cudaStreamEndCapture(cx.stream, &graph);
+        cudaStreamEndCapture(cx.main.stream, &graph);
         if (graph) cudaGraphDestroy(graph);
         throw;
       }
-      SWINRT_CUDA_CHECK(cudaStreamEndCapture(cx.stream, &graph));
+      SWINRT_CUDA_CHECK(cudaStreamEndCapture(cx.main.stream, &graph));
       cudaGraphExec_t exec = nullptr;
       const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
       cudaGraphDestroy(graph);
       SWINRT_CUDA_CHECK(err);
       it = cx.graphs.emplace(n, exec).first;
     }
-    SWINRT_CUDA_CHECK(cudaGraphLaunch(it->second, cx.stream));
+    SWINRT_CUDA_CHECK(cudaGraphLaunch(it->second, cx.main.stream));
   }
 
-  // The forward of n slices from cx.input to cx.logits, enqueued on cx.stream.
-  void enqueue(Context& cx, int64_t n, Marks* marks = nullptr) {
+  // The forward of n slices from cx's input to its logits, on cx's main
+  // stream: as one lane, or as lanes() of them, each a run of slices on its
+  // own stream, forked from the main stream and joined back into it.
+  void forward(Context& cx, int64_t n) {
+    const int k = lanes(n);
+    if (k == 1) {
+      enqueue(lane(cx, 0, 0), n);
+      return;
+    }
+    SWINRT_CUDA_CHECK(cudaEventRecord(cx.fork, cx.main.stream));
+    for (int i = 1; i < k; ++i) SWINRT_CUDA_CHECK(cudaStreamWaitEvent(cx.side[i - 1]->stream, cx.fork));
+    int64_t b0 = 0;
+    for (int i = 0; i < k; ++i) {
+      const int64_t ni = n / k + (i < n % k ? 1 : 0);
+      enqueue(lane(cx, i, b0), ni);
+      b0 += ni;
+    }
+    for (int i = 1; i < k; ++i) {
+      SWINRT_CUDA_CHECK(cudaEventRecord(cx.side[i - 1]->done, cx.side[i - 1]->stream));
+      SWINRT_CUDA_CHECK(cudaStreamWaitEvent(cx.main.stream, cx.side[i - 1]->done));
+    }
+  }
+
+  // Lane i of cx (0: the main stream) over the slices from b0 on.
+  Lane lane(Context& cx, int i, int64_t b0) {
+    StreamGemm& sg = i == 0 ? cx.main : *cx.side.at(i - 1);
+    auto at = [&](const DeviceMemory& m) -> char* {
+      return m.ptr ? static_cast<char*>(m.ptr) + m.bytes / max_batch_ * b0 : nullptr;
+    };
+    Lane l{sg.stream, &sg.gemm, reinterpret_cast<float*>(at(cx.x)), at(cx.xt), at(cx.t), at(cx.qkv), at(cx.att),
+           at(cx.hid), at(cx.tmp), nullptr, cx.qkv.bytes / max_batch_ * (max_batch_ - b0), cx.fin_rows, {},
+           reinterpret_cast<const float*>(at(cx.input)), reinterpret_cast<float*>(at(cx.logits))};
+    if (cx.fin.ptr) l.fin = static_cast<char*>(cx.fin.ptr) + cx.fin.bytes / (1 + cx.side.size()) * i;
+    for (const DeviceMemory& m : cx.skips) l.skips.push_back(at(m));
+    return l;
+  }
+
+  // Lanes for a forward of n slices: SWINRT_LANES (default kLanes) from
+  // SWINRT_LANES_FROM slices (default kLanesFrom) on, at least a slice each
+  // (n <= max_batch: never more than the context has streams for).
+  int lanes(int64_t n) const { return n >= lanes_from_ ? static_cast<int>(std::min<int64_t>(lanes_, n)) : 1; }
+  int max_lanes() const { return max_batch_ >= lanes_from_ ? lanes_ : 1; }
+  static void set_tuning(Context& cx, GemmAlgoTable* t) {
+    cx.main.gemm.tuning = t;
+    for (auto& sg : cx.side) sg->gemm.tuning = t;
+  }
+
+  // The forward of n slices from cx.input to cx.logits (a lane's), enqueued on cx.stream.
+  void enqueue(const Lane& cx, int64_t n, Marks* marks = nullptr) {
     const Config& c = config_;
     auto mark = [&](const std::string& label) {
       if (marks) marks->mark(label, cx.stream);
@@ -634,8 +744,8 @@ class CudaEngine final : public Engine {
     mark("start");
     const DeviceWeights& W = *weights_;
     cudaStream_t s = cx.stream;
-    float* x = static_cast<float*>(cx.x.ptr);
-    void* xt = cx.xt.ptr;
+    float* x = static_cast<float*>(cx.x);
+    void* xt = cx.xt;
     bool xt_valid = false;  // does xt hold x in the activation dtype?
     auto ensure_xt = [&](int64_t count) {
       if (!xt_valid) {
@@ -649,7 +759,7 @@ class CudaEngine final : public Engine {
     // patch_embed (skip 0), the next block's norm1; a consumer that cannot
     // (the fused and grid-synchronised blocks) casts it first.
     const size_t es = dt_size(act_);
-    auto skip_right = [&](int skip, int C) { return static_cast<char*>(cx.skips[skip].ptr) + C * es; };
+    auto skip_right = [&](int skip, int C) { return static_cast<char*>(cx.skips[skip]) + C * es; };
     char* pending_skip = nullptr;  // a SaveSkip not written yet: x's pending_rows rows of pending_c values go there
     int64_t pending_rows = 0;
     int pending_c = 0;
@@ -678,7 +788,7 @@ class CudaEngine final : public Engine {
         case OpKind::PatchEmbed: {
           // Its activation-dtype output goes straight into skip 0 where a SaveSkip follows.
           const bool to_skip = si + 1 < plan_.size() && plan_[si + 1].op == OpKind::SaveSkip;
-          patch_embed(static_cast<const float*>(cx.input.ptr), static_cast<int>(n), c.img_size, c.patch_size,
+          patch_embed(static_cast<const float*>(cx.input), static_cast<int>(n), c.img_size, c.patch_size,
                       W.f32("patch_embed.proj.weight_folded"), W.f32("patch_embed.proj.bias"), C,
                       c.patch_norm ? W.f32("patch_embed.norm.weight") : nullptr,
                       c.patch_norm ? W.f32("patch_embed.norm.bias") : nullptr,
@@ -733,23 +843,23 @@ class CudaEngine final : public Engine {
                                           W.f32(st.param("mlp.fc2.bias")),
                                           static_cast<const __half*>(bias64_[si])};
             swin_block_grid(x, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale, gw,
-                            cx.qkv.ptr, cx.qkv.bytes, cx.att.ptr, cx.hid.ptr, s);
+                            cx.qkv, cx.qkv_bytes, cx.att, cx.hid, s);
             mark(st.param("grid"));
             xt_valid = false;
             break;
           }
           if (!norm1_ready) {
             layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
-                      W.f32(st.param("norm1.bias")), cx.t.ptr, act_, pending_skip, s, 0, 2 * C);
+                      W.f32(st.param("norm1.bias")), cx.t, act_, pending_skip, s, 0, 2 * C);
             pending_skip = nullptr;
             mark(st.param("norm1"));
           }
           norm1_ready = false;
-          linear(cx.gemm, cx.t.ptr, W.get(st.param("attn.qkv.weight")), C, act_, rows, C, 3 * C,
-                 W.opt(st.param("attn.qkv.bias")), cx.qkv.ptr, act_, false, s);
+          linear(*cx.gemm, cx.t, W.get(st.param("attn.qkv.weight")), C, act_, rows, C, 3 * C,
+                 W.opt(st.param("attn.qkv.bias")), cx.qkv, act_, false, s);
           mark(st.param("attn.qkv"));
-          window_attention(cx.qkv.ptr, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
-                           W.f32(st.param("attn.relative_position_bias")), bias64_[si], wtable_[si], cx.att.ptr, s,
+          window_attention(cx.qkv, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
+                           W.f32(st.param("attn.relative_position_bias")), bias64_[si], wtable_[si], cx.att, s,
                            attn_heads_);
           mark(st.param("attn.core"));
           if (mlp_w_[si] && rows >= mlp_rows_ && mlp_proj_) {
@@ -758,15 +868,15 @@ class CudaEngine final : public Engine {
                                    ? &plan_[si + 1]
                                    : nullptr;
             mlp_fused(x, act_, rows, C, W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")), mlp_w_[si],
-                      W.get(st.param("mlp.fc1.bias")), W.f32(st.param("mlp.fc2.bias")), s, cx.att.ptr,
+                      W.get(st.param("mlp.fc1.bias")), W.f32(st.param("mlp.fc2.bias")), s, cx.att,
                       W.f32(st.param("attn.proj.bias")), next ? W.f32(next->param("norm1.weight")) : nullptr,
-                      next ? W.f32(next->param("norm1.bias")) : nullptr, next ? cx.t.ptr : nullptr);
+                      next ? W.f32(next->param("norm1.bias")) : nullptr, next ? cx.t : nullptr);
             mark(st.param(next ? "proj+norm2+mlp+next.norm1" : "proj+norm2+mlp"));
             norm1_ready = next != nullptr;
             xt_valid = false;
             break;
           }
-          linear(cx.gemm, cx.att.ptr, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
+          linear(*cx.gemm, cx.att, W.get(st.param("attn.proj.weight")), C, act_, rows, C, C,
                  W.get(st.param("attn.proj.bias")), x, DT::F32, true, s);
           mark(st.param("attn.proj"));
           if (mlp_w_[si] && rows >= mlp_rows_) {
@@ -777,18 +887,18 @@ class CudaEngine final : public Engine {
             break;
           }
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm2.weight")),
-                    W.f32(st.param("norm2.bias")), cx.t.ptr, act_, nullptr, s);
+                    W.f32(st.param("norm2.bias")), cx.t, act_, nullptr, s);
           mark(st.param("norm2"));
           // FP16/BF16: GELU in the GEMM epilogue (tanh form); FP32/TF32: the exact erf kernel.
           const bool fused_gelu = act_ != DT::F32;
-          linear(cx.gemm, cx.t.ptr, W.get(st.param("mlp.fc1.weight")), C, act_, rows, C, st.hidden,
-                 W.get(st.param("mlp.fc1.bias")), cx.hid.ptr, act_, false, s, fused_gelu);
+          linear(*cx.gemm, cx.t, W.get(st.param("mlp.fc1.weight")), C, act_, rows, C, st.hidden,
+                 W.get(st.param("mlp.fc1.bias")), cx.hid, act_, false, s, fused_gelu);
           mark(st.param("mlp.fc1"));
           if (!fused_gelu) {
-            gelu(cx.hid.ptr, act_, rows * st.hidden, s);
+            gelu(cx.hid, act_, rows * st.hidden, s);
             mark(st.param("mlp.act"));
           }
-          linear(cx.gemm, cx.hid.ptr, W.get(st.param("mlp.fc2.weight")), st.hidden, act_, rows, st.hidden, C,
+          linear(*cx.gemm, cx.hid, W.get(st.param("mlp.fc2.weight")), st.hidden, act_, rows, st.hidden, C,
                  W.get(st.param("mlp.fc2.bias")), x, DT::F32, true, s);
           mark(st.param("mlp.fc2"));
           xt_valid = false;
@@ -796,9 +906,9 @@ class CudaEngine final : public Engine {
         }
         case OpKind::PatchMerging:
           layernorm(x, DT::F32, rows / 4, 4 * C, Gather::Merge2x2, st.res / 2, 1, W.f32(st.param("norm.weight")),
-                    W.f32(st.param("norm.bias")), cx.t.ptr, act_, nullptr, s);
+                    W.f32(st.param("norm.bias")), cx.t, act_, nullptr, s);
           mark(st.param("norm"));
-          linear(cx.gemm, cx.t.ptr, W.get(st.param("reduction.weight")), 4 * C, act_, rows / 4, 4 * C, 2 * C, nullptr,
+          linear(*cx.gemm, cx.t, W.get(st.param("reduction.weight")), 4 * C, act_, rows / 4, 4 * C, 2 * C, nullptr,
                  x, DT::F32, false, s);
           mark(st.param("reduction"));
           xt_valid = false;
@@ -821,17 +931,17 @@ class CudaEngine final : public Engine {
             // Cast, expand and LayerNorm in one kernel (x newer than xt: after a decoder layer's blocks).
             patch_expand_fused(x, act_, rows, st.res, C, W.get(st.param("expand.weight")),
                                W.f32(st.param("norm.weight")), W.f32(st.param("norm.bias")),
-                               cx.skips[plan_[si + 1].skip].ptr, s, expand_fused_ == 2 ? 8 : 0);
+                               cx.skips[plan_[si + 1].skip], s, expand_fused_ == 2 ? 8 : 0);
             mark(st.param("expand+norm"));
             xt_valid = false;
             break;
           }
           ensure_xt(rows * C);
-          linear(cx.gemm, xt, W.get(st.param("expand.weight")), C, act_, rows, C, 2 * C, nullptr, cx.tmp.ptr, act_,
+          linear(*cx.gemm, xt, W.get(st.param("expand.weight")), C, act_, rows, C, 2 * C, nullptr, cx.tmp, act_,
                  false, s);
           mark(st.param("expand"));
-          layernorm(cx.tmp.ptr, act_, rows * 4, C / 2, Gather::Shuffle, st.res * 2, 2, W.f32(st.param("norm.weight")),
-                    W.f32(st.param("norm.bias")), cx.skips[plan_[si + 1].skip].ptr, act_, nullptr, s, C);
+          layernorm(cx.tmp, act_, rows * 4, C / 2, Gather::Shuffle, st.res * 2, 2, W.f32(st.param("norm.weight")),
+                    W.f32(st.param("norm.bias")), cx.skips[plan_[si + 1].skip], act_, nullptr, s, C);
           mark(st.param("norm"));
           xt_valid = false;
           break;
@@ -839,7 +949,7 @@ class CudaEngine final : public Engine {
         case OpKind::ConcatLinear:
           // Linear(cat(x, skip)): one GEMM over the concat rows PatchExpand
           // and SaveSkip filled, K = 2C.
-          linear(cx.gemm, cx.skips[st.skip].ptr, W.get(st.param("weight")), 2 * C, act_, rows, 2 * C, C,
+          linear(*cx.gemm, cx.skips[st.skip], W.get(st.param("weight")), 2 * C, act_, rows, 2 * C, C,
                  W.get(st.param("bias")), x, DT::F32, false, s);
           mark(st.name);
           xt_valid = false;
@@ -850,21 +960,21 @@ class CudaEngine final : public Engine {
             if (act_ == DT::F32)
               final_expand_head_f32(static_cast<const float*>(xt), rows, st.res, C, W.f32("up.expand.weight"),
                                     W.f32("up.norm.weight"), W.f32("up.norm.bias"), W.f32("output.weight"),
-                                    c.num_classes, static_cast<float*>(cx.logits.ptr), s);
+                                    c.num_classes, static_cast<float*>(cx.logits), s);
             else
               final_expand_head(xt, act_, rows, st.res, C, W.get("up.expand.weight"), c.num_classes, head_frags_.ptr,
-                                static_cast<float*>(cx.logits.ptr), s, head_wg_);
+                                static_cast<float*>(cx.logits), s, head_wg_);
             mark(head_wg_ ? "up.expand+norm+output.wgmma" : "up.expand+norm+output");
             break;
           }
           for (int64_t r0 = 0; r0 < rows; r0 += cx.fin_rows) {
             const int64_t r = std::min(cx.fin_rows, rows - r0);
-            linear(cx.gemm, static_cast<const char*>(xt) + r0 * C * dt_size(act_), W.get("up.expand.weight"), C,
-                   act_, r, C, 16 * C, nullptr, cx.fin.ptr, act_, false, s);
+            linear(*cx.gemm, static_cast<const char*>(xt) + r0 * C * dt_size(act_), W.get("up.expand.weight"), C,
+                   act_, r, C, 16 * C, nullptr, cx.fin, act_, false, s);
             mark("up.expand");
-            final_norm_head(cx.fin.ptr, act_, r0, r, st.res, C, W.f32("up.norm.weight"), W.f32("up.norm.bias"),
+            final_norm_head(cx.fin, act_, r0, r, st.res, C, W.f32("up.norm.weight"), W.f32("up.norm.bias"),
                             W.f32("output.weight"), c.num_classes, head_frags_.ptr,
-                            static_cast<float*>(cx.logits.ptr), s);
+                            static_cast<float*>(cx.logits), s);
             mark("up.norm+output");
           }
           break;
@@ -889,6 +999,8 @@ class CudaEngine final : public Engine {
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast
   // as 8 and holds 55 MiB less at batch 128; 1 is 3% slower.
   int64_t fin_slices_ = 2;
+  int lanes_ = kLanes;
+  int64_t lanes_from_ = kLanesFrom;
   int64_t max_batch_;
   int device_ = 0;
   std::string name_;

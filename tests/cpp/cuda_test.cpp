@@ -507,6 +507,41 @@ TEST(Cuda, TensorCoreHeadMatchesFp32Head) {
   }
 }
 
+// A batch run as k lanes (runs of slices on streams of their own, forked
+// and joined inside the graph; SWINRT_LANES) against each lane's slices run
+// as a batch of their own on one stream: the same kernels on the same
+// slices, so the same logits to the bit. TF32 covers the x4 expand's
+// per-lane chunk buffer, FP16 the fused kernels.
+TEST(Cuda, LanesMatchOneStream) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const Config cfg = named_config("swin-t");
+  const Weights w = random_weights(cfg, 81);
+  const int64_t B = 5, per = int64_t(cfg.num_classes) * cfg.img_size * cfg.img_size;
+  const auto in = random_slices(B, cfg.img_size, 82);
+  const EnvFor from("SWINRT_LANES_FROM", "2");
+  for (Precision p : {Precision::FP16, Precision::TF32}) {
+    auto one = [&] {
+      const EnvFor set("SWINRT_LANES", "1");
+      return make_cuda_engine(w, {Device::Cuda, p, B});
+    }();
+    for (int k : {2, 3}) {
+      const auto lanes = cuda_logits(w, p, in, B, "SWINRT_LANES", std::to_string(k).c_str(), B);
+      std::vector<float> ref(lanes.size());
+      for (int64_t i = 0, b0 = 0; i < k; ++i) {
+        const int64_t n = B / k + (i < B % k ? 1 : 0);
+        one->run(in.data() + b0 * cfg.img_size * cfg.img_size, n, ref.data() + b0 * per);
+        b0 += n;
+      }
+      const Gap g = gap(lanes, ref, B, cfg.num_classes, int64_t(cfg.img_size) * cfg.img_size);
+      ASSERT_LT(g.first_nonfinite, 0) << precision_name(p) << " logit " << g.first_nonfinite;
+      std::printf("  %s, %d lanes: max |lanes - one stream| = %.3g (max |logit| %.3g)\n", precision_name(p), k,
+                  g.max_abs, g.max_ref);
+      EXPECT_EQ(g.max_abs, 0.0) << precision_name(p) << ", " << k << " lanes";
+    }
+  }
+}
+
 TEST(Cuda, ThreadsShareOneEngine) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
