@@ -241,11 +241,11 @@ int64_t fused_mlp_rows() {
 // slices forked onto streams of their own inside the graph, so that one
 // lane's kernels fill the SMs where the other's leave them idle (a launch's
 // last wave, the gaps between dependent launches). On the H100 two lanes
-// measured 2-4% faster at fp16 batch 32 and 64, 0.4-1.5% at 128 and 256,
-// 10% slower at 16; three or four slower everywhere (docs/PERFORMANCE.md,
-// "Session 16").
+// measured 1-7% faster at fp16 batch 24 to 64 (7% at 48), 0.4-1.5% at 128
+// and 256, 8-10% slower at 16 and 20; three or four slower everywhere
+// (docs/PERFORMANCE.md, "Session 16").
 constexpr int kLanes = 2;
-constexpr int64_t kLanesFrom = 32;
+constexpr int64_t kLanesFrom = 24;
 
 class CudaEngine final : public Engine {
  public:

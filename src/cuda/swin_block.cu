@@ -671,6 +671,11 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
   __half* qkv = reinterpret_cast<__half*>(reinterpret_cast<char*>(as) + kA);
   char* ring = reinterpret_cast<char*>(qkv) + kQ;
   Ring ws{static_cast<const char*>(p.wstream), ring, smem_u32(ring + kRing)};
+#ifdef SWINRT_BLOCK_STAMPS
+  long long st[10];
+  int ns = 0;
+#endif
+  STAMP();
   ws.start();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c2 = (lane & 3) * 2;
   const int rows[2] = {warp * 16 + (lane >> 2), warp * 16 + (lane >> 2) + 8};
@@ -744,6 +749,7 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
 
   // 1. LayerNorm 1; 2. qkv by chunks of 96 columns: + bias, rounded to T, q scaled, as fp16.
   layernorm(p.ln1_g, p.ln1_b);
+  STAMP();
   {
     const T* bq = static_cast<const T*>(p.bqkv);
 #pragma unroll 1
@@ -767,6 +773,7 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     }
   }
   __syncthreads();
+  STAMP();
   // 3. Attention, 12 (strip, head) units on 4 warps -> as.
   for (int unit = warp; unit < 4 * p.heads; unit += THREADS / 32) {
     const int strip = unit & 3, h = unit >> 2;
@@ -776,6 +783,7 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
   }
   fence_proxy_async();
   __syncthreads();
+  STAMP();
   // 4. x += as . Wproj^T + b: the product accumulates onto x + b.
 #pragma unroll
   for (int j = 0; j < 12; ++j) {
@@ -785,8 +793,10 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
   }
   product(xr, true);
   __syncthreads();  // every warp's products read as
+  STAMP();
   // 5. LayerNorm 2 -> as; 6./7. per hidden chunk j: h = gelu(as . W1_j^T + b1) as A fragments, x += h . W2_j^T.
   layernorm(p.ln2_g, p.ln2_b);
+  STAMP();
 #pragma unroll
   for (int j = 0; j < 12; ++j) {
     const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bfc2 + 8 * j + c2));
@@ -816,6 +826,14 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     for (int t = 0; t < 6; ++t) wgmma_hold(ha[t]);
     ws.release();
   }
+  STAMP();
+#ifdef SWINRT_BLOCK_STAMPS
+  // Thread 0's phase times (cycles, with the SM's other two windows running) of 4 windows of one image.
+  if (threadIdx.x == 0 && blockIdx.y == gridDim.y / 2 && blockIdx.x < 4 * gridDim.x / 8 && blockIdx.x % 8 == 5)
+    printf("narrow stamps B %d window %d: load+ln1 %lld qkv %lld attn %lld proj %lld ln2 %lld mlp %lld total %lld\n",
+           gridDim.y, blockIdx.x, st[1] - st[0], st[2] - st[1], st[3] - st[2], st[4] - st[3], st[5] - st[4],
+           st[6] - st[5], st[6] - st[0]);
+#endif
   // 8. The rows back, in place; or their LayerNorm where the caller asks (the rows themselves are not needed).
   if (p.norm_out) {
     T* out = static_cast<T*>(p.norm_out);
