@@ -484,6 +484,9 @@ class CudaEngine final : public Engine {
     const bool wide = !switched_off("SWINRT_WIDE_BLOCK");  // 0: never the 16-warp form
     // 0: never the one-warpgroup form (three windows an SM) where the windows are more than the SMs.
     const bool narrow = !switched_off("SWINRT_NARROW_BLOCK");
+    // ... its MLP with fc1 and GELU of the next hidden chunk during fc2 of this one: 0 never (chunk after
+    // chunk), 1 wherever the one-warpgroup form runs (tests), unset: at large batches (SwinBlockWeights).
+    const int narrow_pipe = policy_switch("SWINRT_NARROW_PIPE");
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
       const Step& st = plan_[i];
@@ -496,7 +499,7 @@ class CudaEngine final : public Engine {
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
                                     W.f32(st.param("mlp.fc2.bias")), static_cast<const __half*>(bias64_[i]),
-                                    wtable_[i], wg, wide, narrow};
+                                    wtable_[i], wg, wide, narrow, narrow_pipe};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }

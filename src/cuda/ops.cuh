@@ -108,6 +108,9 @@ struct SwinBlockWeights {
   bool wgmma = false;  // stream arranged for the warpgroup kernel (swin_block_arrange's answer)
   bool wide = true;    // its 16-warp form allowed where the windows are no more than the SMs
   bool narrow = true;  // its one-warpgroup form (three windows an SM) where they are more (C 96, 3 heads)
+  // ... with fc1 of the next hidden chunk in flight during fc2 of this one: 0 never, 1 where the windows are at
+  // least 8x the SMs (batch 17 and up at 224 x 224), 2 always.
+  int narrow_pipe = 1;
 };
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // Bytes of a block's weight stream, and its arrangement from the qkv, proj,

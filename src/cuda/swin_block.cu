@@ -627,6 +627,7 @@ struct Ring {
   const char* w;
   char* ring;
   uint32_t bars;  // slot i: full at bars + 16 i, empty at + 8
+  int total;      // logical stages it streams: all, or the qkv and proj ones where MlpRing takes the rest
   int t = 0, r = 0;
   __device__ void fill(int i) {
     const int slot = i % STAGES;
@@ -654,23 +655,78 @@ struct Ring {
   __device__ void release() {
     const int slot = r % STAGES;
     if ((threadIdx.x & 31) == 0) mbar_arrive(bars + 16 * slot + 8);
-    if (threadIdx.x == 0 && r + STAGES < S::TOTAL) {
+    if (threadIdx.x == 0 && r + STAGES < total) {
       mbar_wait(bars + 16 * slot + 8, (r / STAGES) & 1);
       fill(r + STAGES);
     }
     ++r;
   }
 };
+// The MLP's stages in six slots of their own, so that fc1 of hidden chunk j
+// + 1 and fc2 of chunk j are in flight together: fc1 (j) in slots 0 and 1,
+// fc2 (j) in 2 and 3 (j even) or 4 and 5 (j odd). Slots 0-3 are q/k/v's
+// shared memory (free once the attention has read it), 4 and 5 Ring's
+// (free once proj has read its last stages). Each slot is filled with the
+// next stage it serves as soon as its product has read it.
+constexpr int kMlpSlots = 6;
+constexpr size_t kBytesPipe = kBytes + 16 * kMlpSlots;
+static_assert(4 * S::STAGE <= kQ, "four MLP slots in q/k/v's place");
+struct MlpRing {
+  const char* w;
+  char* lo;       // slots 0-3
+  char* hi;       // slots 4-5
+  uint32_t bars;  // slot i: full at bars + 16 i, empty at + 8
+  __device__ uint32_t addr(int slot) const {
+    return smem_u32(slot < 4 ? lo + slot * S::STAGE : hi + (slot - 4) * S::STAGE);
+  }
+  // Thread 0: slot <- the arranged stream's stage `stage`.
+  __device__ void fill(int slot, int stage) const {
+    S::with_stage(w, stage, [&](const char* src, auto bytes) {
+      mbar_expect(bars + 16 * slot, bytes);
+      bulk_copy(addr(slot), src, bytes, bars + 16 * slot);
+    });
+  }
+  __device__ void init() const {
+    for (int i = 0; i < kMlpSlots; ++i) {
+      mbar_init(bars + 16 * i, 1);
+      mbar_init(bars + 16 * i + 8, THREADS / 32);
+    }
+  }
+  // The arranged stream's stages: fc1 (j) at 8 + 2 j, fc2 (j) at 16 + 2 j (two each).
+  static constexpr int fc1_stage(int j) { return 8 + 2 * j; }
+  static constexpr int fc2_stage(int j) { return 16 + 2 * j; }
+  static constexpr int fc2_slot(int j) { return j & 1 ? 4 : 2; }
+  // The products of chunk j: their slots' use counts (phase parities).
+  static constexpr int fc1_use(int j) { return j; }
+  static constexpr int fc2_use(int j) { return j >> 1; }
+  __device__ uint32_t acquire(int slot, int use) const {
+    mbar_wait(bars + 16 * slot, use & 1);
+    return addr(slot);
+  }
+  // After this warp's products reading the slot completed; refills it with `next` (-1: none).
+  __device__ void release(int slot, int use, int next) const {
+    if ((threadIdx.x & 31) == 0) mbar_arrive(bars + 16 * slot + 8);
+    if (threadIdx.x == 0 && next >= 0) {
+      mbar_wait(bars + 16 * slot + 8, use & 1);
+      fill(slot, next);
+    }
+  }
+};
 }  // namespace narrow
 
-template <typename T, int HD>
+// PIPE: the MLP by MlpRing, fc1 of the next hidden chunk and its GELU
+// while fc2 of this one runs; else chunk after chunk through Ring.
+template <typename T, int HD, bool PIPE>
 __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(BlockArgs p) {
   using namespace narrow;
   extern __shared__ float4 smem4[];
   T* as = reinterpret_cast<T*>(smem4);
   __half* qkv = reinterpret_cast<__half*>(reinterpret_cast<char*>(as) + kA);
   char* ring = reinterpret_cast<char*>(qkv) + kQ;
-  Ring ws{static_cast<const char*>(p.wstream), ring, smem_u32(ring + kRing)};
+  Ring ws{static_cast<const char*>(p.wstream), ring, smem_u32(ring + kRing), PIPE ? 8 : S::TOTAL};
+  const MlpRing mr{static_cast<const char*>(p.wstream), reinterpret_cast<char*>(qkv), ring,
+                   smem_u32(ring + kRing + 16 * STAGES)};
+  if (PIPE && threadIdx.x == 0) mr.init();  // before ws.start()'s fence
 #ifdef SWINRT_BLOCK_STAMPS
   long long st[10];
   int ns = 0;
@@ -784,6 +840,12 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
   fence_proxy_async();
   __syncthreads();
   STAMP();
+  if (PIPE && threadIdx.x == 0) {  // q/k/v are read: the MLP's first fc1 and fc2 stages go there
+    mr.fill(0, MlpRing::fc1_stage(0));
+    mr.fill(1, MlpRing::fc1_stage(0) + 1);
+    mr.fill(2, MlpRing::fc2_stage(0));
+    mr.fill(3, MlpRing::fc2_stage(0) + 1);
+  }
   // 4. x += as . Wproj^T + b: the product accumulates onto x + b.
 #pragma unroll
   for (int j = 0; j < 12; ++j) {
@@ -792,8 +854,12 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     for (int h = 0; h < 2; ++h) xr[4 * j + 2 * h] += bb.x, xr[4 * j + 2 * h + 1] += bb.y;
   }
   product(xr, true);
-  __syncthreads();  // every warp's products read as
+  __syncthreads();  // every warp's products read as (and Ring's last stages)
   STAMP();
+  if (PIPE && threadIdx.x == 0) {
+    mr.fill(4, MlpRing::fc2_stage(1));
+    mr.fill(5, MlpRing::fc2_stage(1) + 1);
+  }
   // 5. LayerNorm 2 -> as; 6./7. per hidden chunk j: h = gelu(as . W1_j^T + b1) as A fragments, x += h . W2_j^T.
   layernorm(p.ln2_g, p.ln2_b);
   STAMP();
@@ -804,27 +870,105 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     for (int h = 0; h < 2; ++h) xr[4 * j + 2 * h] += bb.x, xr[4 * j + 2 * h + 1] += bb.y;
   }
   const T* b1 = static_cast<const T*>(p.bfc1);
-#pragma unroll 1
-  for (int jc = 0; jc < 4; ++jc) {
-    float hacc[48];
-    product(hacc, false);
-    uint32_t ha[6][4];
+  // hid chunk jc's A fragments: gelu(acc + b1), rounded to T.
+  auto gelu_frags = [&](int jc, const float(&acc)[48], uint32_t(&ha)[6][4]) {
 #pragma unroll
     for (int t = 0; t < 6; ++t)
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
         const int col = jc * C + 16 * t + 8 * (q >> 1) + c2;
         const float2 bb = bias2(b1 + col);
-        ha[t][q] = pack2<T>(gelu_tanh(hacc[8 * t + 2 * q] + bb.x), gelu_tanh(hacc[8 * t + 2 * q + 1] + bb.y));
+        ha[t][q] = pack2<T>(gelu_tanh(acc[8 * t + 2 * q] + bb.x), gelu_tanh(acc[8 * t + 2 * q + 1] + bb.y));
       }
-    two_stages(xr, [&](int s, uint32_t b) {
+  };
+  if constexpr (PIPE) {
+    float hacc[48];
+    uint32_t ha[6][4];
+    // fc1 (j) into hacc, fc2 (j) onto xr from ha: two commit groups each (a stage each).
+    auto issue_fc1 = [&](int j) {
 #pragma unroll
-      for (int kk = 0; kk < 3; ++kk)
-        wgmma_m64n96k16_rs<T>(xr, ha[s * 3 + kk], wgmma_desc(b + kk * C * 32, 128, 256), true);
-    });
+      for (int s = 0; s < 2; ++s) {
+        const uint32_t b = mr.acquire(s, MlpRing::fc1_use(j));
+        wgmma_fence();
+        if (s > 0) wgmma_hold(hacc);
+#pragma unroll
+        for (int kk = 0; kk < 3; ++kk)
+          wgmma_m64n96k16_ss<T>(hacc, wgmma_desc(a0 + (s * 3 + kk) * 256, 128, C * 16),
+                                wgmma_desc(b + kk * C * 32, 128, 256), s + kk > 0);
+        wgmma_commit();
+      }
+    };
+    auto issue_fc2 = [&](int j) {
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        const uint32_t b = mr.acquire(MlpRing::fc2_slot(j) + s, MlpRing::fc2_use(j));
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < 3; ++kk)
+          wgmma_m64n96k16_rs<T>(xr, ha[s * 3 + kk], wgmma_desc(b + kk * C * 32, 128, 256), true);
+        wgmma_commit();
+      }
+    };
+    auto release_fc1 = [&](int j, int s) {
+      mr.release(s, MlpRing::fc1_use(j), j + 1 < 4 ? MlpRing::fc1_stage(j + 1) + s : -1);
+    };
+    auto release_fc2 = [&](int j, int s) {
+      mr.release(MlpRing::fc2_slot(j) + s, MlpRing::fc2_use(j), j + 2 < 4 ? MlpRing::fc2_stage(j + 2) + s : -1);
+    };
+    issue_fc1(0);
+    wgmma_wait<1>();
+    release_fc1(0, 0);
+    wgmma_wait<0>();
+    wgmma_hold(hacc);
+    release_fc1(0, 1);
+    gelu_frags(0, hacc, ha);
+#pragma unroll
+    for (int jc = 0; jc < 3; ++jc) {
+      issue_fc1(jc + 1);
+      issue_fc2(jc);
+      wgmma_wait<3>();
+      release_fc1(jc + 1, 0);
+      wgmma_wait<2>();
+      wgmma_hold(hacc);
+      release_fc1(jc + 1, 1);
+      uint32_t hn[6][4];
+      gelu_frags(jc + 1, hacc, hn);  // while fc2 (jc) runs
+      wgmma_wait<1>();
+      release_fc2(jc, 0);
+      wgmma_wait<0>();
+      wgmma_hold(xr);
+#pragma unroll
+      for (int t = 0; t < 6; ++t) wgmma_hold(ha[t]);
+      release_fc2(jc, 1);
+#pragma unroll
+      for (int t = 0; t < 6; ++t)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) ha[t][q] = hn[t][q];
+    }
+    issue_fc2(3);
+    wgmma_wait<1>();
+    release_fc2(3, 0);
+    wgmma_wait<0>();
+    wgmma_hold(xr);
 #pragma unroll
     for (int t = 0; t < 6; ++t) wgmma_hold(ha[t]);
-    ws.release();
+    release_fc2(3, 1);
+  } else {
+#pragma unroll 1
+    for (int jc = 0; jc < 4; ++jc) {
+      float hacc[48];
+      product(hacc, false);
+      uint32_t ha[6][4];
+      gelu_frags(jc, hacc, ha);
+      two_stages(xr, [&](int s, uint32_t b) {
+#pragma unroll
+        for (int kk = 0; kk < 3; ++kk)
+          wgmma_m64n96k16_rs<T>(xr, ha[s * 3 + kk], wgmma_desc(b + kk * C * 32, 128, 256), true);
+      });
+#pragma unroll
+      for (int t = 0; t < 6; ++t) wgmma_hold(ha[t]);
+      ws.release();
+    }
   }
   STAMP();
 #ifdef SWINRT_BLOCK_STAMPS
@@ -1060,13 +1204,20 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   const dim3 grid((res / window) * (res / window), B);
   // Where the windows are more than the SMs: the one-warpgroup form, three windows an SM (96 channels, 3 heads).
   if (w.wgmma && w.narrow && !wide && C == 96 && heads == 3 && t != DT::F32) {
-    const Kernel nk = t == DT::F16 ? swin_block_narrow_kernel<__half, 32> : swin_block_narrow_kernel<__nv_bfloat16, 32>;
+    // The pipelined MLP: on the H100 the window's MLP 17% shorter, the forward 0.2-2% faster from fp16/bf16
+    // batch 32 (2,048 windows a block), 1% slower at batch 8 (512; docs/PERFORMANCE.md, "Session 16").
+    const bool pipe = w.narrow_pipe == 2 || (w.narrow_pipe == 1 && windows >= 8 * int64_t(sm_count()));
+    const Kernel nk = t == DT::F16 ? (pipe ? swin_block_narrow_kernel<__half, 32, true>
+                                                    : swin_block_narrow_kernel<__half, 32, false>)
+                                   : (pipe ? swin_block_narrow_kernel<__nv_bfloat16, 32, true>
+                                                    : swin_block_narrow_kernel<__nv_bfloat16, 32, false>);
+    const size_t nbytes = pipe ? narrow::kBytesPipe : narrow::kBytes;
     {
       std::lock_guard<std::mutex> lock(mu);
-      SWINRT_CUDA_CHECK(cudaFuncSetAttribute(nk, cudaFuncAttributeMaxDynamicSharedMemorySize, int(narrow::kBytes)));
+      SWINRT_CUDA_CHECK(cudaFuncSetAttribute(nk, cudaFuncAttributeMaxDynamicSharedMemorySize, int(nbytes)));
     }
     a.norm_g = norm_g, a.norm_b = norm_b, a.norm_out = norm_out;
-    nk<<<grid, narrow::THREADS, narrow::kBytes, s>>>(a);
+    nk<<<grid, narrow::THREADS, nbytes, s>>>(a);
     SWINRT_CUDA_CHECK(cudaGetLastError());
     return norm_out ? "fused.narrow+norm" : "fused.narrow";
   }

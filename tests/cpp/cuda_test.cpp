@@ -295,6 +295,28 @@ TEST(Cuda, AttentionHeadsMatchesPerHead) {
   }
 }
 
+// The one-warpgroup block's MLP with fc1 and GELU of the next hidden chunk
+// during fc2 of this one (its own six-slot weight ring) against chunk after
+// chunk (SWINRT_NARROW_PIPE=0): the same products in the same order, so the
+// same logits to the bit (swin-t at batch 3 in one run: 192 windows a block).
+TEST(Cuda, NarrowPipeMatchesChunked) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  if (!swin_t_fp16_launches("fused.narrow", 3)) GTEST_SKIP() << "no one-warpgroup block on this GPU or build";
+  const Config cfg = named_config("swin-t");
+  const Weights w = random_weights(cfg, 91);
+  const int64_t B = 3, HW = int64_t(cfg.img_size) * cfg.img_size;
+  const auto in = random_slices(B, cfg.img_size, 92);
+  for (Precision p : {Precision::FP16, Precision::BF16}) {
+    const auto pipe = cuda_logits(w, p, in, B, "SWINRT_NARROW_PIPE", "1", B);
+    const auto chunked = cuda_logits(w, p, in, B, "SWINRT_NARROW_PIPE", "0", B);
+    const Gap g = gap(pipe, chunked, B, cfg.num_classes, HW);
+    ASSERT_LT(g.first_nonfinite, 0) << precision_name(p) << " logit " << g.first_nonfinite;
+    std::printf("  %s: max |pipelined - chunked| = %.3g (max |logit| %.3g)\n", precision_name(p), g.max_abs, g.max_ref);
+    EXPECT_EQ(g.max_abs, 0.0) << precision_name(p);
+  }
+}
+
 // The decoder's last block in its one-warpgroup form writing norm_up's
 // LayerNorm of its rows (the default where it runs: swin-t at batch 3 in one
 // run) against the rows to x and norm_up's own launch
