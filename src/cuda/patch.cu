@@ -340,16 +340,21 @@ template <typename T, int KT>
 __device__ __forceinline__ void tile_row_norm(const uint32_t (&a)[KT][4], float& mu0, float& rs0, float& mu1,
                                               float& rs1) {
   constexpr int E = KT * 16;
+  // The values as FP32, converted once for both passes (v[kt][q]: the pair in a[kt][q]).
+  float2 v[KT][4];
+#pragma unroll
+  for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const T* e = reinterpret_cast<const T*>(&a[kt][q]);
+      v[kt][q] = make_float2(to_f(e[0]), to_f(e[1]));
+    }
   // each(f) calls f(x, x', y, y') for every pair x, x' of the first row and y, y' of the second.
   auto each = [&](auto&& f) {
 #pragma unroll
     for (int kt = 0; kt < KT; ++kt)
 #pragma unroll
-      for (int q = 0; q < 4; q += 2) {
-        const T* e0 = reinterpret_cast<const T*>(&a[kt][q]);
-        const T* e1 = reinterpret_cast<const T*>(&a[kt][q + 1]);
-        f(to_f(e0[0]), to_f(e0[1]), to_f(e1[0]), to_f(e1[1]));
-      }
+      for (int q = 0; q < 4; q += 2) f(v[kt][q].x, v[kt][q].y, v[kt][q + 1].x, v[kt][q + 1].y);
   };
   auto quad_sum = [](float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
@@ -496,7 +501,25 @@ __device__ __forceinline__ void round_to_frags(const float (&acc)[2 * KT][4], ui
   }
 }
 
-// LayerNorm + head (tile_row_norm, tile_head; hf: the head fragments) on
+// The head fragments (word w of lane l at frags[32 w + l]) in shared memory
+// as [w / 4][lane][4]: a lane's four words of a group are one 16-byte load,
+// words w and w + 2 (tile_head's first mma of the group: the hi parts of
+// both k-halves) first, then w + 1 and w + 3 (the lo parts), so each mma's
+// B is a register pair as loaded.
+__device__ __forceinline__ int head_frag_slot(int w) { return (w & 1) * 2 + ((w >> 1) & 1); }
+__device__ __forceinline__ void stage_head_frags(uint32_t* hf, const uint32_t* __restrict__ frags, int words) {
+  for (int i = threadIdx.x; i < words; i += blockDim.x) {
+    const int w = i >> 5, l = i & 31;
+    hf[(w >> 2) * 128 + l * 4 + head_frag_slot(w)] = __ldg(frags + i);
+  }
+}
+__device__ __forceinline__ uint32_t head_frag(const uint32_t* hf, int w, int lane) {
+  const uint4 g = reinterpret_cast<const uint4*>(hf)[(w >> 2) * 32 + lane];
+  const int k = head_frag_slot(w);
+  return k == 0 ? g.x : k == 1 ? g.y : k == 2 ? g.z : g.w;
+}
+
+// LayerNorm + head (tile_row_norm, tile_head; hf: the head fragments as stage_head_frags lays them out) on
 // sub-pixel p2's expand product acc of a warp's tile, rounded to T. Logits
 // go to the warp's staging sw, [2 runs][classes][kXhSld]: row g8 is token g8
 // of the first run, row g8 + 8 token g8 of the second, pixel 4 g8 + p2 each.
@@ -508,7 +531,7 @@ __device__ __forceinline__ void head_subpixel(const float (&acc)[2 * KT][4], con
   round_to_frags<T, KT>(acc, e);
   float mu0, rs0, mu1, rs1, yv[NT][4];
   tile_row_norm<T, KT>(e, mu0, rs0, mu1, rs1);
-  tile_head<T, KT, NT>(e, [&](int w) { return hf[w * 32 + lane]; }, mu0, rs0, mu1, rs1, yv);
+  tile_head<T, KT, NT>(e, [&](int w) { return head_frag(hf, w, lane); }, mu0, rs0, mu1, rs1, yv);
   each_class(yv, c2, classes, [&](int c, float v0, float v1) {
     sw[c * kXhSld + 4 * g8 + p2] = v0;
     sw[(classes + c) * kXhSld + 4 * g8 + p2] = v1;
@@ -516,16 +539,23 @@ __device__ __forceinline__ void head_subpixel(const float (&acc)[2 * KT][4], con
 }
 
 // Stores the staged logits of tile (output row p1 of its tokens): a 128-byte
-// line per run and class, between __syncwarp()s guarding the staging.
+// line per run and class, between __syncwarp()s guarding the staging. The
+// token index fits 32 bits (final_expand_head checks), and a tile stays in
+// one image (res % 8 == 0 makes res^2 a multiple of 16); its second run of
+// 8 tokens is in the first's token row or starts the next.
 __device__ __forceinline__ void store_tile_logits(float* __restrict__ logits, const float* sw, int64_t tile, int res,
                                                   int p1, int classes, int lane) {
-  const int64_t per_img = int64_t(res) * res, H = 4 * int64_t(res), HH = H * H;
+  const unsigned t = static_cast<unsigned>(tile) * 16u, per_img = unsigned(res) * unsigned(res);
+  const unsigned b = t / per_img, r = t - b * per_img, ty = r / unsigned(res), tx0 = r - ty * unsigned(res);
+  const int64_t H = 4 * int64_t(res), HH = H * H;
   __syncwarp();
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int64_t t = tile * 16 + h * 8, b = t / per_img, r = t - b * per_img, ty = r / res, tx0 = r - ty * res;
-    float* o = logits + (b * classes * H + 4 * ty + p1) * H + 4 * tx0 + lane;
-    for (int c = 0; c < classes; ++c) o[c * HH] = sw[(h * classes + c) * kXhSld + lane];
+    const unsigned x8 = tx0 + 8 * h, wrap = x8 >= unsigned(res) ? 1u : 0u;
+    const unsigned y = 4 * (ty + wrap) + p1, x = 4 * (x8 - wrap * unsigned(res));
+    float* o = logits + (int64_t(b) * classes * H + y) * H + x + lane;
+    const float* src = sw + h * classes * kXhSld + lane;
+    for (int c = 0; c < classes; ++c, o += HH) *o = src[c * kXhSld];
   }
   __syncwarp();
 }
@@ -548,7 +578,7 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
     cp_async16(ws + r * LD + v * 8, wsrc + int64_t(r) * E + v * 8);
   }
   cp_async_commit();
-  for (int i = tid; i < FW; i += blockDim.x) hf[i] = __ldg(frags + i);
+  stage_head_frags(hf, frags, FW);
   T* xw = xs + warp * 16 * LD;
   float* sw = stg + warp * 2 * classes * SLD;
   const int64_t groups = (tiles + tpi - 1) / tpi, step = gridDim.x >> 2;
@@ -626,7 +656,7 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
                wsrc + int64_t(p2 * E + grp * 8 + n7) * E + kt * 16 + half * 8);
   }
   cp_async_commit();
-  for (int i = tid; i < FW; i += blockDim.x) hf[i] = __ldg(frags + i);
+  stage_head_frags(hf, frags, FW);
   T* xw = xs + warp * 16 * LD;
   float* sw = stg + warp * 2 * classes * SLD;
   const int64_t groups = (units + upi - 1) / upi, step = gridDim.x >> 2;
@@ -833,6 +863,8 @@ void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const voi
     throw Error(fmt::format("final_expand_head: {} with embed_dim {}, {} classes, {} tokens of a {}x{} grid is not "
                             "supported",
                             t == DT::F32 ? "fp32" : "fp16/bf16", E, classes, M, res, res));
+  if (M >= (int64_t(1) << 31))
+    throw Error(fmt::format("final_expand_head: {} tokens exceed the kernel's 32-bit token index", M));
   const size_t frag_bytes = final_head_frags_bytes(t, E, classes);
   const int sms = std::max(4, sm_count() / 4 * 4);
   if (wg && E == kXhWgE && M % 64 == 0) {  // res % 8 == 0: M is a whole number of 64-token units
