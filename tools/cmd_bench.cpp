@@ -82,7 +82,8 @@ void print_profile(const std::vector<std::pair<std::string, double>>& rows, cons
       op = "patch_expand.norm";
     by_op[op] += ms;
   }
-  fmt::print("\nprofile {} batch {} ({} launches, {:.3f} ms without graph):\n", prec, batch, rows.size(), total);
+  fmt::print("\nprofile {} batch {} ({} launches, {:.3f} ms without graph, one stream):\n", prec, batch, rows.size(),
+             total);
   for (const auto& [label, ms] : rows) fmt::print("  {:<40} {:>9.4f} ms {:>6.1f}%\n", label, ms, 100 * ms / total);
   std::vector<std::pair<double, std::string>> sorted;
   for (const auto& [op, ms] : by_op) sorted.emplace_back(ms, op);
