@@ -291,7 +291,7 @@ __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, i
 // so the head runs as an mma.sync GEMM on the raw expand output x (exact in
 // its 16-bit dtype) against W' split into a 16-bit high and low part (W' to
 // about 2^-22 relative; FP32 accumulation), and mu, r come from the same A
-// fragments (two-pass, FP32, a quad of lanes per row). A warp takes 16
+// fragments (FP32, by the tensor cores: tile_row_norm). A warp takes 16
 // neighbouring output pixels of one row per step (4 tokens x 4 sub-pixels
 // p2), so each class's 16 logits are one 64-byte store. KT = E / 16, NT =
 // class tiles of 8.
@@ -333,49 +333,37 @@ __global__ void final_head_prepare_kernel(const float* __restrict__ head, const 
 }
 
 // LayerNorm statistics of the 16 rows of a 16 x (16 KT) tile held as
-// m16n8k16 A fragments: this lane holds pairs of row g8 (registers 0, 2)
-// and row g8 + 8 (1, 3), a quad of lanes a row. Two-pass, FP32: mean and
-// 1 / sqrt(var + 1e-5) of both rows.
+// m16n8k16 A fragments (this lane: pairs of row g8 in registers 0 and 2, of
+// row g8 + 8 in 1 and 3; a quad of lanes a row), by the tensor cores: the
+// row sums are the tile times a column of ones, the sums of squares the
+// diagonal of the tile times its own transpose (the B fragments of e e^T
+// are the A fragments themselves: rows 0-7 are registers 0 and 2, rows
+// 8-15 registers 1 and 3). The products of two 16-bit values are exact in
+// FP32 and accumulate in FP32; var = E[e^2] - mean^2 (one pass), where the
+// tile's values went through the 16-bit rounding already. Mean and 1 /
+// sqrt(var + 1e-5) of both rows. Where the two-pass form converted, summed
+// and squared the 48 values of a lane in 192 FP32 instructions, this takes 18
+// mma and two shuffles.
 template <typename T, int KT>
 __device__ __forceinline__ void tile_row_norm(const uint32_t (&a)[KT][4], float& mu0, float& rs0, float& mu1,
                                               float& rs1) {
-  constexpr int E = KT * 16;
-  // The values as FP32, converted once for both passes (v[kt][q]: the pair in a[kt][q]).
-  float2 v[KT][4];
+  constexpr float kInv = 1.0f / (KT * 16);
+  const uint32_t ones = pack2<T>(1.0f, 1.0f);
+  float s[4] = {0.f, 0.f, 0.f, 0.f}, d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-  for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const T* e = reinterpret_cast<const T*>(&a[kt][q]);
-      v[kt][q] = make_float2(to_f(e[0]), to_f(e[1]));
-    }
-  // each(f) calls f(x, x', y, y') for every pair x, x' of the first row and y, y' of the second.
-  auto each = [&](auto&& f) {
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-      for (int q = 0; q < 4; q += 2) f(v[kt][q].x, v[kt][q].y, v[kt][q + 1].x, v[kt][q + 1].y);
-  };
-  auto quad_sum = [](float v) {
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
-  };
-  float s0 = 0.f, s1 = 0.f;
-  each([&](float x, float x1, float y, float y1) {
-    s0 += x + x1;
-    s1 += y + y1;
-  });
-  mu0 = quad_sum(s0) / E;
-  mu1 = quad_sum(s1) / E;
-  float q0 = 0.f, q1 = 0.f;
-  each([&](float x, float x1, float y, float y1) {
-    q0 += (x - mu0) * (x - mu0) + (x1 - mu0) * (x1 - mu0);
-    q1 += (y - mu1) * (y - mu1) + (y1 - mu1) * (y1 - mu1);
-  });
-  q0 = quad_sum(q0);
-  q1 = quad_sum(q1);
-  rs0 = rsqrtf(q0 / E + 1e-5f);
-  rs1 = rsqrtf(q1 / E + 1e-5f);
+  for (int kt = 0; kt < KT; ++kt) {
+    mma16816<T>(s, a[kt], ones, ones);              // every column: row g8's sum (s[0]), row g8 + 8's (s[2])
+    mma16816<T>(d0, a[kt], a[kt][0], a[kt][2]);     // e e^T, columns 0-7
+    mma16816<T>(d1, a[kt], a[kt][1], a[kt][3]);     // e e^T, columns 8-15
+  }
+  // Row g8's square sum is d0's element (g8, g8), row g8 + 8's d1's (g8 + 8, g8): lane 4 g8 + g8 / 2 holds both.
+  const int g8 = (threadIdx.x & 31) >> 2, src = 4 * g8 + (g8 >> 1);
+  const float q0 = __shfl_sync(0xffffffffu, g8 & 1 ? d0[1] : d0[0], src);
+  const float q1 = __shfl_sync(0xffffffffu, g8 & 1 ? d1[3] : d1[2], src);
+  mu0 = s[0] * kInv;
+  mu1 = s[2] * kInv;
+  rs0 = rsqrtf(fmaxf(q0 * kInv - mu0 * mu0, 0.f) + 1e-5f);
+  rs1 = rsqrtf(fmaxf(q1 * kInv - mu1 * mu1, 0.f) + 1e-5f);
 }
 
 // The head with the LayerNorm folded in on such a tile: y[nt][u] (row g8)

@@ -623,6 +623,13 @@ __device__ __forceinline__ int physical(int i) {
   const int m = i - 8, j = m >> 2, r = m & 3;
   return r < 2 ? 8 + 2 * j + r : 16 + 2 * j + (r - 2);
 }
+// Thread 0: the arranged stream's stage `stage` -> shared memory at dst, completing on the mbarrier at bar.
+__device__ __forceinline__ void fill_stage(const char* w, int stage, uint32_t dst, uint32_t bar) {
+  S::with_stage(w, stage, [&](const char* src, auto bytes) {
+    mbar_expect(bar, bytes);
+    bulk_copy(dst, src, bytes, bar);
+  });
+}
 struct Ring {
   const char* w;
   char* ring;
@@ -631,10 +638,7 @@ struct Ring {
   int t = 0, r = 0;
   __device__ void fill(int i) {
     const int slot = i % STAGES;
-    S::with_stage(w, physical(i), [&](const char* src, auto bytes) {
-      mbar_expect(bars + 16 * slot, bytes);
-      bulk_copy(smem_u32(ring + slot * S::STAGE), src, bytes, bars + 16 * slot);
-    });
+    fill_stage(w, physical(i), smem_u32(ring + slot * S::STAGE), bars + 16 * slot);
   }
   __device__ void start() {
     if (threadIdx.x != 0) return;
@@ -680,12 +684,7 @@ struct MlpRing {
     return smem_u32(slot < 4 ? lo + slot * S::STAGE : hi + (slot - 4) * S::STAGE);
   }
   // Thread 0: slot <- the arranged stream's stage `stage`.
-  __device__ void fill(int slot, int stage) const {
-    S::with_stage(w, stage, [&](const char* src, auto bytes) {
-      mbar_expect(bars + 16 * slot, bytes);
-      bulk_copy(addr(slot), src, bytes, bars + 16 * slot);
-    });
-  }
+  __device__ void fill(int slot, int stage) const { fill_stage(w, stage, addr(slot), bars + 16 * slot); }
   __device__ void init() const {
     for (int i = 0; i < kMlpSlots; ++i) {
       mbar_init(bars + 16 * i, 1);
@@ -753,23 +752,28 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
       xr[4 * j + 2 * h + 1] = v.y;
     }
   }
-  // LayerNorm of the rows in xr -> as (zeros for rows >= N); FP32 two-pass statistics over a quad of lanes.
+  // The LayerNorm of xr's row rows[h] (FP32 two-pass statistics over a quad
+  // of lanes: every lane takes part), put(j, columns 8 j + c2 and + 1 as a
+  // packed pair of T) for its 12 pairs.
+  auto norm_row = [&](int h, const float* __restrict__ g, const float* __restrict__ b, auto&& put) {
+    float mean, rstd;
+    m64n96_row_stats(xr, h, mean, rstd);
+#pragma unroll
+    for (int j = 0; j < 12; ++j) {
+      const float2 gg = __ldg(reinterpret_cast<const float2*>(g + 8 * j + c2));
+      const float2 bb = __ldg(reinterpret_cast<const float2*>(b + 8 * j + c2));
+      put(j, pack2<T>((xr[4 * j + 2 * h] - mean) * rstd * gg.x + bb.x,
+                      (xr[4 * j + 2 * h + 1] - mean) * rstd * gg.y + bb.y));
+    }
+  };
+  // LayerNorm of the rows in xr -> as (zeros for rows >= N).
   auto layernorm = [&](const float* __restrict__ g, const float* __restrict__ b) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float mean, rstd;
-      m64n96_row_stats(xr, h, mean, rstd);
       const bool live = rows[h] < N;
-#pragma unroll
-      for (int j = 0; j < 12; ++j) {
-        const int col = 8 * j + c2;
-        const float2 gg = __ldg(reinterpret_cast<const float2*>(g + col));
-        const float2 bb = __ldg(reinterpret_cast<const float2*>(b + col));
-        *reinterpret_cast<uint32_t*>(as + cm_index<C>(rows[h], col)) =
-            live ? pack2<T>((xr[4 * j + 2 * h] - mean) * rstd * gg.x + bb.x,
-                            (xr[4 * j + 2 * h + 1] - mean) * rstd * gg.y + bb.y)
-                 : 0u;
-      }
+      norm_row(h, g, b, [&](int j, uint32_t v) {
+        *reinterpret_cast<uint32_t*>(as + cm_index<C>(rows[h], 8 * j + c2)) = live ? v : 0u;
+      });
     }
     fence_proxy_async();
     __syncthreads();
@@ -983,17 +987,11 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     T* out = static_cast<T*>(p.norm_out);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float mean, rstd;
-      m64n96_row_stats(xr, h, mean, rstd);  // every lane: the quad's shuffles
-      if (rows[h] >= N) continue;
-      T* dst = out + (base + tok[rows[h]]) * C + c2;
-#pragma unroll
-      for (int j = 0; j < 12; ++j) {
-        const float2 gg = __ldg(reinterpret_cast<const float2*>(p.norm_g + 8 * j + c2));
-        const float2 bb = __ldg(reinterpret_cast<const float2*>(p.norm_b + 8 * j + c2));
-        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>((xr[4 * j + 2 * h] - mean) * rstd * gg.x + bb.x,
-                                                             (xr[4 * j + 2 * h + 1] - mean) * rstd * gg.y + bb.y);
-      }
+      const bool live = rows[h] < N;
+      T* dst = out + (base + (live ? tok[rows[h]] : 0)) * C + c2;
+      norm_row(h, p.norm_g, p.norm_b, [&](int j, uint32_t v) {
+        if (live) *reinterpret_cast<uint32_t*>(dst + 8 * j) = v;
+      });
     }
     return;
   }
