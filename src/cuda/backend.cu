@@ -100,7 +100,7 @@ struct StreamGemm {
   cudaStream_t stream = nullptr;
   GemmContext gemm;
   DeviceMemory workspace;
-  cudaEvent_t done = nullptr;  // a side stream's end, for the main stream to wait on
+  cudaEvent_t done = nullptr;  // a side lane's end, for the main stream to wait on (side streams only)
 
   StreamGemm() = default;
   StreamGemm(const StreamGemm&) = delete;
@@ -358,7 +358,6 @@ class CudaEngine final : public Engine {
         throw;
       }
       set_tuning(cx, nullptr);
-      SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
       SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -416,6 +415,11 @@ class CudaEngine final : public Engine {
     Lease lease(*this);
     Context& cx = *lease.cx;
     launch(cx, batch);  // warm up (and capture the graph, unused here)
+    // The one-stream pass runs GEMM shapes the graph's lanes may not (the
+    // whole batch at once): once untimed, so that no kernel's first-use
+    // loading lands in the table.
+    enqueue(lane(cx, 0, 0), batch);
+    SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
     std::vector<std::pair<std::string, double>> rows;
     for (int it = 0; it < iterations; ++it) {
       Marks m;
@@ -621,7 +625,7 @@ class CudaEngine final : public Engine {
     const int64_t B = max_batch_, P2 = int64_t(c.patches_resolution()) * c.patches_resolution();
     const int64_t E = c.embed_dim, S2 = int64_t(c.img_size) * c.img_size;
     const size_t a = dt_size(act_);
-    auto open_stream = [&](StreamGemm& sg) {
+    auto open_stream = [&](StreamGemm& sg, bool side) {
       SWINRT_CUDA_CHECK(cudaStreamCreateWithFlags(&sg.stream, cudaStreamNonBlocking));
       if (cublasLtCreate(&sg.gemm.handle) != CUBLAS_STATUS_SUCCESS) throw Error("cuBLASLt initialisation failed");
       sg.gemm.tf32 = precision_ == Precision::TF32;
@@ -629,13 +633,13 @@ class CudaEngine final : public Engine {
       sg.workspace = DeviceMemory(32u << 20, "the cuBLASLt workspace");
       sg.gemm.workspace = sg.workspace.ptr;
       sg.gemm.workspace_bytes = sg.workspace.bytes;
-      SWINRT_CUDA_CHECK(cudaEventCreateWithFlags(&sg.done, cudaEventDisableTiming));
+      if (side) SWINRT_CUDA_CHECK(cudaEventCreateWithFlags(&sg.done, cudaEventDisableTiming));
     };
-    open_stream(cx->main);
+    open_stream(cx->main, false);
     const int lanes = max_lanes();
     for (int i = 1; i < lanes; ++i) {
       cx->side.push_back(std::make_unique<StreamGemm>());
-      open_stream(*cx->side.back());
+      open_stream(*cx->side.back(), true);
     }
     SWINRT_CUDA_CHECK(cudaEventCreateWithFlags(&cx->fork, cudaEventDisableTiming));
     // Largest per-slice extent of each buffer over the plan.
