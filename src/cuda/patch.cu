@@ -127,7 +127,10 @@ __global__ void __launch_bounds__(256, PP ? 3 : 1)
 // position arithmetic once per pair, no per-channel bounds, gamma, beta and
 // the bias in registers. Same operations in the same order per token as
 // patch_embed_kernel<T, 3, 16> (bit-identical outputs): that kernel spent
-// most of its issue slots on index arithmetic and predicates.
+// most of its issue slots on index arithmetic and predicates. A warp's
+// pixel loads (up to kPairsPerWarp pairs) are all issued first, before the
+// weights are staged: one memory round trip a warp, not one a pair.
+constexpr int kPairsPerWarp = kTokensPerWarp / 2;
 template <typename T>
 __global__ void __launch_bounds__(256, 3)
     patch_embed_pairs_kernel(const float* __restrict__ img, int64_t pairs_total, int img_size,
@@ -136,9 +139,28 @@ __global__ void __launch_bounds__(256, 3)
                              float* __restrict__ x, T* __restrict__ xt, int64_t ldt) {
   constexpr int E = 96, NPL = 3, PP = 16;
   __shared__ float ws[PP * E];  // w transposed, [pp][E]
+  const int lane = threadIdx.x, grid = img_size / 4;
+  const uint32_t half_grid = uint32_t(grid / 2), pairs_img = uint32_t(grid) * half_grid;
+  const int64_t first = (blockIdx.x * int64_t(blockDim.y) + threadIdx.y) * ppw;
+  // Pair first + t: its image b and position q in it.
+  auto where = [&](int64_t pair, int64_t& b, uint32_t& q) {
+    b = pairs_total <= INT32_MAX ? int64_t(uint32_t(pair) / pairs_img) : pair / pairs_img;
+    q = uint32_t(pair - b * pairs_img);
+  };
+  float pixs[kPairsPerWarp];  // this lane's pixel of pair first + t (lane l: pixel l % 16 of token px + l / 16)
+#pragma unroll
+  for (int t = 0; t < kPairsPerWarp; ++t) {
+    const int64_t pair = first + t;
+    if (t >= ppw || pair >= pairs_total) break;
+    int64_t b;
+    uint32_t q;
+    where(pair, b, q);
+    const uint32_t py = q / half_grid, px = (q - py * half_grid) * 2;
+    const int k = lane & 15;
+    pixs[t] = img[(b * img_size + py * 4 + (k >> 2)) * img_size + (px + (lane >> 4)) * 4 + (k & 3)];
+  }
   for (int i = threadIdx.y * 32 + threadIdx.x; i < E * PP; i += 32 * blockDim.y) ws[(i % PP) * E + i / PP] = w[i];
   __syncthreads();
-  const int lane = threadIdx.x, grid = img_size / 4;
   float wr[NPL * PP], b0[NPL], gm[NPL], bm[NPL];
 #pragma unroll
   for (int i = 0; i < NPL; ++i) {
@@ -149,15 +171,14 @@ __global__ void __launch_bounds__(256, 3)
 #pragma unroll
     for (int k = 0; k < PP; ++k) wr[i * PP + k] = ws[k * E + e];
   }
-  const uint32_t half_grid = uint32_t(grid / 2), pairs_img = uint32_t(grid) * half_grid;
-  const int64_t first = (blockIdx.x * int64_t(blockDim.y) + threadIdx.y) * ppw;
-  for (int t = 0; t < ppw; ++t) {
+#pragma unroll
+  for (int t = 0; t < kPairsPerWarp; ++t) {
     const int64_t pair = first + t;
-    if (pair >= pairs_total) return;
-    const int64_t b = pairs_total <= INT32_MAX ? int64_t(uint32_t(pair) / pairs_img) : pair / pairs_img;
-    const uint32_t q = uint32_t(pair - b * pairs_img), py = q / half_grid, px = (q - py * half_grid) * 2;
-    const int k = lane & 15;  // this lane's pixel of token px + lane / 16
-    const float pix = img[(b * img_size + py * 4 + (k >> 2)) * img_size + (px + (lane >> 4)) * 4 + (k & 3)];
+    if (t >= ppw || pair >= pairs_total) return;
+    int64_t b;
+    uint32_t q;
+    where(pair, b, q);
+    const float pix = pixs[t];
     float v[2][NPL];
 #pragma unroll
     for (int i = 0; i < NPL; ++i) v[0][i] = v[1][i] = b0[i];
@@ -711,7 +732,7 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
       if (patch == 4 && E == 96 && pairs && (img_size / 4) % 2 == 0) {
         // Pairs of tokens: as many per warp as patch_embed_kernel's tokens (batch 1: 1 pair).
         const int64_t pairs_total = tokens / 2;
-        const int ppw = std::max(1, tpw / 2);
+        const int ppw = std::clamp(tpw / 2, 1, kPairsPerWarp);
         const unsigned pgrid = ceil_div(pairs_total, 8 * ppw);
         patch_embed_pairs_kernel<T><<<pgrid, block, 0, s>>>(img, pairs_total, img_size, w, bias, ln_g, ln_b, ape, ppw,
                                                              x, out, ldt);
