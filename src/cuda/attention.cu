@@ -20,7 +20,6 @@
 // register-tiled window_attention_kernel, to the bit alike.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <mma.h>
 #include <type_traits>
@@ -377,7 +376,8 @@ void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int w
 // into registers first) and leave as 16-byte stores of G x HD columns a
 // token (a warp barrier before each output store: another lane of the warp
 // may have been the one whose ldmatrix read those q rows). Bit-identical to
-// window_attention_mma_kernel. Needs the window table.
+// window_attention_mma_kernel. Needs the window table. reverse: image
+// blockIdx.y is B - 1 - blockIdx.y (launch_heads says why).
 template <int HD, int G>
 constexpr size_t kHeadsSmem = sizeof(__half) * 3 * 64 * (G * HD + 8);
 
@@ -387,7 +387,7 @@ __global__ void __launch_bounds__(128, (227 * 1024) / (kHeadsSmem<HD, G> + 1024)
                                            : 6)
     window_attention_heads_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, float scale,
                                   const __half* __restrict__ bias64, const WindowTable* __restrict__ table,
-                                  T* __restrict__ out) {
+                                  T* __restrict__ out, int reverse) {
   constexpr int kRows = 64, COLS = G * HD, LD = COLS + 8, V8 = HD / 8;  // 16-byte pieces of a row and head
   constexpr int PIECES = kRows * 3 * V8, PER = (PIECES + 127) / 128;    // a head's q, k, v pieces
   static_assert(COLS <= 128 && HD % 16 == 0 && G <= 4, "unsupported head group");
@@ -395,7 +395,7 @@ __global__ void __launch_bounds__(128, (227 * 1024) / (kHeadsSmem<HD, G> + 1024)
   __half* q = reinterpret_cast<__half*>(smem4);
   const int ngroups = heads / G, w = blockIdx.x / ngroups, h0 = (blockIdx.x - w * ngroups) * G;
   const int N = window * window;
-  const int64_t base = int64_t(blockIdx.y) * res * res;
+  const int64_t base = int64_t(reverse ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * res * res;
   const WindowTable& wt = table[w];
   // This thread's pieces (the same in every head): piece p is row p / (3 V8),
   // part (q, k, v) and 16-byte column of the head from the rest; tk: the
@@ -483,8 +483,12 @@ void launch_heads(const void* qkv, int B, int res, int C, int heads, int window,
   if (smem > 48 * 1024)
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((res / window) * (res / window) * (heads / G), B);
+  // The images in reverse order: the qkv GEMM before wrote the last ones last, so the first thread blocks find
+  // them in L2 (on the H100 at fp16 batch 128 the attention 3% faster; docs/PERFORMANCE.md, "Session 17").
+  // SWINRT_ATTN_REVERSE=0: in order (A/B runs).
+  static const bool reverse = !switched_off("SWINRT_ATTN_REVERSE");
   kernel<<<grid, 128, smem, s>>>(static_cast<const T*>(qkv), res, C, heads, window, scale, bias64, table,
-                                 static_cast<T*>(out));
+                                 static_cast<T*>(out), reverse);
 }
 
 // Whether the head-group kernel takes `units` per-head units: heads_mode 0
