@@ -1091,8 +1091,8 @@ namespace {
 // computes, are rounded to T (as the cast did) into the GEMM
 // operand, and warpgroup wg multiplies them by sub-pixels 2 wg and 2 wg + 1
 // (wgmma m64n96k16, K = 192). Each product is rounded to T (where the
-// unfused GEMM stores it), normalised over its 96 channels (FP32 two-pass
-// statistics, a quad of lanes a row) and written to its output pixel's row
+// unfused GEMM stores it), normalised over its 96 channels (FP32
+// statistics by the tensor cores, tile_row_norm) and written to its output pixel's row
 // of the next concat, [rows', 192] with the 96 normalised channels on the
 // left. Same rounding points as the three launches; sums in another order.
 // A first form (a block per (tile, sub-pixel), weights and rows loaded per
@@ -1159,14 +1159,21 @@ __global__ void __launch_bounds__(256, 1) patch_expand_wg_kernel(const float* __
       wgmma_commit();
       wgmma_wait<0>();
       wgmma_hold(d);
-      // Lane l of warp w: rows 16 (w % 4) + l / 4 (h = 0) and + 8 (h = 1), columns 8 j + c2 (+ 1): d[4 j + 2 h (+ 1)].
+      // Lane l of warp w: rows 16 (w % 4) + l / 4 (h = 0) and + 8 (h = 1), columns 8 j + c2 (+ 1): d[4 j + 2 h (+ 1)],
+      // which are a warp's m16n8 accumulators: rounded to T (as the GEMM stored the expand output) they are the
+      // mma A fragments tile_row_norm takes the rows' statistics from.
+      static_assert(C == 96, "m64n96 rows");
+      float mu[2], rs[2];
+      {
+        uint32_t e[C / 16][4];
+        round_to_frags<T, C / 16>(reinterpret_cast<const float(&)[C / 8][4]>(d), e);
+        tile_row_norm<T, C / 16>(e, mu[0], rs[0], mu[1], rs[1]);
+      }
 #pragma unroll
-      for (int i = 0; i < 48; ++i) d[i] = to_f(from_f<T>(d[i]));  // the expand output as the GEMM stored it
+      for (int i = 0; i < 48; ++i) d[i] = to_f(from_f<T>(d[i]));
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        static_assert(C == 96, "m64n96 rows");
-        float mean, rstd;
-        m64n96_row_stats(d, h, mean, rstd);
+        const float mean = mu[h], rstd = rs[h];
         const int64_t t = tile * 64 + (warp & 3) * 16 + (lane >> 2) + 8 * h;
         if (t >= tokens) continue;
         const int64_t b = t / per_img, p = t - b * per_img, yy = p / res, xx = p - yy * res;

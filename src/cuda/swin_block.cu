@@ -824,8 +824,9 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
           const int col = ch * C + 8 * j + c2;
           float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
           if (bq) {
-            v0 += to_f(__ldg(bq + col));
-            v1 += to_f(__ldg(bq + col + 1));
+            const float2 bb = bias2(bq + col);
+            v0 += bb.x;
+            v1 += bb.y;
           }
           *reinterpret_cast<__half2*>(qkv + rows[h] * LDQ + col) =
               __floats2half2_rn(to_f(from_f<T>(v0)) * f, to_f(from_f<T>(v1)) * f);
