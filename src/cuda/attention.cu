@@ -20,6 +20,7 @@
 // register-tiled window_attention_kernel, to the bit alike.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <mma.h>
 #include <type_traits>
