@@ -237,17 +237,6 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
                               wgmma_desc(b + kk * S::HC * 32, 128, 256), s + kk > 0);
     });
   };
-  // + b1, GELU, rounded to T: columns 16 t + 8 (q / 2) + c2 (+1) of rows g (q even), g + 8 (q odd).
-  auto gelu = [&](int j, const float(&acc)[S::HC / 2]) {
-#pragma unroll
-    for (int t = 0; t < S::HC / 16; ++t)
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int col = j * S::HC + 16 * t + 8 * (q >> 1) + c2;
-        const float2 bb = bias2(b1 + col);
-        ha[t][q] = pack2<T>(gelu_tanh(acc[8 * t + 2 * q] + bb.x), gelu_tanh(acc[8 * t + 2 * q + 1] + bb.y));
-      }
-  };
   // y += h . W2_j^T: S2 stages of KPS2 k-tiles.
   auto fc2 = [&](int j) {
     over_stages(std::integral_constant<int, S::S2>{}, [&](int s, uint32_t b) {
@@ -352,7 +341,7 @@ __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p)
     release_to(0);
     wgmma_hold(h);
     hold_ha();  // fc2 (j - 1) read ha until here
-    TIMED(c_gelu, gelu(j, h));
+    TIMED(c_gelu, (gelu_frags<T, S::HC / 16>(h, b1 + j * S::HC, c2, ha)));
     fc2(j);
   }
   TIMED(c_wait, wgmma_wait<0>());

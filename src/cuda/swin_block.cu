@@ -527,8 +527,9 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
     const float scale = p.scale;
     gemm(KC{}, K3C{}, as, [&](int row, int col, float v0, float v1) {
       if (bq) {
-        v0 += to_f(__ldg(bq + col));
-        v1 += to_f(__ldg(bq + col + 1));
+        const float2 bb = bias2(bq + col);
+        v0 += bb.x;
+        v1 += bb.y;
       }
       const float f = col < C ? scale : 1.0f;  // q is scaled
       v0 = to_f(from_f<T>(v0)) * f;
@@ -554,8 +555,9 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
   gemm(KC{}, KC{}, as, [&](int row, int col, float v0, float v1) {
     float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
     float2 x2 = *px;
-    x2.x += v0 + __ldg(p.bproj + col);
-    x2.y += v1 + __ldg(p.bproj + col + 1);
+    const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bproj + col));
+    x2.x += v0 + bb.x;
+    x2.y += v1 + bb.y;
     *px = x2;
   });
   __syncthreads();
@@ -577,8 +579,9 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
   gemm(K4C{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
     float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
     float2 x2 = *px;
-    x2.x += v0 + __ldg(p.bfc2 + col);
-    x2.y += v1 + __ldg(p.bfc2 + col + 1);
+    const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bfc2 + col));
+    x2.x += v0 + bb.x;
+    x2.y += v1 + bb.y;
     *px = x2;
   });
   __syncthreads();
@@ -876,15 +879,8 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
   }
   const T* b1 = static_cast<const T*>(p.bfc1);
   // hid chunk jc's A fragments: gelu(acc + b1), rounded to T.
-  auto gelu_frags = [&](int jc, const float(&acc)[48], uint32_t(&ha)[6][4]) {
-#pragma unroll
-    for (int t = 0; t < 6; ++t)
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int col = jc * C + 16 * t + 8 * (q >> 1) + c2;
-        const float2 bb = bias2(b1 + col);
-        ha[t][q] = pack2<T>(gelu_tanh(acc[8 * t + 2 * q] + bb.x), gelu_tanh(acc[8 * t + 2 * q + 1] + bb.y));
-      }
+  auto gelu_chunk = [&](int jc, const float(&acc)[48], uint32_t(&ha)[6][4]) {
+    gelu_frags<T, 6>(acc, b1 + jc * C, c2, ha);
   };
   if constexpr (PIPE) {
     float hacc[48];
@@ -926,7 +922,7 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     wgmma_wait<0>();
     wgmma_hold(hacc);
     release_fc1(0, 1);
-    gelu_frags(0, hacc, ha);
+    gelu_chunk(0, hacc, ha);
 #pragma unroll
     for (int jc = 0; jc < 3; ++jc) {
       issue_fc1(jc + 1);
@@ -937,7 +933,7 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
       wgmma_hold(hacc);
       release_fc1(jc + 1, 1);
       uint32_t hn[6][4];
-      gelu_frags(jc + 1, hacc, hn);  // while fc2 (jc) runs
+      gelu_chunk(jc + 1, hacc, hn);  // while fc2 (jc) runs
       wgmma_wait<1>();
       release_fc2(jc, 0);
       wgmma_wait<0>();
@@ -964,7 +960,7 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
       float hacc[48];
       product(hacc, false);
       uint32_t ha[6][4];
-      gelu_frags(jc, hacc, ha);
+      gelu_chunk(jc, hacc, ha);
       two_stages(xr, [&](int s, uint32_t b) {
 #pragma unroll
         for (int kk = 0; kk < 3; ++kk)
