@@ -42,19 +42,21 @@ __device__ __forceinline__ float exp2_approx(float v) {
 // is in another shift region, softmax in FP32 over the 4 lanes that share a
 // row, and p (fp16) straight back as the A operand of p v. q (already
 // scaled), k and v: fp16 rows of stride ld in shared memory, 64 of them (rows
-// >= N zero). store(row, col, v0, v1) takes output columns col, col + 1
-// (within the head) of window row `row` (rows >= N included: the caller
-// drops them). Used by the per-window fused block and the attention kernels.
-template <int HD, class Store>
-__device__ __forceinline__ void attend_strip(const __half* q, const __half* k, const __half* v, int ld, int strip,
-                                             const __half* __restrict__ bias_h, const unsigned long long* mbits,
-                                             Store&& store) {
+// >= N zero): q_at(row, col) is the address of q's (row, col) (8 columns
+// from col contiguous), k's and v's rows are ld and ldv apart. store(row,
+// col, v0, v1) takes output columns col, col + 1 (within the head) of
+// window row `row` (rows >= N included: the caller drops them). Used by the
+// per-window fused blocks and the attention kernels.
+template <int HD, class QAt, class Store>
+__device__ __forceinline__ void attend_strip_at(QAt&& q_at, const __half* k, const __half* v, int ld, int ldv,
+                                                int strip, const __half* __restrict__ bias_h,
+                                                const unsigned long long* mbits, Store&& store) {
   constexpr int KS = HD / 16, DT = HD / 8;
   const int lane = threadIdx.x & 31, g = lane >> 2, c2 = (lane & 3) * 2;
   const int r0 = strip * 16 + g, r1 = r0 + 8;
   uint32_t qa[KS][4];
 #pragma unroll
-  for (int ks = 0; ks < KS; ++ks) ldsm_x4(qa[ks], q + (strip * 16 + (lane & 15)) * ld + ks * 16 + (lane >> 4) * 8);
+  for (int ks = 0; ks < KS; ++ks) ldsm_x4(qa[ks], q_at(strip * 16 + (lane & 15), ks * 16 + (lane >> 4) * 8));
   // Scores: key tile t (keys t*8 .. +7); k's B fragments by ldmatrix, four
   // 8x8 matrices per load: two k-steps of one key tile, or (head dim 16) one
   // k-step of two key tiles.
@@ -144,7 +146,7 @@ __device__ __forceinline__ void attend_strip(const __half* q, const __half* k, c
     for (int dp = 0; dp < DT / 2; ++dp) {
       // v rows kk*16.. (keys) x 16 columns: b0, b1 of n-tiles 2dp and 2dp + 1.
       uint32_t vb[4];
-      ldsm_x4_trans(vb, v + (kk * 16 + (lane & 15)) * ld + dp * 16 + (lane >> 4) * 8);
+      ldsm_x4_trans(vb, v + (kk * 16 + (lane & 15)) * ldv + dp * 16 + (lane >> 4) * 8);
       mma16816<__half>(o[2 * dp], pa, vb[0], vb[1]);
       mma16816<__half>(o[2 * dp + 1], pa, vb[2], vb[3]);
     }
@@ -154,6 +156,15 @@ __device__ __forceinline__ void attend_strip(const __half* q, const __half* k, c
     store(r0, nt * 8 + c2, o[nt][0], o[nt][1]);
     store(r1, nt * 8 + c2, o[nt][2], o[nt][3]);
   }
+}
+
+// q, k and v: rows ld apart.
+template <int HD, class Store>
+__device__ __forceinline__ void attend_strip(const __half* q, const __half* k, const __half* v, int ld, int strip,
+                                             const __half* __restrict__ bias_h, const unsigned long long* mbits,
+                                             Store&& store) {
+  attend_strip_at<HD>([&](int r, int c) { return q + r * ld + c; }, k, v, ld, ld, strip, bias_h, mbits,
+                      static_cast<Store&&>(store));
 }
 
 // Shift-mask bits of a window's 64 rows: bit j of mbits[i] is set where key

@@ -491,6 +491,7 @@ class CudaEngine final : public Engine {
     // ... its MLP with fc1 and GELU of the next hidden chunk during fc2 of this one: 0 never (chunk after
     // chunk), 1 wherever the one-warpgroup form runs (tests), unset: at large batches (SwinBlockWeights).
     const int narrow_pipe = policy_switch("SWINRT_NARROW_PIPE");
+    const int narrow_compact = policy_switch("SWINRT_NARROW_COMPACT");
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
       const Step& st = plan_[i];
@@ -503,7 +504,7 @@ class CudaEngine final : public Engine {
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
                                     W.f32(st.param("mlp.fc2.bias")), static_cast<const __half*>(bias64_[i]),
-                                    wtable_[i], wg, wide, narrow, narrow_pipe};
+                                    wtable_[i], wg, wide, narrow, narrow_pipe, narrow_compact};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }

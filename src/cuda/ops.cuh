@@ -111,6 +111,9 @@ struct SwinBlockWeights {
   // ... with fc1 of the next hidden chunk in flight during fc2 of this one: 0 never, 1 where the windows are at
   // least 8x the SMs (batch 17 and up at 224 x 224), 2 always.
   int narrow_pipe = 1;
+  // ... in its compact layout, four windows an SM (the MLP chunk after chunk): 0 never, 1 where that takes a
+  // third fewer waves of windows than three an SM (batch 7-8 and 13-16 at 224 x 224 on 132 SMs), 2 always.
+  int narrow_compact = 1;
 };
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // Bytes of a block's weight stream, and its arrangement from the qkv, proj,

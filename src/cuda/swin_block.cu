@@ -620,6 +620,19 @@ constexpr int C = 96, THREADS = 128, STAGES = S::STAGES, LDQ = 3 * C + 8;
 static_assert(S::UNIFORM && S::TOTAL == 24 && S::STAGE == 9216, "stream layout");
 constexpr size_t kA = size_t(64) * C * 2, kQ = size_t(64) * LDQ * 2, kRing = size_t(STAGES) * S::STAGE;
 constexpr size_t kBytes = kA + kQ + kRing + 16 * STAGES;
+// The compact form (four windows an SM, the MLP chunk after chunk): q in
+// the operand's core-matrix layout, k and v as [64][C + 8] (padded rows:
+// conflict-free ldmatrix and stores); the attention's output over q (a
+// warp's strip of a head: rows only that warp reads, in the same layout, so
+// it is proj's A operand), the LayerNorm operand in v's place (LayerNorm 1
+// is read by the qkv products before v is written, LayerNorm 2 written
+// after the attention has read v), the ring's two slots' mbarriers in the
+// padding of k's and v's last rows: 4 x (57,344 + 1,024 reserved) bytes =
+// the SM's 228 KB.
+constexpr int LDKV = C + 8;
+constexpr size_t kKV = size_t(64) * LDKV * 2;
+constexpr size_t kBar0 = kA + kKV - 16, kBytesCompact = kA + 2 * kKV + kRing;
+static_assert(kKV >= kA && STAGES == 2 && kBytesCompact == 57344, "the compact layout");
 // Logical stage i -> stage of the arranged stream.
 __device__ __forceinline__ int physical(int i) {
   if (i < 8) return i;
@@ -636,34 +649,35 @@ __device__ __forceinline__ void fill_stage(const char* w, int stage, uint32_t ds
 struct Ring {
   const char* w;
   char* ring;
-  uint32_t bars;  // slot i: full at bars + 16 i, empty at + 8
+  uint32_t bars;  // slot i: full at bars + bstride i, empty at + 8
   int total;      // logical stages it streams: all, or the qkv and proj ones where MlpRing takes the rest
+  uint32_t bstride = 16;
   int t = 0, r = 0;
   __device__ void fill(int i) {
     const int slot = i % STAGES;
-    fill_stage(w, physical(i), smem_u32(ring + slot * S::STAGE), bars + 16 * slot);
+    fill_stage(w, physical(i), smem_u32(ring + slot * S::STAGE), bars + bstride * slot);
   }
   __device__ void start() {
     if (threadIdx.x != 0) return;
     for (int i = 0; i < STAGES; ++i) {
-      mbar_init(bars + 16 * i, 1);
-      mbar_init(bars + 16 * i + 8, THREADS / 32);
+      mbar_init(bars + bstride * i, 1);
+      mbar_init(bars + bstride * i + 8, THREADS / 32);
     }
     mbar_init_fence();
     for (int i = 0; i < STAGES; ++i) fill(i);
   }
   __device__ uint32_t acquire() {
     const int slot = t % STAGES;
-    mbar_wait(bars + 16 * slot, (t / STAGES) & 1);
+    mbar_wait(bars + bstride * slot, (t / STAGES) & 1);
     ++t;
     return smem_u32(ring + slot * S::STAGE);
   }
   // After this warp's products reading the oldest acquired stage completed.
   __device__ void release() {
     const int slot = r % STAGES;
-    if ((threadIdx.x & 31) == 0) mbar_arrive(bars + 16 * slot + 8);
+    if ((threadIdx.x & 31) == 0) mbar_arrive(bars + bstride * slot + 8);
     if (threadIdx.x == 0 && r + STAGES < total) {
-      mbar_wait(bars + 16 * slot + 8, (r / STAGES) & 1);
+      mbar_wait(bars + bstride * slot + 8, (r / STAGES) & 1);
       fill(r + STAGES);
     }
     ++r;
@@ -718,15 +732,23 @@ struct MlpRing {
 
 // PIPE: the MLP by MlpRing, fc1 of the next hidden chunk and its GELU
 // while fc2 of this one runs; else chunk after chunk through Ring.
-template <typename T, int HD, bool PIPE>
-__global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(BlockArgs p) {
+// COMPACT (not with PIPE): the compact layout, four windows an SM.
+template <typename T, int HD, bool PIPE, bool COMPACT>
+__global__ void __launch_bounds__(narrow::THREADS, COMPACT ? 4 : 3) swin_block_narrow_kernel(BlockArgs p) {
   using namespace narrow;
+  static_assert(!(PIPE && COMPACT), "the compact form runs its MLP chunk after chunk");
   extern __shared__ float4 smem4[];
-  T* as = reinterpret_cast<T*>(smem4);
-  __half* qkv = reinterpret_cast<__half*>(reinterpret_cast<char*>(as) + kA);
-  char* ring = reinterpret_cast<char*>(qkv) + kQ;
-  Ring ws{static_cast<const char*>(p.wstream), ring, smem_u32(ring + kRing), PIPE ? 8 : S::TOTAL};
-  const MlpRing mr{static_cast<const char*>(p.wstream), reinterpret_cast<char*>(qkv), ring,
+  char* const sm = reinterpret_cast<char*>(smem4);
+  // q (COMPACT: in core-matrix layout), k and v; k's and v's rows LKV apart.
+  constexpr int LKV = COMPACT ? LDKV : LDQ;
+  __half* const qs = reinterpret_cast<__half*>(COMPACT ? sm : sm + kA);
+  __half* const ks = COMPACT ? qs + 64 * C : qs + C;
+  __half* const vs = COMPACT ? ks + 64 * LDKV : qs + 2 * C;
+  T* const as = reinterpret_cast<T*>(COMPACT ? reinterpret_cast<char*>(vs) : sm);
+  char* const ring = COMPACT ? sm + kA + 2 * kKV : sm + kA + kQ;
+  Ring ws{static_cast<const char*>(p.wstream), ring, smem_u32(COMPACT ? sm + kBar0 : ring + kRing),
+          PIPE ? 8 : S::TOTAL, COMPACT ? uint32_t(kKV) : 16u};
+  const MlpRing mr{static_cast<const char*>(p.wstream), reinterpret_cast<char*>(qs), ring,
                    smem_u32(ring + kRing + 16 * STAGES)};
   if (PIPE && threadIdx.x == 0) mr.init();  // before ws.start()'s fence
 #ifdef SWINRT_BLOCK_STAMPS
@@ -799,12 +821,12 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     wgmma_wait<0>();
     wgmma_hold(d);
   };
-  // d (+)= as . (2 stages of 3 k-tiles)^T.
-  auto product = [&](float(&d)[48], bool accumulate) {
+  // d (+)= A . (2 stages of 3 k-tiles)^T, A at a (as's layout).
+  auto product = [&](float(&d)[48], bool accumulate, uint32_t a) {
     two_stages(d, [&](int s, uint32_t b) {
 #pragma unroll
       for (int kk = 0; kk < 3; ++kk)
-        wgmma_m64n96k16_ss<T>(d, wgmma_desc(a0 + (s * 3 + kk) * 256, 128, C * 16),
+        wgmma_m64n96k16_ss<T>(d, wgmma_desc(a + (s * 3 + kk) * 256, 128, C * 16),
                               wgmma_desc(b + kk * C * 32, 128, 256), accumulate || s + kk > 0);
     });
     ws.release();
@@ -818,8 +840,10 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
 #pragma unroll 1
     for (int ch = 0; ch < 3; ++ch) {
       float d[48];
-      product(d, false);
+      product(d, false, a0);
+      if (COMPACT && ch == 2) __syncthreads();  // every warp's products have read as, v's place
       const float f = ch == 0 ? p.scale : 1.0f;
+      __half* const dst = ch == 0 ? qs : ch == 1 ? ks : vs;
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -831,19 +855,26 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
             v0 += bb.x;
             v1 += bb.y;
           }
-          *reinterpret_cast<__half2*>(qkv + rows[h] * LDQ + col) =
-              __floats2half2_rn(to_f(from_f<T>(v0)) * f, to_f(from_f<T>(v1)) * f);
+          const int at = COMPACT && ch == 0 ? cm_index<C>(rows[h], 8 * j + c2) : rows[h] * LKV + 8 * j + c2;
+          *reinterpret_cast<__half2*>(dst + at) = __floats2half2_rn(to_f(from_f<T>(v0)) * f, to_f(from_f<T>(v1)) * f);
         }
     }
   }
   __syncthreads();
   STAMP();
-  // 3. Attention, 12 (strip, head) units on 4 warps -> as.
+  // 3. Attention, 12 (strip, head) units on 4 warps (warp w: strip w) -> as, or (COMPACT) over q's rows of the
+  // strip and head, which only this warp reads, and has read.
+  T* const ao = COMPACT ? reinterpret_cast<T*>(qs) : as;
   for (int unit = warp; unit < 4 * p.heads; unit += THREADS / 32) {
     const int strip = unit & 3, h = unit >> 2;
-    const __half* qh = qkv + h * HD;
-    attend_strip<HD>(qh, qh + C, qh + 2 * C, LDQ, strip, p.rpb + h * 64 * 64, mbits,
-                     [&](int r, int c, float v0, float v1) { store2(as + cm_index<C>(r, h * HD + c), v0, v1); });
+    auto q_at = [&](int r, int c) -> const __half* {
+      return COMPACT ? qs + cm_index<C>(r, h * HD + c) : qs + r * LDQ + h * HD + c;
+    };
+    attend_strip_at<HD>(q_at, ks + h * HD, vs + h * HD, LKV, LKV, strip, p.rpb + h * 64 * 64, mbits,
+                        [&](int r, int c, float v0, float v1) {
+                          if constexpr (COMPACT) __syncwarp();
+                          store2(ao + cm_index<C>(r, h * HD + c), v0, v1);
+                        });
   }
   fence_proxy_async();
   __syncthreads();
@@ -854,15 +885,15 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
     mr.fill(2, MlpRing::fc2_stage(0));
     mr.fill(3, MlpRing::fc2_stage(0) + 1);
   }
-  // 4. x += as . Wproj^T + b: the product accumulates onto x + b.
+  // 4. x += ao . Wproj^T + b: the product accumulates onto x + b.
 #pragma unroll
   for (int j = 0; j < 12; ++j) {
     const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bproj + 8 * j + c2));
 #pragma unroll
     for (int h = 0; h < 2; ++h) xr[4 * j + 2 * h] += bb.x, xr[4 * j + 2 * h + 1] += bb.y;
   }
-  product(xr, true);
-  __syncthreads();  // every warp's products read as (and Ring's last stages)
+  product(xr, true, smem_u32(ao));
+  __syncthreads();  // every warp's products read as (and Ring's last stages); (COMPACT) the attention has read v
   STAMP();
   if (PIPE && threadIdx.x == 0) {
     mr.fill(4, MlpRing::fc2_stage(1));
@@ -958,7 +989,7 @@ __global__ void __launch_bounds__(narrow::THREADS, 3) swin_block_narrow_kernel(B
 #pragma unroll 1
     for (int jc = 0; jc < 4; ++jc) {
       float hacc[48];
-      product(hacc, false);
+      product(hacc, false, a0);
       uint32_t ha[6][4];
       gelu_chunk(jc, hacc, ha);
       two_stages(xr, [&](int s, uint32_t b) {
@@ -1170,6 +1201,27 @@ bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc
   return wg;
 }
 
+namespace {
+// The one-warpgroup kernel of the form asked for, its shared memory set up (nbytes: its launch's).
+Kernel narrow_kernel(DT t, bool pipe, bool compact, size_t& nbytes) {
+  auto pick = [&](auto tag) -> Kernel {
+    using T = decltype(tag);
+    return compact ? swin_block_narrow_kernel<T, 32, false, true>
+                   : pipe ? swin_block_narrow_kernel<T, 32, true, false> : swin_block_narrow_kernel<T, 32, false, false>;
+  };
+  const Kernel nk = t == DT::F16 ? pick(__half{}) : pick(__nv_bfloat16{});
+  nbytes = compact ? narrow::kBytesCompact : pipe ? narrow::kBytesPipe : narrow::kBytes;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  SWINRT_CUDA_CHECK(cudaFuncSetAttribute(nk, cudaFuncAttributeMaxDynamicSharedMemorySize, int(nbytes)));
+  // Four compact blocks need all of the SM's 228 KB as shared memory.
+  if (compact)
+    SWINRT_CUDA_CHECK(cudaFuncSetAttribute(nk, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                           int(cudaSharedmemCarveoutMaxShared)));
+  return nk;
+}
+}  // namespace
+
 const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                        const SwinBlockWeights& w, cudaStream_t s, const float* norm_g, const float* norm_b,
                        void* norm_out) {
@@ -1201,20 +1253,21 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   if (w.wgmma && w.narrow && !wide && C == 96 && heads == 3 && t != DT::F32) {
     // The pipelined MLP: on the H100 the window's MLP 17% shorter, the forward 0.2-2% faster from fp16/bf16
     // batch 32 (2,048 windows a block), 1% slower at batch 8 (512; docs/PERFORMANCE.md, "Session 16").
-    const bool pipe = w.narrow_pipe == 2 || (w.narrow_pipe == 1 && windows >= 8 * int64_t(sm_count()));
-    const Kernel nk = t == DT::F16 ? (pipe ? swin_block_narrow_kernel<__half, 32, true>
-                                                    : swin_block_narrow_kernel<__half, 32, false>)
-                                   : (pipe ? swin_block_narrow_kernel<__nv_bfloat16, 32, true>
-                                                    : swin_block_narrow_kernel<__nv_bfloat16, 32, false>);
-    const size_t nbytes = pipe ? narrow::kBytesPipe : narrow::kBytes;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      SWINRT_CUDA_CHECK(cudaFuncSetAttribute(nk, cudaFuncAttributeMaxDynamicSharedMemorySize, int(nbytes)));
-    }
+    const int64_t sms = sm_count();
+    bool pipe = w.narrow_pipe == 2 || (w.narrow_pipe == 1 && windows >= 8 * sms);
+    // The compact layout, four windows an SM: each window about 1.4x longer than with three an SM at batch 128,
+    // the kernel 11% slower there, but batch 8 (one wave instead of two) 5% faster and 16 (two instead of three)
+    // 1% (docs/PERFORMANCE.md, "Session 19"). Taken where its waves are at most 2/3 of the other form's, below
+    // the pipelined MLP's range.
+    auto waves = [&](int per_sm) { return (windows + per_sm * sms - 1) / (per_sm * sms); };
+    const bool compact = w.narrow_compact == 2 || (w.narrow_compact == 1 && !pipe && 3 * waves(4) <= 2 * waves(3));
+    if (compact) pipe = false;
+    size_t nbytes = 0;
+    const Kernel nk = narrow_kernel(t, pipe, compact, nbytes);
     a.norm_g = norm_g, a.norm_b = norm_b, a.norm_out = norm_out;
     nk<<<grid, narrow::THREADS, nbytes, s>>>(a);
     SWINRT_CUDA_CHECK(cudaGetLastError());
-    return norm_out ? "fused.narrow+norm" : "fused.narrow";
+    return compact ? (norm_out ? "fused.narrow4+norm" : "fused.narrow4") : norm_out ? "fused.narrow+norm" : "fused.narrow";
   }
 #ifdef SWINRT_BLOCK_STAMPS
   {

@@ -317,6 +317,38 @@ TEST(Cuda, NarrowPipeMatchesChunked) {
   }
 }
 
+// The one-warpgroup block in its compact layout (four windows an SM; q in
+// the operand layout with the attention's output over it, the LayerNorm
+// operand in v's place) against the three-windows form
+// (SWINRT_NARROW_COMPACT=0): the same products in the same order, so the
+// same logits to the bit. Batch 3 (192 windows a block, the MLP chunk after
+// chunk in both) and fp16 batch 20 (1,280 windows: several waves, against
+// the pipelined MLP), the decoder's last block writing norm_up in both.
+TEST(Cuda, NarrowCompactMatchesThreeWindows) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  bool taken = false;
+  {
+    const EnvFor set("SWINRT_NARROW_COMPACT", "1");
+    taken = swin_t_fp16_launches("fused.narrow4+norm", 3);
+  }
+  if (!taken) GTEST_SKIP() << "no compact one-warpgroup block on this GPU or build";
+  const Config cfg = named_config("swin-t");
+  const Weights w = random_weights(cfg, 95);
+  const int64_t HW = int64_t(cfg.img_size) * cfg.img_size;
+  for (const auto& [p, B] : {std::pair{Precision::FP16, int64_t(3)}, std::pair{Precision::BF16, int64_t(3)},
+                             std::pair{Precision::FP16, int64_t(20)}}) {
+    const auto in = random_slices(B, cfg.img_size, 96);
+    const auto compact = cuda_logits(w, p, in, B, "SWINRT_NARROW_COMPACT", "1", int(B));
+    const auto three = cuda_logits(w, p, in, B, "SWINRT_NARROW_COMPACT", "0", int(B));
+    const Gap g = gap(compact, three, B, cfg.num_classes, HW);
+    ASSERT_LT(g.first_nonfinite, 0) << precision_name(p) << " batch " << B << " logit " << g.first_nonfinite;
+    std::printf("  %s batch %ld: max |compact - three windows| = %.3g (max |logit| %.3g)\n", precision_name(p),
+                long(B), g.max_abs, g.max_ref);
+    EXPECT_EQ(g.max_abs, 0.0) << precision_name(p) << " batch " << B;
+  }
+}
+
 // The decoder's last block in its one-warpgroup form writing norm_up's
 // LayerNorm of its rows (the default where it runs: swin-t at batch 3 in one
 // run) against the rows to x and norm_up's own launch
