@@ -844,20 +844,27 @@ __global__ void __launch_bounds__(narrow::THREADS, COMPACT ? 4 : 3) swin_block_n
       if (COMPACT && ch == 2) __syncthreads();  // every warp's products have read as, v's place
       const float f = ch == 0 ? p.scale : 1.0f;
       __half* const dst = ch == 0 ? qs : ch == 1 ? ks : vs;
+      // once: k and v of fp16 (rounded once, as rounding to fp16 twice would); else rounded to T, then fp16.
+      auto epilogue = [&](auto once) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
+        for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int j = 0; j < 12; ++j) {
-          const int col = ch * C + 8 * j + c2;
-          float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
-          if (bq) {
-            const float2 bb = bias2(bq + col);
-            v0 += bb.x;
-            v1 += bb.y;
+          for (int j = 0; j < 12; ++j) {
+            const int col = ch * C + 8 * j + c2;
+            float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
+            if (bq) {
+              const float2 bb = bias2(bq + col);
+              v0 += bb.x;
+              v1 += bb.y;
+            }
+            const int at = COMPACT && ch == 0 ? cm_index<C>(rows[h], 8 * j + c2) : rows[h] * LKV + 8 * j + c2;
+            *reinterpret_cast<__half2*>(dst + at) =
+                decltype(once)::value ? __floats2half2_rn(v0, v1)
+                                      : __floats2half2_rn(to_f(from_f<T>(v0)) * f, to_f(from_f<T>(v1)) * f);
           }
-          const int at = COMPACT && ch == 0 ? cm_index<C>(rows[h], 8 * j + c2) : rows[h] * LKV + 8 * j + c2;
-          *reinterpret_cast<__half2*>(dst + at) = __floats2half2_rn(to_f(from_f<T>(v0)) * f, to_f(from_f<T>(v1)) * f);
-        }
+      };
+      if (std::is_same_v<T, __half> && ch > 0) epilogue(std::true_type{});
+      else epilogue(std::false_type{});
     }
   }
   __syncthreads();
