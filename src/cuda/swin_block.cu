@@ -531,10 +531,13 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
         v0 += bb.x;
         v1 += bb.y;
       }
+      __half2* const dst = reinterpret_cast<__half2*>(qkv + row * L::LDQ + col);
+      if (std::is_same_v<T, __half> && col >= C) {  // fp16 k and v: rounded once, as rounding twice would
+        *dst = __floats2half2_rn(v0, v1);
+        return;
+      }
       const float f = col < C ? scale : 1.0f;  // q is scaled
-      v0 = to_f(from_f<T>(v0)) * f;
-      v1 = to_f(from_f<T>(v1)) * f;
-      *reinterpret_cast<__half2*>(qkv + row * L::LDQ + col) = __floats2half2_rn(v0, v1);
+      *dst = __floats2half2_rn(to_f(from_f<T>(v0)) * f, to_f(from_f<T>(v1)) * f);
     });
   }
   __syncthreads();
