@@ -499,6 +499,8 @@ class CudaEngine final : public Engine {
           swin_block_arrange(st.dim, W.get(st.param("attn.qkv.weight")), W.get(st.param("attn.proj.weight")),
                              W.get(st.param("mlp.fc1.weight")), W.get(st.param("mlp.fc2.weight")),
                              wtable_[i] != nullptr, base + offset[i], nullptr);
+      half_bias(W.get(st.param("mlp.fc1.bias")), act_, 4 * st.dim, swin_block_half_bias(st.dim, base + offset[i]),
+                nullptr);
       *fused_[i] = SwinBlockWeights{W.f32(st.param("norm1.weight")), W.f32(st.param("norm1.bias")),
                                     W.f32(st.param("norm2.weight")), W.f32(st.param("norm2.bias")),
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),

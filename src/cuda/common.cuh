@@ -64,6 +64,17 @@ __device__ __forceinline__ float gelu_tanh(float v) {
   const float h = 0.5f * v;
   return fmaf(h, t, h);
 }
+// gelu_tanh(acc + b) from acc and hb = b / 2 (FP32), to the bit and in one
+// operation fewer: h = acc / 2 + hb is (acc + b) / 2 rounded once, as 0.5
+// (acc + b) is; u = h (2 a + 8 b h^2) is v (a + b v^2) with v = 2 h, every
+// product scaled by powers of two (exact, barring FP32 underflow).
+__device__ __forceinline__ float gelu_tanh_half(float acc, float hb) {
+  const float h = fmaf(0.5f, acc, hb);
+  const float u = h * fmaf(8.0f * (0.7978845608028654f * 0.044715f), h * h, 2.0f * 0.7978845608028654f);
+  float t;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(u));
+  return fmaf(h, t, h);
+}
 
 // Two neighbouring 16-bit values (b even-aligned) as FP32, one 4-byte load.
 __device__ __forceinline__ float2 bias2(const __half* b) {

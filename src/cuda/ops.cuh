@@ -122,6 +122,10 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // block has a window table (that kernel reads it), then true, else for the
 // warp-level (mma.sync) kernel.
 size_t swin_block_stream_bytes(int C);
+// Where the stream keeps fc1's bias halved (FP32, 4 C values), which half_bias writes.
+float* swin_block_half_bias(int C, void* stream);
+// out[i] = b[i] / 2 in FP32, for i < n (b of dtype t).
+void half_bias(const void* b, DT t, int n, float* out, cudaStream_t s);
 bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, bool table,
                         void* out, cudaStream_t s);
 // W [N][K] (16-bit, [out][in]) -> the wgmma B-operand stages the fused

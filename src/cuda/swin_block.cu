@@ -918,10 +918,11 @@ __global__ void __launch_bounds__(narrow::THREADS, COMPACT ? 4 : 3) swin_block_n
 #pragma unroll
     for (int h = 0; h < 2; ++h) xr[4 * j + 2 * h] += bb.x, xr[4 * j + 2 * h + 1] += bb.y;
   }
-  const T* b1 = static_cast<const T*>(p.bfc1);
+  // fc1's bias halved (the stream's tail, swin_block_half_bias).
+  const float* hb1 = reinterpret_cast<const float*>(static_cast<const char*>(p.wstream) + size_t(12) * C * C * 2);
   // hid chunk jc's A fragments: gelu(acc + b1), rounded to T.
   auto gelu_chunk = [&](int jc, const float(&acc)[48], uint32_t(&ha)[6][4]) {
-    gelu_frags<T, 6>(acc, b1 + jc * C, c2, ha);
+    gelu_frags<T, 6>(acc, HalvedBias{hb1 + jc * C}, c2, ha);
   };
   if constexpr (PIPE) {
     float hacc[48];
@@ -1200,8 +1201,30 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
   return smem <= size_t(optin);
 }
 
-// The qkv, proj, fc1 and fc2 weights of a block: 12 C^2 16-bit values.
-size_t swin_block_stream_bytes(int C) { return size_t(12) * C * C * 2; }
+// The qkv, proj, fc1 and fc2 weights of a block: 12 C^2 16-bit values; then
+// fc1's bias halved in FP32 (4 C values, swin_block_half_bias), for the
+// one-warpgroup kernel's GELU (gelu_tanh_half).
+size_t swin_block_stream_bytes(int C) { return size_t(12) * C * C * 2 + size_t(4) * C * 4; }
+
+namespace {
+template <typename T>
+__global__ void half_bias_kernel(const T* __restrict__ b, int n, float* __restrict__ out) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = 0.5f * to_f(b[i]);
+}
+}  // namespace
+
+void half_bias(const void* b, DT t, int n, float* out, cudaStream_t s) {
+  const unsigned grid = ceil_div(n, 256);
+  if (t == DT::F16) half_bias_kernel<<<grid, 256, 0, s>>>(static_cast<const __half*>(b), n, out);
+  else if (t == DT::BF16) half_bias_kernel<<<grid, 256, 0, s>>>(static_cast<const __nv_bfloat16*>(b), n, out);
+  else half_bias_kernel<<<grid, 256, 0, s>>>(static_cast<const float*>(b), n, out);
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
+
+float* swin_block_half_bias(int C, void* stream) {
+  return reinterpret_cast<float*>(static_cast<char*>(stream) + size_t(12) * C * C * 2);
+}
 
 bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, bool table,
                         void* out, cudaStream_t s) {

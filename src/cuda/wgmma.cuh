@@ -68,22 +68,37 @@ __device__ __forceinline__ void m64n96_row_stats(const float (&d)[48], int h, fl
   m64_row_stats<1>(*reinterpret_cast<const float(*)[1][48]>(&d), h, mean, rstd);
 }
 
-// An m64nN accumulator tile (N = 16 NT) plus its bias b (dtype T, the
-// tile's first column), through GELU and rounded to T, as the A fragments of
+// fc1's bias halved, FP32 (gelu_tanh_half's form of the GELU).
+struct HalvedBias {
+  const float* p;
+};
+
+// An m64nN accumulator tile (N = 16 NT) plus its bias b (dtype T, or
+// HalvedBias; the tile's first column), through GELU and rounded to T, as
+// the A fragments of
 // the next product (k-tile t in ha[t]). Lane l holds columns 16 t + 8 (q / 2)
 // + c2 (+ 1), c2 = 2 (l % 4), of rows l / 4 (q even) and l / 4 + 8 (q odd)
 // in acc[8 t + 2 q (+ 1)].
-template <typename T, int NT>
-__device__ __forceinline__ void gelu_frags(const float (&acc)[8 * NT], const T* b, int c2, uint32_t (&ha)[NT][4]) {
+template <typename T, int NT, typename B>
+__device__ __forceinline__ void gelu_frags(const float (&acc)[8 * NT], B b, int c2, uint32_t (&ha)[NT][4]) {
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
     for (int c = 0; c < 2; ++c) {  // columns 16 t + 8 c + c2 (+ 1): q = 2 c (row l / 4), 2 c + 1 (row + 8)
-      const float2 bb = bias2(b + 16 * t + 8 * c + c2);
+      if constexpr (std::is_same_v<B, HalvedBias>) {
+        const float2 hb = __ldg(reinterpret_cast<const float2*>(b.p + 16 * t + 8 * c + c2));
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int i = 8 * t + 4 * c + 2 * r;
-        ha[t][2 * c + r] = pack2<T>(gelu_tanh(acc[i] + bb.x), gelu_tanh(acc[i + 1] + bb.y));
+        for (int r = 0; r < 2; ++r) {
+          const int i = 8 * t + 4 * c + 2 * r;
+          ha[t][2 * c + r] = pack2<T>(gelu_tanh_half(acc[i], hb.x), gelu_tanh_half(acc[i + 1], hb.y));
+        }
+      } else {
+        const float2 bb = bias2(b + 16 * t + 8 * c + c2);
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int i = 8 * t + 4 * c + 2 * r;
+          ha[t][2 * c + r] = pack2<T>(gelu_tanh(acc[i] + bb.x), gelu_tanh(acc[i + 1] + bb.y));
+        }
       }
     }
 }
