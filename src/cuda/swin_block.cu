@@ -41,6 +41,9 @@ namespace swinrt::cuda {
 namespace {
 
 constexpr int kRows = 64;  // a window's tokens padded to 4 m-tiles of 16
+// Where a block's weight stream keeps fc1's bias halved (FP32, 4 C values):
+// after its qkv, proj, fc1 and fc2 weights, 12 C^2 16-bit values.
+__host__ __device__ constexpr size_t half_bias_offset(int C) { return size_t(12) * C * C * 2; }
 // Threads per block: 8 warps, 16 for C >= 192 (one block per SM there: its
 // shared memory takes the SM, so more warps hide the latencies).
 template <int C>
@@ -919,7 +922,7 @@ __global__ void __launch_bounds__(narrow::THREADS, COMPACT ? 4 : 3) swin_block_n
     for (int h = 0; h < 2; ++h) xr[4 * j + 2 * h] += bb.x, xr[4 * j + 2 * h + 1] += bb.y;
   }
   // fc1's bias halved (the stream's tail, swin_block_half_bias).
-  const float* hb1 = reinterpret_cast<const float*>(static_cast<const char*>(p.wstream) + size_t(12) * C * C * 2);
+  const float* hb1 = reinterpret_cast<const float*>(static_cast<const char*>(p.wstream) + half_bias_offset(C));
   // hid chunk jc's A fragments: gelu(acc + b1), rounded to T.
   auto gelu_chunk = [&](int jc, const float(&acc)[48], uint32_t(&ha)[6][4]) {
     gelu_frags<T, 6>(acc, HalvedBias{hb1 + jc * C}, c2, ha);
@@ -1204,7 +1207,7 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
 // The qkv, proj, fc1 and fc2 weights of a block: 12 C^2 16-bit values; then
 // fc1's bias halved in FP32 (4 C values, swin_block_half_bias), for the
 // one-warpgroup kernel's GELU (gelu_tanh_half).
-size_t swin_block_stream_bytes(int C) { return size_t(12) * C * C * 2 + size_t(4) * C * 4; }
+size_t swin_block_stream_bytes(int C) { return half_bias_offset(C) + size_t(4) * C * 4; }
 
 namespace {
 template <typename T>
@@ -1223,7 +1226,7 @@ void half_bias(const void* b, DT t, int n, float* out, cudaStream_t s) {
 }
 
 float* swin_block_half_bias(int C, void* stream) {
-  return reinterpret_cast<float*>(static_cast<char*>(stream) + size_t(12) * C * C * 2);
+  return reinterpret_cast<float*>(static_cast<char*>(stream) + half_bias_offset(C));
 }
 
 bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc1, const void* fc2, bool table,
