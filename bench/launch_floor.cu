@@ -1,7 +1,7 @@
 // Launch floor: a CUDA graph of 95 dependent kernels (as many as swinrt's
 // batch-1 fp16 forward) that do almost nothing, timed per kernel with plain
 // edges and with programmatic (PDL) edges, for 1, 132 and 264 blocks
-// (docs/PERFORMANCE.md, "Session 11"). Build and run on the GPU machine:
+// (docs/PERFORMANCE_LOG.md, "Session 11"). Build and run on the GPU machine:
 //   nvcc -std=c++17 -arch=sm_90a -O2 -o launch_floor bench/launch_floor.cu && ./launch_floor
 #include <cstdio>
 #include <vector>

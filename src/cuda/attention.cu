@@ -138,7 +138,7 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
 // the head dim, then over the keys, one after another; the padding keys add
 // 0 x 0), so the two agree to the bit; where that kernel's block of 4 warps
 // walked the window in rounds of scalar loads, this one keeps its data in
-// registers (docs/PERFORMANCE.md). table: the windows' token maps and mask
+// registers (docs/PERFORMANCE_LOG.md). table: the windows' token maps and mask
 // bits (window_table), or null to build them here.
 template <int HD, int R>
 __global__ void __launch_bounds__(32 * (R == 7 ? 7 : 8))
@@ -485,7 +485,7 @@ void launch_heads(const void* qkv, int B, int res, int C, int heads, int window,
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((res / window) * (res / window) * (heads / G), B);
   // The images in reverse order: the qkv GEMM before wrote the last ones last, so the first thread blocks find
-  // them in L2 (on the H100 at fp16 batch 128 the attention 3% faster; docs/PERFORMANCE.md, "Session 17").
+  // them in L2 (on the H100 at fp16 batch 128 the attention 3% faster; docs/PERFORMANCE_LOG.md, "Session 17").
   // SWINRT_ATTN_REVERSE=0: in order (A/B runs).
   static const bool reverse = !switched_off("SWINRT_ATTN_REVERSE");
   kernel<<<grid, 128, smem, s>>>(static_cast<const T*>(qkv), res, C, heads, window, scale, bias64, table,

@@ -164,7 +164,7 @@ struct Marks {
 };
 
 // Where the engine fuses a Swin block: the fewest windows (thread blocks) in
-// the launch, by the block's channel count. On the H100 (docs/PERFORMANCE.md,
+// the launch, by the block's channel count. On the H100 (docs/PERFORMANCE_LOG.md,
 // "Fused Swin blocks") the 96-channel blocks gain at every batch size
 // (6% at batch 1, 9% at 128); the 192-channel kernel (one block per SM) gains
 // about 1% at batch 8 and loses elsewhere, so it stays op by op. Channel
@@ -216,9 +216,9 @@ std::optional<int64_t> row_switch(const char* name) {
 // (swin_block_grid.cu): the FP16/BF16 blocks it takes that the per-window
 // fused kernel does not run, when the batch has at most this many token rows
 // (batch x res^2). Off by default: on the H100 it measured slower than the
-// op-by-op kernels at every batch size (docs/PERFORMANCE.md, "Grid-synchronised
-// blocks"). SWINRT_GRID_BLOCK: "0" never, "1" at every batch size, a larger
-// number sets the row limit.
+// op-by-op kernels at every batch size (docs/PERFORMANCE_LOG.md, "Small
+// batches (session 5)"). SWINRT_GRID_BLOCK: "0" never, "1" at every batch
+// size, a larger number sets the row limit.
 constexpr int64_t kDefaultGridRows = 0;
 int64_t grid_block_rows() {
   const std::optional<int64_t> v = row_switch("SWINRT_GRID_BLOCK");
@@ -243,7 +243,7 @@ int64_t fused_mlp_rows() {
 // last wave, the gaps between dependent launches). On the H100 two lanes
 // measured 1-7% faster at fp16 batch 24 to 64 (7% at 48), 0.4-1.5% at 128
 // and 256, 8-10% slower at 16 and 20; three or four slower everywhere
-// (docs/PERFORMANCE.md, "Session 16").
+// (docs/PERFORMANCE_LOG.md, "Session 16").
 constexpr int kLanes = 2;
 constexpr int64_t kLanesFrom = 24;
 
@@ -285,7 +285,7 @@ class CudaEngine final : public Engine {
     // The x4 expand + LayerNorm + head as one kernel (fp16/bf16: needs the
     // tensor-core head's fragments; FP32: FP32 arithmetic; TF32 keeps the
     // pair, whose expand GEMM on TF32 tensor cores measured faster than the
-    // FP32 kernel: docs/PERFORMANCE.md); SWINRT_FUSED_HEAD=0 keeps the expand
+    // FP32 kernel: docs/PERFORMANCE_LOG.md); SWINRT_FUSED_HEAD=0 keeps the expand
     // GEMM + final_norm_head pair (A/B comparisons, tests).
     fused_head_ = !switched_off("SWINRT_FUSED_HEAD") && precision_ != Precision::TF32 &&
                   (act_ == DT::F32 ? final_expand_head_f32_supported(c.embed_dim, c.num_classes)

@@ -41,7 +41,7 @@ namespace swinrt::cuda {
 
 namespace {
 
-// The tile and the stream. Measured alternatives (docs/PERFORMANCE.md,
+// The tile and the stream. Measured alternatives (docs/PERFORMANCE_LOG.md,
 // "Session 9"): 14 ring slots instead of 8, hidden chunks of 64 columns,
 // and three warpgroups (192 rows a tile, chunks of 32) were no faster.
 template <int C>

@@ -1097,7 +1097,7 @@ namespace {
 // left. Same rounding points as the three launches; sums in another order.
 // A first form (a block per (tile, sub-pixel), weights and rows loaded per
 // block) measured slower than the three launches at batch 1 and 128
-// (docs/PERFORMANCE.md, session 12).
+// (docs/PERFORMANCE_LOG.md, session 12).
 constexpr int kPxC = 96, kPxK = 192;  // output channels of a sub-pixel, input channels
 
 template <typename T>

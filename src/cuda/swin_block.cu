@@ -79,7 +79,7 @@ struct Tiling {
 // and the epilogues run. Every stage costs a block barrier: C 96 takes 2
 // stages of 3 k-tiles (24 barriers a window) in the ring bytes of 3 stages of
 // 2 (36), which measured 4% faster per block at batch 128 on the H100 (1 k-tile
-// x 6 stages: 16% slower; docs/PERFORMANCE.md).
+// x 6 stages: 16% slower; docs/PERFORMANCE_LOG.md).
 
 // WG: stages read by wgmma (a proxy fence before each stage's barrier);
 // DEPTH: ring stages where not the default (the stream's layout does not
@@ -1288,12 +1288,12 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   // Where the windows are more than the SMs: the one-warpgroup form, three windows an SM (96 channels, 3 heads).
   if (w.wgmma && w.narrow && !wide && C == 96 && heads == 3 && t != DT::F32) {
     // The pipelined MLP: on the H100 the window's MLP 17% shorter, the forward 0.2-2% faster from fp16/bf16
-    // batch 32 (2,048 windows a block), 1% slower at batch 8 (512; docs/PERFORMANCE.md, "Session 16").
+    // batch 32 (2,048 windows a block), 1% slower at batch 8 (512; docs/PERFORMANCE_LOG.md, "Session 16").
     const int64_t sms = sm_count();
     bool pipe = w.narrow_pipe == 2 || (w.narrow_pipe == 1 && windows >= 8 * sms);
     // The compact layout, four windows an SM: each window about 1.4x longer than with three an SM at batch 128,
     // the kernel 11% slower there, but batch 8 (one wave instead of two) 5% faster and 16 (two instead of three)
-    // 1% (docs/PERFORMANCE.md, "Session 19"). Taken where its waves are at most 2/3 of the other form's, below
+    // 1% (docs/PERFORMANCE_LOG.md, "Session 19"). Taken where its waves are at most 2/3 of the other form's, below
     // the pipelined MLP's range.
     auto waves = [&](int per_sm) { return (windows + per_sm * sms - 1) / (per_sm * sms); };
     const bool compact = w.narrow_compact == 2 || (w.narrow_compact == 1 && !pipe && 3 * waves(4) <= 2 * waves(3));

@@ -21,7 +21,7 @@
 //
 // Opt-in (SWINRT_GRID_BLOCK, backend.cu): measured slower than the op-by-op
 // kernels on the H100, its GEMM phases taking 8-20 us each at batch 1
-// (docs/PERFORMANCE.md). SWINRT_GRID_STAMPS=1 prints each launch's phase
+// (docs/PERFORMANCE_LOG.md). SWINRT_GRID_STAMPS=1 prints each launch's phase
 // times (globaltimer, thread block 0 after each grid barrier).
 #include <cooperative_groups.h>
 
