@@ -1290,14 +1290,15 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
     // The pipelined MLP: on the H100 the window's MLP 17% shorter, the forward 0.2-2% faster from fp16/bf16
     // batch 32 (2,048 windows a block), 1% slower at batch 8 (512; docs/PERFORMANCE_LOG.md, "Session 16").
     const int64_t sms = sm_count();
-    bool pipe = w.narrow_pipe == 2 || (w.narrow_pipe == 1 && windows >= 8 * sms);
+    const bool pipe_range = w.narrow_pipe == 2 || (w.narrow_pipe == 1 && windows >= 8 * sms);
     // The compact layout, four windows an SM: each window about 1.4x longer than with three an SM at batch 128,
     // the kernel 11% slower there, but batch 8 (one wave instead of two) 5% faster and 16 (two instead of three)
     // 1% (docs/PERFORMANCE_LOG.md, "Session 19"). Taken where its waves are at most 2/3 of the other form's, below
     // the pipelined MLP's range.
     auto waves = [&](int per_sm) { return (windows + per_sm * sms - 1) / (per_sm * sms); };
-    const bool compact = w.narrow_compact == 2 || (w.narrow_compact == 1 && !pipe && 3 * waves(4) <= 2 * waves(3));
-    if (compact) pipe = false;
+    const bool compact =
+        w.narrow_compact == 2 || (w.narrow_compact == 1 && !pipe_range && 3 * waves(4) <= 2 * waves(3));
+    const bool pipe = pipe_range && !compact;
     size_t nbytes = 0;
     const Kernel nk = narrow_kernel(t, pipe, compact, nbytes);
     a.norm_g = norm_g, a.norm_b = norm_b, a.norm_out = norm_out;

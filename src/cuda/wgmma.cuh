@@ -75,30 +75,24 @@ struct HalvedBias {
 
 // An m64nN accumulator tile (N = 16 NT) plus its bias b (dtype T, or
 // HalvedBias; the tile's first column), through GELU and rounded to T, as
-// the A fragments of
-// the next product (k-tile t in ha[t]). Lane l holds columns 16 t + 8 (q / 2)
-// + c2 (+ 1), c2 = 2 (l % 4), of rows l / 4 (q even) and l / 4 + 8 (q odd)
-// in acc[8 t + 2 q (+ 1)].
+// the A fragments of the next product (k-tile t in ha[t]). Lane l holds
+// columns 16 t + 8 (q / 2) + c2 (+ 1), c2 = 2 (l % 4), of rows l / 4 (q
+// even) and l / 4 + 8 (q odd) in acc[8 t + 2 q (+ 1)].
 template <typename T, int NT, typename B>
 __device__ __forceinline__ void gelu_frags(const float (&acc)[8 * NT], B b, int c2, uint32_t (&ha)[NT][4]) {
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
     for (int c = 0; c < 2; ++c) {  // columns 16 t + 8 c + c2 (+ 1): q = 2 c (row l / 4), 2 c + 1 (row + 8)
-      if constexpr (std::is_same_v<B, HalvedBias>) {
-        const float2 hb = __ldg(reinterpret_cast<const float2*>(b.p + 16 * t + 8 * c + c2));
+      constexpr bool halved = std::is_same_v<B, HalvedBias>;
+      float2 bb;  // the columns' bias, or (halved) half of it
+      if constexpr (halved) bb = __ldg(reinterpret_cast<const float2*>(b.p + 16 * t + 8 * c + c2));
+      else bb = bias2(b + 16 * t + 8 * c + c2);
+      auto gelu = [&](float a, float bias) { return halved ? gelu_tanh_half(a, bias) : gelu_tanh(a + bias); };
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int i = 8 * t + 4 * c + 2 * r;
-          ha[t][2 * c + r] = pack2<T>(gelu_tanh_half(acc[i], hb.x), gelu_tanh_half(acc[i + 1], hb.y));
-        }
-      } else {
-        const float2 bb = bias2(b + 16 * t + 8 * c + c2);
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int i = 8 * t + 4 * c + 2 * r;
-          ha[t][2 * c + r] = pack2<T>(gelu_tanh(acc[i] + bb.x), gelu_tanh(acc[i + 1] + bb.y));
-        }
+      for (int r = 0; r < 2; ++r) {
+        const int i = 8 * t + 4 * c + 2 * r;
+        ha[t][2 * c + r] = pack2<T>(gelu(acc[i], bb.x), gelu(acc[i + 1], bb.y));
       }
     }
 }
