@@ -19,7 +19,7 @@ namespace {
 struct BuildArgs {
   ModelArgs model;
   std::string output, device = "auto", precision = "fp32";
-  bool fp16 = false, bf16 = false, no_tf32 = false, no_tune = false;
+  bool fp16 = false, bf16 = false, no_tf32 = false, no_tune = false, tune_wide = false;
   int max_batch = 32;
   std::vector<int> tune_batches;
 };
@@ -80,12 +80,12 @@ int build(const BuildArgs& a, bool precision_given) {
       const int64_t lo = 1, hi = batches.back();
       const double before_lo = median_ms(*engine, lo), before_hi = median_ms(*engine, hi);
       const auto tt = clock::now();
-      engine->autotune(batches);
+      engine->autotune(batches, a.tune_wide);
       plan.gemms = engine->gemm_choices();
       const double tune_s = since(tt) / 1000;
       const double after_lo = median_ms(*engine, lo), after_hi = median_ms(*engine, hi);
-      fmt::print("autotune    {} GEMM shapes over batch sizes {} in {:.1f} s\n", plan.gemms.size(),
-                 fmt::join(batches, ","), tune_s);
+      fmt::print("autotune    {} GEMM shapes over batch sizes {} in {:.1f} s{}\n", plan.gemms.size(),
+                 fmt::join(batches, ","), tune_s, a.tune_wide ? " (wide)" : "");
       fmt::print("forward     batch {}: {:.3f} ms heuristic -> {:.3f} ms tuned; batch {}: {:.3f} -> {:.3f} ms\n", lo,
                  before_lo, after_lo, hi, before_hi, after_hi);
     }
@@ -119,7 +119,11 @@ Action add_build(CLI::App& app) {
   b->add_option("--max-batch,--maxBatch", a->max_batch, "largest batch the plan's engines take")
       ->check(CLI::Range(1, 4096));
   add_device_option(b, a->device);
-  b->add_flag("--no-tune", a->no_tune, "skip GEMM autotuning (heuristic algorithms)");
+  auto* no_tune = b->add_flag("--no-tune", a->no_tune, "skip GEMM autotuning (heuristic algorithms)");
+  b->add_flag("--tune-wide", a->tune_wide,
+              "tune over every tile / stages / cluster configuration cuBLASLt accepts, not only its heuristic's 8 "
+              "candidates (minutes, not seconds)")
+      ->excludes(no_tune);
   b->add_option("--tune-batch", a->tune_batches, "batch sizes to tune (default 8,16,32,..,max batch)")
       ->delimiter(',')
       ->check(CLI::Range(1, 4096));

@@ -86,8 +86,11 @@ class Engine {
 
   // Times every cuBLASLt candidate of each GEMM of the forward at these batch
   // sizes and keeps the fastest (used from then on, and stored in plans by
-  // `swinrt build`). CUDA only.
-  virtual void autotune(const std::vector<int64_t>& batches);
+  // `swinrt build`). The candidates are the heuristic's 8; with `wide`, also
+  // the other configurations of every algorithm cuBLASLt accepts for the
+  // GEMM (tile, stages, cluster shape; a few hundred a GEMM, minutes of
+  // tuning). CUDA only.
+  virtual void autotune(const std::vector<int64_t>& batches, bool wide = false);
   // The GEMM algorithms the engine was given or tuned; the GPU it runs on.
   virtual std::vector<GemmChoice> gemm_choices() const { return {}; }
   virtual GpuTarget gpu_target() const { return {}; }

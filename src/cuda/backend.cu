@@ -336,7 +336,7 @@ class CudaEngine final : public Engine {
     return out;
   }
 
-  void autotune(const std::vector<int64_t>& batches) override {
+  void autotune(const std::vector<int64_t>& batches, bool wide) override {
     Lease lease(*this);
     Context& cx = *lease.cx;
     GemmAlgoTable table;
@@ -350,7 +350,7 @@ class CudaEngine final : public Engine {
       const std::vector<float> in = benchmark_slices(b, config_.img_size);
       SWINRT_CUDA_CHECK(cudaMemcpy(cx.input.ptr, in.data(), in.size() * 4, cudaMemcpyHostToDevice));
       // Tuned as the graph will run it: the same lanes, so the same GEMM shapes.
-      set_tuning(cx, &table);
+      set_tuning(cx, &table, wide);
       try {
         forward(cx, b);
       } catch (...) {
@@ -740,9 +740,11 @@ class CudaEngine final : public Engine {
   // (n <= max_batch: never more than the context has streams for).
   int lanes(int64_t n) const { return n >= lanes_from_ ? static_cast<int>(std::min<int64_t>(lanes_, n)) : 1; }
   int max_lanes() const { return max_batch_ >= lanes_from_ ? lanes_ : 1; }
-  static void set_tuning(Context& cx, GemmAlgoTable* t) {
-    cx.main.gemm.tuning = t;
-    for (auto& sg : cx.side) sg->gemm.tuning = t;
+  static void set_tuning(Context& cx, GemmAlgoTable* t, bool wide = false) {
+    // The wide tuner's cap on candidates beyond the heuristic's (linear.cu).
+    constexpr int kWideCandidates = 400;
+    for (GemmContext* g : {&cx.main.gemm}) g->tuning = t, g->tune_wide = wide ? kWideCandidates : 0;
+    for (auto& sg : cx.side) sg->gemm.tuning = t, sg->gemm.tune_wide = wide ? kWideCandidates : 0;
   }
 
   // The forward of n slices from cx.input to cx.logits (a lane's), enqueued on cx.stream.

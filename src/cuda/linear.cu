@@ -4,7 +4,12 @@
 // so A = w (transposed), B = x. For FP32/TF32 GELU stays a separate exact-erf
 // kernel (cuBLASLt's GELU epilogue is the tanh approximation, which would cost
 // the FP32 path its 1e-4 match); FP16/BF16 take the epilogue.
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
 
 #include "ops.cuh"
 
@@ -40,10 +45,10 @@ struct Descs {
   }
 };
 
-// Times `algo` on the call (two warm-up runs, then the mean of 20), in ms;
-// negative if cuBLASLt refuses to run it.
+// Times `algo` on the call (two warm-up runs, then the mean of `runs`), in
+// ms; negative if cuBLASLt refuses to run it.
 double time_algo(const GemmContext& g, const Descs& d, const cublasLtMatmulAlgo_t& algo, const void* w,
-                 const void* x, void* y, float beta, cudaStream_t s) {
+                 const void* x, void* y, float beta, cudaStream_t s, int runs = 20) {
   const float alpha = 1.0f;
   auto once = [&] {
     return cublasLtMatmul(g.handle, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, &algo, g.workspace,
@@ -54,19 +59,122 @@ double time_algo(const GemmContext& g, const Descs& d, const cublasLtMatmulAlgo_
   cudaEvent_t e0, e1;
   SWINRT_CUDA_CHECK(cudaEventCreate(&e0));
   SWINRT_CUDA_CHECK(cudaEventCreate(&e1));
-  constexpr int kRuns = 20;
   SWINRT_CUDA_CHECK(cudaEventRecord(e0, s));
-  for (int i = 0; i < kRuns; ++i) once();
+  for (int i = 0; i < runs; ++i) once();
   SWINRT_CUDA_CHECK(cudaEventRecord(e1, s));
   SWINRT_CUDA_CHECK(cudaEventSynchronize(e1));
   float ms = 0.f;
   SWINRT_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
-  return double(ms) / kRuns;
+  return double(ms) / runs;
 }
 
 const char* dt_tag(DT t) { return t == DT::F32 ? "f32" : t == DT::F16 ? "f16" : "bf16"; }
+
+// An algorithm's configuration, for the tuner's log (SWINRT_TUNE_VERBOSE).
+std::string algo_config(const cublasLtMatmulAlgo_t& a) {
+  auto get = [&](cublasLtMatmulAlgoConfigAttributes_t attr) -> long long {
+    for (size_t bytes : {4, 2, 8}) {  // each attribute is read at its own width only
+      uint64_t v = 0;
+      size_t n = 0;
+      if (cublasLtMatmulAlgoConfigGetAttribute(&a, attr, &v, bytes, &n) == CUBLAS_STATUS_SUCCESS)
+        return static_cast<long long>(v);
+    }
+    return -1;
+  };
+  return fmt::format("id {} tile {} stages {} splitK {} reduction {} swizzle {} cluster {}",
+                     get(CUBLASLT_ALGO_CONFIG_ID), get(CUBLASLT_ALGO_CONFIG_TILE_ID),
+                     get(CUBLASLT_ALGO_CONFIG_STAGES_ID), get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+                     get(CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME), get(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING),
+                     get(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID));
+}
+
+template <typename T>
+std::vector<T> cap_list(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoCapAttributes_t attr) {
+  size_t bytes = 0;
+  if (cublasLtMatmulAlgoCapGetAttribute(&a, attr, nullptr, 0, &bytes) != CUBLAS_STATUS_SUCCESS || bytes == 0) return {};
+  std::vector<T> v(bytes / sizeof(T));
+  if (cublasLtMatmulAlgoCapGetAttribute(&a, attr, v.data(), bytes, &bytes) != CUBLAS_STATUS_SUCCESS) return {};
+  v.resize(bytes / sizeof(T));
+  return v;
+}
+
+// The wide tuner's candidates beyond the heuristic's (swinrt build
+// --tune-wide): each heuristic candidate, then each algorithm id cuBLASLt
+// lists for the types, with every tile, stages, cluster shape and CTA
+// swizzle it accepts for the call, in a fixed shuffled order, at most
+// kWidePerBase a base and `cap` in all. On the H100 that is about 330 more a
+// GEMM, 14 bases contributing, from some 47,000 configurations checked.
+constexpr int kWidePerBase = 24;
+void widen(const GemmContext& g, const Descs& d, int cap, cublasComputeType_t compute, DT in, DT out,
+           std::vector<cublasLtMatmulAlgo_t>& cands) {
+  const size_t heuristic = cands.size();
+  // The bases: the heuristic's candidates, then every algorithm id cuBLASLt lists for the types.
+  std::vector<cublasLtMatmulAlgo_t> bases(cands.begin(), cands.end());
+  {
+    int ids[256], nids = 0;
+    if (cublasLtMatmulAlgoGetIds(g.handle, compute, CUDA_R_32F, cuda_type(in), cuda_type(in), cuda_type(out),
+                                 cuda_type(out), 256, ids, &nids) == CUBLAS_STATUS_SUCCESS)
+      for (int k = 0; k < nids; ++k) {
+        cublasLtMatmulAlgo_t a{};
+        if (cublasLtMatmulAlgoInit(g.handle, compute, CUDA_R_32F, cuda_type(in), cuda_type(in), cuda_type(out),
+                                   cuda_type(out), ids[k], &a) == CUBLAS_STATUS_SUCCESS)
+          bases.push_back(a);
+      }
+  }
+  auto known = [&](const cublasLtMatmulAlgo_t& a) {
+    for (const auto& c : cands)
+      if (std::memcmp(&c, &a, sizeof(a)) == 0) return true;
+    return false;
+  };
+  // Cluster shapes: auto, 1x1, 2x1, 1x2, 2x2, 4x1, 1x4 (cublasLtClusterShape_t).
+  const uint16_t clusters[] = {0, 2, 3, 5, 6, 4, 8};
+  struct Combo {
+    uint32_t tile, stages;
+    uint16_t cluster;
+    uint32_t swizzle;
+  };
+  auto room = [&] { return int(cands.size() - heuristic) < cap; };
+  int checked = 0, added = 0;
+  for (size_t h = 0; h < bases.size() && room(); ++h) {
+    const cublasLtMatmulAlgo_t& base = bases[h];
+    // kKeep where the algorithm lists no tiles (or stages): its own setting stays.
+    constexpr uint32_t kKeep = ~0u;
+    std::vector<uint32_t> tiles = cap_list<uint32_t>(base, CUBLASLT_ALGO_CAP_TILE_IDS);
+    std::vector<uint32_t> stages = cap_list<uint32_t>(base, CUBLASLT_ALGO_CAP_STAGES_IDS);
+    if (tiles.empty()) tiles.push_back(kKeep);
+    if (stages.empty()) stages.push_back(kKeep);
+    // Every combination, in a fixed shuffled order, so that a base's first
+    // kWidePerBase accepted ones spread over its tiles and stages.
+    std::vector<Combo> combos;
+    for (uint32_t t : tiles)
+      for (uint32_t st : stages)
+        for (uint16_t cl : clusters)
+          for (uint32_t sw : {0u, 1u}) combos.push_back(Combo{t, st, cl, sw});
+    std::mt19937_64 rng(12345);  // fixed: the same candidates every build
+    std::shuffle(combos.begin(), combos.end(), rng);
+    int taken = 0;
+    for (const Combo& c : combos) {
+      if (!room() || taken >= kWidePerBase) break;
+      cublasLtMatmulAlgo_t a = base;
+      if (c.tile != kKeep) cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_TILE_ID, &c.tile, 4);
+      if (c.stages != kKeep) cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &c.stages, 4);
+      cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &c.cluster, 2);
+      cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &c.swizzle, 4);
+      ++checked;
+      cublasLtMatmulHeuristicResult_t check{};
+      if (cublasLtMatmulAlgoCheck(g.handle, d.op, d.a, d.b, d.c, d.c, &a, &check) != CUBLAS_STATUS_SUCCESS ||
+          check.workspaceSize > g.workspace_bytes || known(a))
+        continue;
+      ++added;
+      ++taken;
+      cands.push_back(a);
+    }
+  }
+  if (std::getenv("SWINRT_TUNE_VERBOSE"))
+    fmt::print(stderr, "swinrt:   widen: {} configurations checked, {} candidates added\n", checked, added);
+}
 
 }  // namespace
 
@@ -119,14 +227,18 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
     }
   }
   cublasLtMatmulHeuristicResult_t heur[8]{};
+  std::vector<cublasLtMatmulAlgo_t> cands;
   if (!algo) {
     int found = 0;
     const int want = g.tuning ? 8 : 1;
     lt_check(cublasLtMatmulAlgoGetHeuristic(g.handle, d.op, d.a, d.b, d.c, d.c, d.pref, want, heur, &found),
              "heuristic");
     if (found == 0) throw Error(fmt::format("cuBLASLt has no algorithm for a {}x{}x{} matmul", M, N, K));
+    for (int i = 0; i < found; ++i) cands.push_back(heur[i].algo);
     int best = 0;
     if (g.tuning) {
+      const int heuristic = found;
+      if (g.tune_wide > 0) widen(g, d, g.tune_wide, compute, in, out, cands);
       // y is restored after timing so the forward's values stay right.
       const size_t ybytes = size_t(M) * N * dt_size(out);
       void* saved = nullptr;
@@ -137,18 +249,30 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
       // for the same GEMM inside the forward's graph (build run: without
       // the margin, tuning lost 1-2% at batch 1).
       constexpr double kMargin = 0.95;
-      double best_ms = -1.0;
-      for (int i = 0; i < found; ++i) {
-        const double ms = time_algo(g, d, heur[i].algo, w, x, y, beta, s);
+      double best_ms = -1.0, first_ms = -1.0, best_heur_ms = -1.0;
+      for (size_t i = 0; i < cands.size(); ++i) {
+        // A wide candidate is screened on 3 runs first: most are far slower.
+        if (int(i) >= heuristic && best_ms > 0) {
+          const double quick = time_algo(g, d, cands[i], w, x, y, beta, s, 3);
+          if (quick < 0 || quick > 1.2 * best_ms) continue;
+        }
+        const double ms = time_algo(g, d, cands[i], w, x, y, beta, s);
         if (ms < 0) continue;
-        if (best_ms < 0 || ms < (best == 0 ? kMargin : 1.0) * best_ms) best_ms = ms, best = i;
+        if (i == 0) first_ms = ms;
+        if (int(i) < heuristic && (best_heur_ms < 0 || ms < best_heur_ms)) best_heur_ms = ms;
+        if (best_ms < 0 || ms < (best == 0 ? kMargin : 1.0) * best_ms) best_ms = ms, best = int(i);
       }
       SWINRT_CUDA_CHECK(cudaMemcpyAsync(y, saved, ybytes, cudaMemcpyDeviceToDevice, s));
       SWINRT_CUDA_CHECK(cudaFreeAsync(saved, s));
       if (best_ms < 0) throw Error(fmt::format("cuBLASLt could run no algorithm for a {}x{}x{} matmul", M, N, K));
-      (*g.tuning)[key] = GemmAlgo{heur[best].algo, best_ms};
+      if (std::getenv("SWINRT_TUNE_VERBOSE"))
+        fmt::print(stderr, "swinrt: tune {}: first {:.2f} us [{}] | best of {} heuristic {:.2f} us | {} candidates: "
+                           "chose #{} {:.2f} us [{}]\n",
+                   key, first_ms * 1e3, algo_config(cands[0]), heuristic, best_heur_ms * 1e3, cands.size(), best,
+                   best_ms * 1e3, algo_config(cands[best]));
+      (*g.tuning)[key] = GemmAlgo{cands[best], best_ms};
     }
-    algo = &heur[best].algo;
+    algo = &cands[best];
   }
   lt_check(cublasLtMatmul(g.handle, d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, algo, g.workspace,
                           g.workspace_bytes, s),

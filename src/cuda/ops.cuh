@@ -31,6 +31,10 @@ struct GemmContext {
   // Autotuning (outside graph capture only): a GEMM whose key is not in the
   // table times up to 8 heuristic candidates, runs the fastest, records it.
   GemmAlgoTable* tuning = nullptr;
+  // With tuning: up to this many candidates besides the heuristic's 8
+  // (other tiles, stages, cluster shapes of every algorithm; `swinrt build
+  // --tune-wide`), 0 for none.
+  int tune_wide = 0;
 };
 // y[M,N] (+)= x[M,K] . w[N,K]^T (+ bias[N]). `ldw` is w's row stride (K, or
 // more for a column slice of a wider weight). x and w have dtype `in`; y and

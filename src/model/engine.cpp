@@ -96,7 +96,7 @@ std::unique_ptr<Engine> Engine::create(const PlanFile& plan, const EngineOptions
   throw Error("unknown device");
 }
 
-void Engine::autotune(const std::vector<int64_t>&) { throw Error("GEMM autotuning needs the CUDA backend"); }
+void Engine::autotune(const std::vector<int64_t>&, bool) { throw Error("GEMM autotuning needs the CUDA backend"); }
 
 void Engine::run_labels(const float* input, int64_t batch, int32_t* labels) {
   const int64_t pixels = int64_t(config_.img_size) * config_.img_size;

@@ -180,17 +180,20 @@ def test_usage_errors(tmp_path, swinrt_bin):
     assert r.returncode == 1 and "does not exist" in r.stderr
     r = run(swinrt_bin, "build", "--weights", weights, "-o", tmp_path / "p.plan", "--fp16", "--bf16")
     assert r.returncode == 2
+    r = run(swinrt_bin, "build", "--weights", weights, "-o", tmp_path / "p.plan", "--no-tune", "--tune-wide")
+    assert r.returncode == 2 and "excludes" in r.stderr
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_tuned_gpu_plan_runs_as_its_weights(tmp_path, swinrt_bin, precision):
+@pytest.mark.parametrize("precision,wide", [("fp32", False), ("fp16", False), ("fp16", True)])
+def test_tuned_gpu_plan_runs_as_its_weights(tmp_path, swinrt_bin, precision, wide):
     cfg = config("swin-t")
     _, weights = saved_model(tmp_path, cfg, seed=11)
     plan = tmp_path / "model.plan"
-    r = build(swinrt_bin, weights, plan, "--precision", precision, "--max-batch", "8", "--device", "cuda")
+    tune = ("--tune-wide",) if wide else ()
+    r = build(swinrt_bin, weights, plan, "--precision", precision, "--max-batch", "8", "--device", "cuda", *tune)
     print(r.stdout)
-    assert "autotune" in r.stdout
+    assert "autotune" in r.stdout and ("(wide)" in r.stdout) == wide
     _, _, _, header = parts(plan)
     assert header["gpu"]["arch"].startswith("sm_") and header["gemms"], header["gpu"]
     x = np.random.default_rng(12).random((3, cfg.img_size, cfg.img_size), dtype=np.float32)
