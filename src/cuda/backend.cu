@@ -145,6 +145,7 @@ struct Lane {
   std::vector<void*> skips;
   const float* input;
   float* logits;
+  int lanes = 1;  // lanes of the forward this one belongs to (they share L2's set-aside part)
 };
 
 // Event marks between launches, for profile(); null in normal runs.
@@ -292,6 +293,25 @@ class CudaEngine final : public Engine {
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
+    // L2 set aside for persisting lines (see l2_window in enqueue): a sixth of L2, whole MiB (8 MiB
+    // on the H100; SWINRT_L2_MIB to choose, SWINRT_L2_PERSIST=0 for none). The limit is the
+    // process's: a larger one already set is kept.
+    if (!switched_off("SWINRT_L2_PERSIST")) {
+      int most = 0, l2 = 0, window = 0;
+      SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&most, cudaDevAttrMaxPersistingL2CacheSize, device_));
+      SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device_));
+      SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&window, cudaDevAttrMaxAccessPolicyWindowSize, device_));
+      size_t want = size_t(l2) / 6 / (1u << 20) * (1u << 20);
+      if (const std::optional<int64_t> mib = row_switch("SWINRT_L2_MIB")) want = size_t(*mib) << 20;
+      want = std::min(want, size_t(most));
+      if (want > 0 && window > 0) {
+        size_t now = 0;
+        SWINRT_CUDA_CHECK(cudaDeviceGetLimit(&now, cudaLimitPersistingL2CacheSize));
+        if (now < want) SWINRT_CUDA_CHECK(cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, want));
+        l2_setaside_ = want;
+        l2_window_max_ = size_t(window);
+      }
+    }
     // The fused MLP takes the block's attn.proj too (SWINRT_MLP_PROJ=0: proj by cuBLASLt before it).
     mlp_proj_ = !switched_off("SWINRT_MLP_PROJ");
     // ... and the next block's LayerNorm 1 where that block runs op by op (SWINRT_MLP_NORM1=0: its own launch).
@@ -712,7 +732,9 @@ class CudaEngine final : public Engine {
     int64_t b0 = 0;
     for (int i = 0; i < k; ++i) {
       const int64_t ni = n / k + (i < n % k ? 1 : 0);
-      enqueue(lane(cx, i, b0), ni);
+      Lane l = lane(cx, i, b0);
+      l.lanes = k;
+      enqueue(l, ni);
       b0 += ni;
     }
     for (int i = 1; i < k; ++i) {
@@ -791,10 +813,43 @@ class CudaEngine final : public Engine {
       return !fused && !(grid_ok_[j] && n * t.tokens() <= grid_rows_);
     };
     bool norm1_ready = false;  // cx.t holds this block's LayerNorm 1 already (written by the fused MLP before it)
+    // The two deepest stages (C >= 4 embed_dim: 384 and 768 channels in Swin-T) read and write their
+    // residual stream x in every step. An access policy window on this lane's rows of x, set on the
+    // stream before each of their steps (and so captured into its kernel nodes), keeps a share of them
+    // in L2's set-aside part (persisting, the share that fits beside the other lanes') and makes the
+    // rest of x's lines go first (streaming); the first step after them turns the lines back to normal.
+    // H100, fp16: batch 128 -2.1%, 32 -1.2%, batch 1 unchanged (docs/PERFORMANCE_LOG.md, session 22).
+    size_t l2_rows_bytes = 0;  // x's bytes under the window now (0: none)
+    bool l2_persisting = false;
+    auto l2_window = [&](size_t bytes, cudaAccessProperty hit) {
+      cudaStreamAttrValue v{};
+      v.accessPolicyWindow.base_ptr = bytes ? static_cast<void*>(x) : nullptr;
+      v.accessPolicyWindow.num_bytes = std::min(bytes, l2_window_max_);
+      v.accessPolicyWindow.hitRatio =
+          bytes ? float(std::min(1.0, double(l2_setaside_) / (double(cx.lanes) * v.accessPolicyWindow.num_bytes)))
+                : 0.f;
+      v.accessPolicyWindow.hitProp = hit;
+      v.accessPolicyWindow.missProp = cudaAccessPropertyStreaming;
+      SWINRT_CUDA_CHECK(cudaStreamSetAttribute(s, cudaStreamAttributeAccessPolicyWindow, &v));
+    };
     for (size_t si = 0; si < plan_.size(); ++si) {
       const Step& st = plan_[si];
       const int64_t rows = n * st.tokens();
       const int C = st.dim;
+      if (l2_setaside_) {
+        if (C >= 4 * c.embed_dim) {
+          const size_t bytes = size_t(rows) * C * sizeof(float);
+          if (!l2_persisting || bytes != l2_rows_bytes) l2_window(bytes, cudaAccessPropertyPersisting);
+          l2_rows_bytes = bytes;
+          l2_persisting = true;
+        } else if (l2_persisting) {
+          l2_window(l2_rows_bytes, cudaAccessPropertyNormal);  // this step's accesses turn the lines back
+          l2_persisting = false;
+        } else if (l2_rows_bytes || si == 0) {
+          l2_window(0, cudaAccessPropertyNormal);  // no window
+          l2_rows_bytes = 0;
+        }
+      }
       if (st.op != OpKind::SwinBlock) flush_skip();
       switch (st.op) {
         case OpKind::PatchEmbed: {
@@ -994,6 +1049,7 @@ class CudaEngine final : public Engine {
       }
     }
     flush_skip();  // (a plan never ends in a SaveSkip)
+    if (l2_setaside_) l2_window(0, cudaAccessPropertyNormal);
   }
 
   std::vector<Step> plan_;
@@ -1007,6 +1063,8 @@ class CudaEngine final : public Engine {
   bool mlp_norm1_ = true;  // ... and the next block's norm1 (SWINRT_MLP_NORM1)
   bool narrow_norm_ = true;  // the one-warpgroup block writes the LayerNorm after it (SWINRT_NARROW_NORM)
   int attn_heads_ = 1;  // window_attention's heads_mode (SWINRT_ATTN_HEADS)
+  size_t l2_setaside_ = 0;    // bytes of L2 for persisting lines (0: no access policy windows)
+  size_t l2_window_max_ = 0;  // the device's largest access policy window
   bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast
   // as 8 and holds 55 MiB less at batch 128; 1 is 3% slower.
