@@ -304,13 +304,14 @@ class CudaEngine final : public Engine {
       size_t want = size_t(l2) / 6 / (1u << 20) * (1u << 20);
       if (const std::optional<int64_t> mib = row_switch("SWINRT_L2_MIB")) want = size_t(*mib) << 20;
       want = std::min(want, size_t(most));
-      if (want > 0 && window > 0) {
-        size_t now = 0;
-        SWINRT_CUDA_CHECK(cudaDeviceGetLimit(&now, cudaLimitPersistingL2CacheSize));
-        if (now < want) SWINRT_CUDA_CHECK(cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, want));
+      size_t now = 0;
+      // A hint only: where the limit cannot be read or set (an MPS client, say), the engine runs without it.
+      if (want > 0 && window > 0 && cudaDeviceGetLimit(&now, cudaLimitPersistingL2CacheSize) == cudaSuccess &&
+          (now >= want || cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, want) == cudaSuccess)) {
         l2_setaside_ = want;
         l2_window_max_ = size_t(window);
       }
+      cudaGetLastError();  // (clears a refusal above)
     }
     // The fused MLP takes the block's attn.proj too (SWINRT_MLP_PROJ=0: proj by cuBLASLt before it).
     mlp_proj_ = !switched_off("SWINRT_MLP_PROJ");
