@@ -819,7 +819,7 @@ class CudaEngine final : public Engine {
     // stream before each of their steps (and so captured into its kernel nodes), keeps a share of them
     // in L2's set-aside part (persisting, the share that fits beside the other lanes') and makes the
     // rest of x's lines go first (streaming); the first step after them turns the lines back to normal.
-    // H100, fp16: batch 128 -2.1%, 32 -1.2%, batch 1 unchanged (docs/PERFORMANCE_LOG.md, session 22).
+    // H100, fp16: batch 128 -1.9%, 64 -1.3%, 32 -1.8%, batch 1 unchanged (docs/PERFORMANCE_LOG.md, session 22).
     size_t l2_rows_bytes = 0;  // x's bytes under the window now (0: none)
     bool l2_persisting = false;
     auto l2_window = [&](size_t bytes, cudaAccessProperty hit) {
