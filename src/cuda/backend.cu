@@ -766,8 +766,12 @@ class CudaEngine final : public Engine {
   static void set_tuning(Context& cx, GemmAlgoTable* t, bool wide = false) {
     // The wide tuner's cap on candidates beyond the heuristic's (linear.cu).
     constexpr int kWideCandidates = 400;
-    for (GemmContext* g : {&cx.main.gemm}) g->tuning = t, g->tune_wide = wide ? kWideCandidates : 0;
-    for (auto& sg : cx.side) sg->gemm.tuning = t, sg->gemm.tune_wide = wide ? kWideCandidates : 0;
+    auto set = [&](GemmContext& g) {
+      g.tuning = t;
+      g.tune_wide = wide ? kWideCandidates : 0;
+    };
+    set(cx.main.gemm);
+    for (auto& sg : cx.side) set(sg->gemm);
   }
 
   // The forward of n slices from cx.input to cx.logits (a lane's), enqueued on cx.stream.
