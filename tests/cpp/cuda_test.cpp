@@ -596,6 +596,29 @@ TEST(Cuda, LanesMatchOneStream) {
   }
 }
 
+// The L2 access policy window on the deepest stages' residual stream
+// (backend.cu, enqueue) is a cache hint: it moves no arithmetic, so the
+// logits with and without it are the same bits, on one lane and on two.
+TEST(Cuda, L2WindowLeavesLogits) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const Config cfg = named_config("swin-t");
+  const Weights w = random_weights(cfg, 91);
+  const EnvFor from("SWINRT_LANES_FROM", "2");
+  for (int64_t B : {1, 3}) {
+    const auto in = random_slices(B, cfg.img_size, 92);
+    for (Precision p : {Precision::FP16, Precision::FP32}) {
+      const auto on = cuda_logits(w, p, in, B, "SWINRT_L2_MIB", "8", B);
+      const auto off = cuda_logits(w, p, in, B, "SWINRT_L2_PERSIST", "0", B);
+      const Gap g = gap(on, off, B, cfg.num_classes, int64_t(cfg.img_size) * cfg.img_size);
+      ASSERT_LT(g.first_nonfinite, 0) << precision_name(p) << " logit " << g.first_nonfinite;
+      std::printf("  %s batch %lld: max |window - none| = %.3g\n", precision_name(p), static_cast<long long>(B),
+                  g.max_abs);
+      EXPECT_EQ(g.max_abs, 0.0) << precision_name(p) << " batch " << B;
+    }
+  }
+}
+
 TEST(Cuda, ThreadsShareOneEngine) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
