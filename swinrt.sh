@@ -48,6 +48,10 @@ setup_venv() {
     "$VENV/bin/python" -c "import $p" 2>/dev/null || "$VENV/bin/pip" install -q "$p" ||
       log "pip could not install $p: the ONNX tests that need it skip"
   done
+  # CUDA builds: CUTLASS's headers (the small batches' GEMMs, src/cuda/gemm_sm90.cuh); CMake finds them here.
+  if [ "${SWINRT_CUDA:-OFF}" = ON ] && ! "$VENV/bin/python" -c "import cutlass_library" 2>/dev/null; then
+    "$VENV/bin/pip" install -q --no-deps nvidia-cutlass || log "pip could not install nvidia-cutlass: cuBLASLt runs every GEMM"
+  fi
   if [ ! -x "$VENV/bin/swinrt-convert" ] || [ ! -x "$VENV/bin/swinrt-export" ] || [ ! -x "$VENV/bin/swinrt-phantom" ]; then
     "$VENV/bin/pip" install -q --no-deps -e "$ROOT"
   fi

@@ -35,6 +35,7 @@ namespace {
 template <typename T>
 __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                         float scale, const float* __restrict__ bias, T* __restrict__ out) {
+  wait_for_prior_grids();
   extern __shared__ float4 smem4[];
   // Layout (floats): q [N][d], kT [d][Np] (k transposed, so 4 neighbouring
   // columns are one float4), v [N][d], S [N][Np]; Np = N rounded up to 4.
@@ -145,6 +146,7 @@ __global__ void __launch_bounds__(32 * (R == 7 ? 7 : 8))
     window_attention_rows_kernel(const float* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                  float scale, const float* __restrict__ bias64, const WindowTable* __restrict__ table,
                                  float* __restrict__ out) {
+  wait_for_prior_grids();
   constexpr int WARPS = R == 7 ? 7 : 8, THREADS = 32 * WARPS;
   static_assert(R * WARPS <= 64 && R <= 8, "rows per warp");
   constexpr int kRows = 64, LDK = HD + 4, V4 = HD / 4;    // k rows padded: conflict-free float4 reads
@@ -348,6 +350,7 @@ __global__ void __launch_bounds__(THREADS, THREADS == 128 ? (HD <= 32 ? 6 : 4) :
     window_attention_mma_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                 float scale, const __half* __restrict__ bias64, const WindowTable* __restrict__ table,
                                 T* __restrict__ out) {
+  wait_for_prior_grids();
   extern __shared__ float4 smem4[];
   window_attention_unit<T, HD, THREADS>(qkv, res, C, heads, window, shift, scale, bias64, out, blockIdx.x,
                                         blockIdx.y, blockIdx.z, reinterpret_cast<char*>(smem4), table);
@@ -389,6 +392,7 @@ __global__ void __launch_bounds__(128, (227 * 1024) / (kHeadsSmem<HD, G> + 1024)
     window_attention_heads_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, float scale,
                                   const __half* __restrict__ bias64, const WindowTable* __restrict__ table,
                                   T* __restrict__ out, int reverse) {
+  wait_for_prior_grids();
   constexpr int kRows = 64, COLS = G * HD, LD = COLS + 8, V8 = HD / 8;  // 16-byte pieces of a row and head
   constexpr int PIECES = kRows * 3 * V8, PER = (PIECES + 127) / 128;    // a head's q, k, v pieces
   static_assert(COLS <= 128 && HD % 16 == 0 && G <= 4, "unsupported head group");
@@ -529,6 +533,7 @@ void launch_mma(const void* qkv, int B, int res, int C, int heads, int window, i
 template <typename T>
 __global__ void window_attention_tc_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                            float scale, const float* __restrict__ bias, T* __restrict__ out) {
+  wait_for_prior_grids();
   using namespace nvcuda;
   extern __shared__ float4 smem4[];
   const int N = window * window, NP = (N + 15) & ~15, d = C / heads;
@@ -655,6 +660,7 @@ namespace {
 // (padded_bias16_offset).
 template <typename T>
 __global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N, T* __restrict__ out) {
+  wait_for_prior_grids();
   const int total = heads * 64 * 64;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
     const int h = i / (64 * 64), r = i / 64 % 64, j = i % 64;
@@ -668,6 +674,7 @@ __global__ void pad_bias_kernel(const float* __restrict__ rpb, int heads, int N,
 
 // One thread block of 64 threads per window.
 __global__ void window_table_kernel(int res, int window, int shift, WindowTable* __restrict__ out) {
+  wait_for_prior_grids();
   __shared__ int tok[64], reg[64];
   __shared__ unsigned long long mbits[64];
   const int nw = res / window, w = blockIdx.x;

@@ -293,6 +293,39 @@ class CudaEngine final : public Engine {
                                    : head_frags_.ptr && final_expand_head_supported(act_, c.embed_dim, c.num_classes,
                                                                                    c.img_size / c.patch_size));
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
+    // Programmatic dependent launch at small batches (graph_edges.cu): the
+    // graph's edges into swinrt's kernels, which wait on the device, become
+    // programmatic, and the fp16/bf16 GEMMs run as CUTLASS's sm90 kernels
+    // (gemm_sm90.cu), which wait too, instead of cuBLASLt's, which do not.
+    // SWINRT_PDL: 0 off, 1 (default: the next kernel launches when the last
+    // one's blocks have all exited or passed their wait), 2 (when they have
+    // all launched); SWINRT_PDL_BATCH: up to this batch (default 2);
+    // SWINRT_OWN_GEMM=0/1: the CUTLASS GEMMs never/always at those batches,
+    // with or without the edges (A/B runs). sm_90 and later; the CUTLASS
+    // kernels are sm_90a's, for compute capability 9.0 only.
+    if (const std::optional<int64_t> v = row_switch("SWINRT_PDL")) {
+      if (*v > 2) throw Error(fmt::format("SWINRT_PDL={}: expected 0, 1 or 2", *v));
+      pdl_mode_ = static_cast<int>(*v);
+      pdl_explicit_ = true;
+    }
+    if (const std::optional<int64_t> v = row_switch("SWINRT_PDL_BATCH")) pdl_batch_ = *v;
+    {
+      int major = 0, minor = 0;
+      SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_));
+      SWINRT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device_));
+      if (major < 9) pdl_mode_ = 0;  // griddepcontrol: sm_90 and later
+      const bool can = sm90_gemm_built() && major == 9 && minor == 0;
+      if (const std::optional<int64_t> v = row_switch("SWINRT_OWN_GEMM")) {
+        own_gemm_ = *v != 0;
+        if (own_gemm_ && !can)
+          throw Error(sm90_gemm_built() ? fmt::format("SWINRT_OWN_GEMM=1: the CUTLASS GEMMs are sm_90a code, and "
+                                                      "this GPU is compute capability {}.{}", major, minor)
+                                        : std::string("SWINRT_OWN_GEMM=1: this build has no CUTLASS GEMMs "
+                                                      "(configure with SWINRT_CUTLASS_DIR)"));
+      } else {
+        own_gemm_ = pdl_mode_ != 0 && can;
+      }
+    }
     // L2 set aside for persisting lines (see l2_window in enqueue): a sixth of L2, whole MiB (8 MiB
     // on the H100; SWINRT_L2_MIB to choose, SWINRT_L2_PERSIST=0 for none). The limit is the
     // process's: a larger one already set is kept.
@@ -698,6 +731,10 @@ class CudaEngine final : public Engine {
 
   // Replays (capturing on first use) the forward graph for batch n.
   void launch(Context& cx, int64_t n) {
+    const bool small = n <= pdl_batch_;
+    const bool own = own_gemm_ && small && act_ != DT::F32;
+    cx.main.gemm.own = own;
+    for (auto& sg : cx.side) sg->gemm.own = own;
     auto it = cx.graphs.find(n);
     if (it == cx.graphs.end()) {
       cudaGraph_t graph = nullptr;
@@ -711,7 +748,23 @@ class CudaEngine final : public Engine {
       }
       SWINRT_CUDA_CHECK(cudaStreamEndCapture(cx.main.stream, &graph));
       cudaGraphExec_t exec = nullptr;
-      const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+      cudaError_t err = cudaSuccess;
+      try {
+        // The edges pay only with the CUTLASS GEMMs (session 24: fp32 batch 1 +0.8%, fp16 with cuBLASLt's
+        // GEMMs +1.5%); SWINRT_PDL set asks for them at every precision.
+        if (small && pdl_mode_ && (own || pdl_explicit_)) {
+          const ProgrammaticEdges pe = make_edges_programmatic(graph, pdl_mode_);
+          if (std::getenv("SWINRT_PDL_VERBOSE")) {
+            fmt::print(stderr, "swinrt: batch {} graph: {} of {} kernel edges programmatic (mode {})\n", n,
+                       pe.programmatic, pe.kernel_edges, pdl_mode_);
+            for (const std::string& k : pe.kept) fmt::print(stderr, "swinrt:   kept ordinary: {}\n", k);
+          }
+        }
+        err = cudaGraphInstantiate(&exec, graph, 0);
+      } catch (...) {
+        cudaGraphDestroy(graph);
+        throw;
+      }
       cudaGraphDestroy(graph);
       SWINRT_CUDA_CHECK(err);
       it = cx.graphs.emplace(n, exec).first;
@@ -1070,6 +1123,10 @@ class CudaEngine final : public Engine {
   int attn_heads_ = 1;  // window_attention's heads_mode (SWINRT_ATTN_HEADS)
   size_t l2_setaside_ = 0;    // bytes of L2 for persisting lines (0: no access policy windows)
   size_t l2_window_max_ = 0;  // the device's largest access policy window
+  int pdl_mode_ = 1;       // programmatic edges at batches up to pdl_batch_ (SWINRT_PDL; 0: none)
+  int64_t pdl_batch_ = 2;   // session 24: batch 1 -10%, 2 -5%, 4 +5% (CUTLASS's 64-row tiles slower there)
+  bool pdl_explicit_ = false;  // SWINRT_PDL given: edges at every precision (else only with the CUTLASS GEMMs)
+  bool own_gemm_ = true;   // gemm_sm90.cu's CUTLASS GEMMs at those batches (SWINRT_OWN_GEMM)
   bool embed_pairs_ = true;  // patch_embed's two-token kernel where it applies (SWINRT_EMBED_PAIRS=0: not)
   // Slices per x4-expand chunk (SWINRT_FIN_SLICES): on the H100 2 is as fast
   // as 8 and holds 55 MiB less at batch 128; 1 is 3% slower.

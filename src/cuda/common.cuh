@@ -41,6 +41,21 @@ __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
+// Every kernel of this namespace calls this before it reads an activation or
+// writes anything: where the forward graph's edge into its launch is
+// programmatic (graph_edges.cu), the launch may begin while the kernel
+// before it still runs, and this waits until that kernel has finished and
+// its writes are visible (griddepcontrol.wait). Then it lets the kernel
+// after it launch (griddepcontrol.launch_dependents: with SWINRT_PDL=1 that
+// kernel's blocks start once all of this one's have passed here, one kernel
+// ahead). On an ordinary launch both return at once. sm_90 and later.
+__device__ __forceinline__ void wait_for_prior_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

@@ -43,6 +43,7 @@ constexpr int kThreads = 256;
 constexpr size_t kScratchBytes = size_t(256) << 20;
 
 __global__ void edt_axis0(const uint8_t* sites, int64_t n0, int64_t plane, double s0, double* out) {
+  wait_for_prior_grids();
   const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (j >= plane) return;
   int64_t last = -1;
@@ -76,6 +77,7 @@ struct LineSet {
 
 // squared_edt_line of edt.cpp for one line.
 __global__ void edt_envelope(const double* in, double* out, LineSet ls, double spacing, int32_t* v, double* z) {
+  wait_for_prior_grids();
   const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (t >= ls.count) return;
   const int64_t l = ls.first + t;
@@ -179,6 +181,7 @@ constexpr int kMaxSharedClasses = 128;
 
 __global__ void class_stats(const int32_t* pred, const int32_t* gt, int64_t n1, int64_t n2, int64_t voxels,
                             const int* slot, int top, int nc, ClassStats* stats) {
+  wait_for_prior_grids();
   __shared__ ClassStats local[kMaxSharedClasses];
   for (int k = threadIdx.x; k < nc; k += blockDim.x) {
     local[k].pred = local[k].gt = local[k].both = 0;
@@ -233,6 +236,7 @@ struct SurfaceArgs {
 
 // surface_in_box of metrics.cpp for `labels == c`; counts the surface voxels.
 __global__ void surface(const int32_t* labels, int32_t c, SurfaceArgs a, uint8_t* out, unsigned long long* count) {
+  wait_for_prior_grids();
   const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t n = a.bs[0] * a.bs[1] * a.bs[2];
   uint8_t s = 0;
@@ -253,6 +257,7 @@ __global__ void surface(const int32_t* labels, int32_t c, SurfaceArgs a, uint8_t
 }
 
 __global__ void gather(const uint8_t* from, const double* sq, int64_t n, double* dist, unsigned long long* next) {
+  wait_for_prior_grids();
   const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (t >= n || !from[t]) return;
   dist[atomicAdd(next, 1ull)] = sqrt(sq[t]);

@@ -10,6 +10,7 @@ namespace {
 // Thread x of block (x, y) takes pixel x of slices y, y + gridDim.y, ...:
 // no division per pixel.
 __global__ void argmax_kernel(const float* __restrict__ logits, int B, int C, int64_t HW, int32_t* __restrict__ labels) {
+  wait_for_prior_grids();
   const int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (p >= HW) return;
   for (int b = blockIdx.y; b < B; b += gridDim.y) {

@@ -85,6 +85,7 @@ template <typename Tin, typename Tout, Gather G, int NPL>
 __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int C, const Geo geo,
                                  const float* __restrict__ g, const float* __restrict__ bta, Tout* __restrict__ out,
                                  Tout* __restrict__ raw, int64_t ldo, int64_t ldr) {
+  wait_for_prior_grids();
   const int64_t row = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (row >= rows) return;
   const int lane = threadIdx.x;
@@ -171,6 +172,7 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
                                                             const Geo geo, const float* __restrict__ g,
                                                             const float* __restrict__ bta, Tout* __restrict__ out,
                                                             Tout* __restrict__ raw, int64_t ldo, int64_t ldr) {
+  wait_for_prior_grids();
   constexpr int RPB = 256 / TPR, WPR = TPR / 32;  // rows per block, warps per row
   __shared__ float red[2][8];
   const int rb = threadIdx.x / TPR, t = threadIdx.x % TPR, warp = threadIdx.x >> 5;
@@ -292,6 +294,7 @@ void launch(const void* src, int64_t rows, int C, Gather gather, int res, int fa
 
 template <typename T>
 __global__ void cast_kernel(const float* __restrict__ x, int64_t n, T* __restrict__ out) {
+  wait_for_prior_grids();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f<T>(x[i]);
 }
@@ -300,6 +303,7 @@ __global__ void cast_kernel(const float* __restrict__ x, int64_t n, T* __restric
 // values per thread and step; I: the index type (32-bit where n fits).
 template <typename T, typename I>
 __global__ void cast_rows_kernel(const float* __restrict__ x, I n4, I cols4, int64_t ldo, T* __restrict__ out) {
+  wait_for_prior_grids();
   for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n4; i += I(gridDim.x) * blockDim.x) {
     const I r = i / cols4, c = (i - r * cols4) * 4;
     const float4 v = __ldg(reinterpret_cast<const float4*>(x) + i);

@@ -189,6 +189,7 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
             const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu, int ldx) {
   if (M == 0) return;
   if (ldx == 0) ldx = K;
+  if (g.own && linear_sm90(x, ldx, w, ldw, in, M, K, N, bias, y, out, accumulate, tanh_gelu, s)) return;
   const cublasComputeType_t compute =
       in == DT::F32 ? (g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F) : CUBLAS_COMPUTE_32F;
   Descs d;
@@ -286,6 +287,7 @@ __device__ __forceinline__ float gelu_f(float v) { return 0.5f * v * (1.0f + erf
 // 16 bytes per thread per step (8 halves or 4 floats), scalar tail.
 template <typename T>
 __global__ void gelu_kernel(T* x, int64_t n) {
+  wait_for_prior_grids();
   constexpr int kVec = 16 / sizeof(T);
   const int64_t nvec = n / kVec, stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < nvec; i += stride) {

@@ -104,6 +104,7 @@ __device__ long long g_mlp_stamp_buf[8][6];
 // proj GEMM and this kernel would each read and write x.
 template <typename T, int C, bool PROJ>
 __global__ void __launch_bounds__(MlpShape<C>::THREADS, 1) mlp_kernel(MlpArgs p) {
+  wait_for_prior_grids();
   using S = MlpShape<C>;
   constexpr int SP = PROJ ? S::SP : 0, TOTAL = SP + S::TOTAL;  // the stream: W_proj's stages, then the chunks
 #ifdef SWINRT_MLP_STAMPS

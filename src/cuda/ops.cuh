@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common.cuh"
 
@@ -35,6 +36,11 @@ struct GemmContext {
   // (other tiles, stages, cluster shapes of every algorithm; `swinrt build
   // --tune-wide`), 0 for none.
   int tune_wide = 0;
+  // Small batches: the fp16/bf16 GEMMs as CUTLASS's sm90 kernels
+  // (gemm_sm90.cu), which wait on the device, so that the forward graph's
+  // edges into them can be programmatic (backend.cu sets it with
+  // SWINRT_PDL); cuBLASLt where that does not apply or for any other batch.
+  bool own = false;
 };
 // y[M,N] (+)= x[M,K] . w[N,K]^T (+ bias[N]). `ldw` is w's row stride (K, or
 // more for a column slice of a wider weight). x and w have dtype `in`; y and
@@ -43,6 +49,19 @@ struct GemmContext {
 // from the erf form by at most 4.7e-4, at x = 2.7, under half an fp16 ulp there).
 void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, int64_t M, int K, int N,
             const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu = false, int ldx = 0);
+// --- gemm_sm90.cu: linear() as a CUTLASS sm90 GEMM (TMA, wgmma) that waits on the device ---
+// fp16/bf16 x and w; y in their dtype (bias of that dtype, optional GELU,
+// tanh form) or FP32 (FP32 bias, y += where `accumulate`). Computes y^T =
+// w . x^T, so that the weight rows fill the 64-row wgmma tile and the tokens,
+// few at small batches, take the narrow side. False, with nothing launched,
+// where it does not apply (FP32 operands, strides not multiples of 8, a
+// build without CUTLASS), for the caller to take cuBLASLt.
+bool linear_sm90(const void* x, int ldx, const void* w, int ldw, DT in, int64_t M, int K, int N, const void* bias,
+                 void* y, DT out, bool accumulate, bool tanh_gelu, cudaStream_t s);
+// Whether this build has linear_sm90's kernels (CMake found CUTLASS).
+bool sm90_gemm_built();
+// Whether the (mangled) kernel name is one of linear_sm90's: they wait on the device (griddepcontrol.wait).
+bool is_sm90_gemm_kernel(const std::string& mangled);
 // The key a GEMM's chosen algorithm is stored under: shape, operand layout
 // and dtypes, epilogue.
 std::string gemm_key(int64_t M, int K, int N, int ldw, DT in, DT out, bool bias, bool accumulate, bool tanh_gelu,
@@ -236,5 +255,17 @@ void final_expand_head_f32(const float* x, int64_t M, int res, int E, const floa
 
 // --- head.cu ---
 void argmax_channels(const float* logits, int B, int C, int64_t HW, int32_t* labels, cudaStream_t s);
+
+// --- graph_edges.cu: programmatic dependent launch inside the forward graph ---
+struct ProgrammaticEdges {
+  int kernel_edges = 0;           // kernel -> kernel edges seen
+  int programmatic = 0;           // of those, made programmatic
+  std::vector<std::string> kept;  // the kernels whose incoming edges stayed ordinary
+};
+// Makes the graph's kernel -> kernel edges programmatic where the dependent
+// kernel waits on the device (swinrt's own kernels: graph_edges.cu). mode 0:
+// none; 1: B may launch when A's blocks have all exited (or triggered); 2:
+// when they have all launched.
+ProgrammaticEdges make_edges_programmatic(cudaGraph_t graph, int mode);
 
 }  // namespace swinrt::cuda

@@ -48,6 +48,7 @@ __global__ void __launch_bounds__(256, PP ? 3 : 1)
                        const float* __restrict__ w, const float* __restrict__ bias, int E, const float* __restrict__ g,
                        const float* __restrict__ bt, const float* __restrict__ ape, int tpw, float* __restrict__ x,
                        T* __restrict__ xt, int64_t ldt) {
+  wait_for_prior_grids();
   extern __shared__ float ws[];  // w transposed, [pp][E]: lanes read consecutive channels, no bank conflicts
   const int pp = PP ? PP : patch * patch;
   for (int i = threadIdx.y * 32 + threadIdx.x; i < E * pp; i += 32 * blockDim.y) ws[(i % pp) * E + i / pp] = w[i];
@@ -137,6 +138,7 @@ __global__ void __launch_bounds__(256, 3)
                              const float* __restrict__ w, const float* __restrict__ bias, const float* __restrict__ g,
                              const float* __restrict__ bt, const float* __restrict__ ape, int ppw,
                              float* __restrict__ x, T* __restrict__ xt, int64_t ldt) {
+  wait_for_prior_grids();
   constexpr int E = 96, NPL = 3, PP = 16;
   __shared__ float ws[PP * E];  // w transposed, [pp][E]
   const int lane = threadIdx.x, grid = img_size / 4;
@@ -231,6 +233,7 @@ template <typename T, int EMAX>
 __global__ void final_norm_head_kernel(const T* __restrict__ ex, int64_t row0, int64_t rows, int res, int E,
                                        const float* __restrict__ g, const float* __restrict__ bt,
                                        const float* __restrict__ head, int classes, float* __restrict__ logits) {
+  wait_for_prior_grids();
   extern __shared__ float4 smem4[];
   float* wsm = reinterpret_cast<float*>(smem4);  // head [classes][E], then g [E], b [E], then the staging rows
   float* gs = wsm + classes * E;
@@ -324,6 +327,7 @@ __host__ __device__ constexpr int head_frag_words(int KT, int NT) { return NT * 
 template <typename T, int KT, int NT>
 __global__ void final_head_prepare_kernel(const float* __restrict__ head, const float* __restrict__ g,
                                           const float* __restrict__ bt, int classes, uint32_t* __restrict__ out) {
+  wait_for_prior_grids();
   constexpr int E = KT * 16;
   const int lane = threadIdx.x & 31, g8 = lane >> 2, c2 = (lane & 3) * 2;
   for (int nt = 0; nt < NT; ++nt) {
@@ -430,6 +434,7 @@ __global__ void __launch_bounds__(128) final_norm_head_mma_kernel(const T* __res
                                                                   int res, int classes,
                                                                   const uint32_t* __restrict__ frags,
                                                                   float* __restrict__ logits) {
+  wait_for_prior_grids();
   constexpr int E = KT * 16, FW = head_frag_words(KT, NT) / 32;
   const int lane = threadIdx.x & 31, g8 = lane >> 2, c2 = (lane & 3) * 2;
   uint32_t fr[FW];  // this lane's head fragments, in registers for the whole kernel
@@ -573,6 +578,7 @@ template <typename T, int KT, int NT>
 __global__ void __launch_bounds__(32 * kXhWarps, 1)
     final_expand_head_kernel(const T* __restrict__ x, int64_t tiles, int res, int tpi, const T* __restrict__ wexp,
                              const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits) {
+  wait_for_prior_grids();
   constexpr int E = KT * 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = kXhSld;
   extern __shared__ __align__(128) unsigned char xsm[];
   T* ws = reinterpret_cast<T*>(xsm);                                             // [4 sub-pixels][E rows n][LD]
@@ -646,6 +652,7 @@ template <typename T, int NT>
 __global__ void __launch_bounds__(32 * kXhWarps, 1)
     final_expand_head_wg_kernel(const T* __restrict__ x, int64_t units, int res, int upi, const T* __restrict__ wexp,
                                 const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits) {
+  wait_for_prior_grids();
   constexpr int E = kXhWgE, KT = E / 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = kXhSld;
   extern __shared__ __align__(128) unsigned char xsm[];
   T* ws = reinterpret_cast<T*>(xsm);                                               // [4 sub-pixels][E x E] core matrices
@@ -929,6 +936,7 @@ __global__ void __launch_bounds__(256, 1)
     final_expand_head_f32_kernel(const float* __restrict__ x, int64_t M, int res, const float* __restrict__ wexp,
                                  const float* __restrict__ g, const float* __restrict__ bt,
                                  const float* __restrict__ head, int classes, float* __restrict__ logits) {
+  wait_for_prior_grids();
   constexpr int LDW = E + 4, CPT = E / 16, K4 = E / 4;
   extern __shared__ float4 smem4[];
   float* ws = reinterpret_cast<float*>(smem4);  // [p2][E channels][LDW]: expand rows (p1 * 4 + p2) * E + c
@@ -1105,6 +1113,7 @@ __global__ void __launch_bounds__(256, 1) patch_expand_wg_kernel(const float* __
                                                                  int res, const T* __restrict__ w,
                                                                  const float* __restrict__ g,
                                                                  const float* __restrict__ bt, T* __restrict__ out) {
+  wait_for_prior_grids();
   constexpr int C = kPxC, K = kPxK, KT = K / 16, VK = K / 8;
   constexpr int SPR = K / 4;  // 16-byte pieces a row of x
   extern __shared__ __align__(128) unsigned char pxs[];

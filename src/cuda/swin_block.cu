@@ -444,6 +444,7 @@ __device__ int g_stamp_count;
 template <typename T, int C, int HD, bool WG, int THREADS = kThreadsFor<C>>
 __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREADS>::bytes <= 113 * 1024 ? 2 : 1)
     swin_block_kernel(BlockArgs p) {
+  wait_for_prior_grids();
   static_assert(THREADS == kThreadsFor<C> || WG, "the wide form is the wgmma kernel's");
   using L = Layout<C, WG, THREADS>;
   using OpA = typename L::OpA;
@@ -741,6 +742,7 @@ struct MlpRing {
 // COMPACT (not with PIPE): the compact layout, four windows an SM.
 template <typename T, int HD, bool PIPE, bool COMPACT>
 __global__ void __launch_bounds__(narrow::THREADS, COMPACT ? 4 : 3) swin_block_narrow_kernel(BlockArgs p) {
+  wait_for_prior_grids();
   using namespace narrow;
   static_assert(!(PIPE && COMPACT), "the compact form runs its MLP chunk after chunk");
   extern __shared__ float4 smem4[];
@@ -1054,6 +1056,7 @@ __global__ void __launch_bounds__(narrow::THREADS, COMPACT ? 4 : 3) swin_block_n
 // c2 = 2*(lane%4): the b0, b1 registers of mma.m16n8k16's B operand (B = W^T).
 __global__ void arrange_kernel(const uint16_t* __restrict__ w, int N, int K, int chunk, int kps,
                                uint2* __restrict__ out) {
+  wait_for_prior_grids();
   const int KT = K / 16, nts = chunk / 8, steps = KT / kps;
   const int64_t total = int64_t(N / 8) * KT * 32;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -1074,6 +1077,7 @@ __global__ void arrange_kernel(const uint16_t* __restrict__ w, int N, int K, int
 // [8-column group][k half][column][8 k] core matrices of 16-byte rows.
 __global__ void arrange_wg_kernel(const uint16_t* __restrict__ w, int N, int K, int chunk, int kps,
                                   uint4* __restrict__ out) {
+  wait_for_prior_grids();
   const int KT = K / 16, groups = chunk / 8, steps = KT / kps;
   const int64_t total = int64_t(N) * K / 8;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -1157,6 +1161,7 @@ Kernel kernel_for(DT t, int C, int heads, bool wg, bool wide = false) {
 
 // Writes 1 where this build's sm_90a code is what runs on the device.
 __global__ void wgmma_probe_kernel(int* out) {
+  wait_for_prior_grids();
 #ifdef SWINRT_WGMMA_CODE
   *out = 1;
 #else
@@ -1212,6 +1217,7 @@ size_t swin_block_stream_bytes(int C) { return half_bias_offset(C) + size_t(4) *
 namespace {
 template <typename T>
 __global__ void half_bias_kernel(const T* __restrict__ b, int n, float* __restrict__ out) {
+  wait_for_prior_grids();
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = 0.5f * to_f(b[i]);
 }

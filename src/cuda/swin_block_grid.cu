@@ -310,6 +310,7 @@ __device__ __forceinline__ unsigned long long gtimer() {
 
 template <typename T, int C>
 __global__ void __launch_bounds__(kThreads, 1) swin_block_grid_kernel(GridArgs p) {
+  wait_for_prior_grids();
   unsigned long long ts[6];  // globaltimer after each phase, for SWINRT_GRID_STAMPS
   ts[0] = gtimer();
   using S = GridShape<C>;

@@ -51,6 +51,7 @@ __device__ void filter_line(double* p, int64_t n, int64_t step, double z_last) {
 
 __global__ void prefilter_rows(const float* in, double* coef, int64_t B, int64_t H, int64_t W, double gain,
                                double z_last) {
+  wait_for_prior_grids();
   const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (t >= B * W) return;
   const int64_t b = t / W, j = t % W;
@@ -61,6 +62,7 @@ __global__ void prefilter_rows(const float* in, double* coef, int64_t B, int64_t
 }
 
 __global__ void prefilter_cols(double* coef, int64_t B, int64_t H, int64_t W, double gain, double z_last) {
+  wait_for_prior_grids();
   const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (t >= B * H) return;
   double* p = coef + t * W;
@@ -76,6 +78,7 @@ struct AxisTables {
 
 __global__ void interpolate(const double* coef, float* out, int64_t B, int64_t H, int64_t W, int64_t OH, int64_t OW,
                             AxisTables rows, AxisTables cols) {
+  wait_for_prior_grids();
   const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (t >= B * OH * OW) return;
   const int64_t c = t % OW, r = (t / OW) % OH, b = t / (OW * OH);
@@ -100,6 +103,7 @@ __global__ void interpolate(const double* coef, float* out, int64_t B, int64_t H
 template <typename T>
 __global__ void nearest(const T* in, T* out, int64_t B, int64_t H, int64_t W, int64_t OH, int64_t OW, AxisTables rows,
                         AxisTables cols) {
+  wait_for_prior_grids();
   const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (t >= B * OH * OW) return;
   const int64_t c = t % OW, r = (t / OW) % OH, b = t / (OW * OH);

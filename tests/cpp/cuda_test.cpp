@@ -10,6 +10,8 @@
 #include <string>
 #include <fmt/format.h>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "swinrt/engine.h"
 #include "swinrt/error.h"
@@ -615,6 +617,102 @@ TEST(Cuda, L2WindowLeavesLogits) {
       std::printf("  %s batch %lld: max |window - none| = %.3g\n", precision_name(p), static_cast<long long>(B),
                   g.max_abs);
       EXPECT_EQ(g.max_abs, 0.0) << precision_name(p) << " batch " << B;
+    }
+  }
+}
+
+// Logits of a CUDA engine of w created with the switches `env` set (name, value pairs).
+std::vector<float> cuda_logits_with(const Weights& w, Precision p, const std::vector<float>& in, int64_t B,
+                                    const std::vector<std::pair<const char*, const char*>>& env, int max_batch) {
+  const Config& cfg = w.config();
+  std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * cfg.img_size * cfg.img_size));
+  for (const auto& [k, v] : env) setenv(k, v, 1);
+  auto engine = make_cuda_engine(w, {Device::Cuda, p, max_batch});
+  for (const auto& [k, v] : env) unsetenv(k);
+  engine->run(in.data(), B, out.data());
+  return out;
+}
+
+// Whether this build and GPU run gemm_sm90.cu's CUTLASS GEMMs (an engine
+// asked for them explicitly says when it cannot).
+bool sm90_gemm_runs(const Weights& w, std::string* why) {
+  try {
+    const EnvFor own("SWINRT_OWN_GEMM", "1");
+    make_cuda_engine(w, {Device::Cuda, Precision::FP16, 1});
+    return true;
+  } catch (const Error& e) {
+    *why = e.what();
+    return false;
+  }
+}
+
+// gemm_sm90.cu's CUTLASS GEMMs (the small batches' default, with
+// programmatic edges) against cuBLASLt, both without the edges, each
+// against the CPU backend in FP32: the same products summed in another
+// order, so their error must be of cuBLASLt's size. swin-t at batch 1 takes
+// the 32-token tiles (49 and 196 tokens), at batch 3 the 64-token ones too;
+// w8's k and n are not multiples of the 64 x 64 tile (48, 144).
+TEST(Cuda, Sm90GemmMatchesCublas) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  if (!sm90_gemm_runs(random_weights(named_config("swin-t"), 93), &why)) GTEST_SKIP() << why;
+  for (const char* name : {"swin-t", "w8"}) {
+    const Config cfg = named_config(name);
+    const Weights w = random_weights(cfg, 93);
+    const int64_t HW = int64_t(cfg.img_size) * cfg.img_size;
+    for (int64_t B : {1, 3}) {
+      const auto in = random_slices(B, cfg.img_size, 94);
+      std::vector<float> ref(static_cast<size_t>(B * cfg.num_classes * HW));
+      make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
+      for (Precision p : {Precision::FP16, Precision::BF16}) {
+        const auto own = cuda_logits_with(w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", "1"}}, 4);
+        const auto lt = cuda_logits_with(w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", "0"}}, 4);
+        const Gap go = gap(own, ref, B, cfg.num_classes, HW), gl = gap(lt, ref, B, cfg.num_classes, HW);
+        const Gap between = gap(own, lt, B, cfg.num_classes, HW);
+        const std::string what =
+            fmt::format("{} {} batch {}: |own - cpu| {:.3g} (agreement {:.5f}), |cuBLASLt - cpu| {:.3g} ({:.5f}), "
+                        "|own - cuBLASLt| {:.3g}",
+                        name, precision_name(p), B, go.max_abs, go.agreement, gl.max_abs, gl.agreement,
+                        between.max_abs);
+        std::printf("  %s\n", what.c_str());
+        ASSERT_LT(go.first_nonfinite, 0) << what;
+        EXPECT_GT(between.max_abs, 0.0) << what << " (the CUTLASS GEMMs did not run)";
+        EXPECT_LE(go.max_abs, 1.5 * gl.max_abs) << what;
+        EXPECT_GE(go.agreement, gl.agreement - 0.002) << what;
+      }
+    }
+  }
+}
+
+// Programmatic edges (SWINRT_PDL 1 and 2) let a kernel launch while the one
+// before it runs; each of swinrt's kernels and the CUTLASS GEMMs wait on the
+// device before they touch an activation, so the logits are the same bits
+// as with ordinary edges, at batches 1 and 3, with the CUTLASS GEMMs (fp16,
+// bf16) and with cuBLASLt's GEMMs on ordinary edges among programmatic ones
+// (FP32, and fp16 with SWINRT_OWN_GEMM=0).
+TEST(Cuda, ProgrammaticEdgesLeaveLogits) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const Config cfg = named_config("swin-t");
+  const Weights w = random_weights(cfg, 95);
+  const int64_t HW = int64_t(cfg.img_size) * cfg.img_size;
+  std::string no_sm90;
+  const char* sm90 = sm90_gemm_runs(w, &no_sm90) ? "1" : "0";
+  if (*sm90 == '0') std::printf("  without the CUTLASS GEMMs: %s\n", no_sm90.c_str());
+  const std::pair<Precision, const char*> cases[] = {
+      {Precision::FP16, sm90}, {Precision::BF16, sm90}, {Precision::FP32, sm90}, {Precision::FP16, "0"}};
+  for (int64_t B : {1, 3}) {
+    const auto in = random_slices(B, cfg.img_size, 96);
+    for (const auto& [p, own] : cases) {
+      const auto off = cuda_logits_with(w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", own}}, 4);
+      for (const char* mode : {"1", "2"}) {
+        const auto on = cuda_logits_with(w, p, in, B, {{"SWINRT_PDL", mode}, {"SWINRT_OWN_GEMM", own}}, 4);
+        const Gap g = gap(on, off, B, cfg.num_classes, HW);
+        ASSERT_LT(g.first_nonfinite, 0) << precision_name(p) << " logit " << g.first_nonfinite;
+        std::printf("  %s batch %lld CUTLASS %s mode %s: max |programmatic - ordinary| = %.3g\n",
+                    precision_name(p), static_cast<long long>(B), own, mode, g.max_abs);
+        EXPECT_EQ(g.max_abs, 0.0) << precision_name(p) << " batch " << B << " CUTLASS " << own << " mode " << mode;
+      }
     }
   }
 }
