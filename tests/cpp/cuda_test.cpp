@@ -576,6 +576,9 @@ TEST(Cuda, LanesMatchOneStream) {
   const int64_t B = 5, per = int64_t(cfg.num_classes) * cfg.img_size * cfg.img_size;
   const auto in = random_slices(B, cfg.img_size, 82);
   const EnvFor from("SWINRT_LANES_FROM", "2");
+  // The one-stream reference runs the lanes' sub-batches (1 to 3 slices): cuBLASLt's GEMMs there too,
+  // as in the lanes' batch of 5 (by default batches up to 2 take the CUTLASS GEMMs).
+  const EnvFor cublas("SWINRT_OWN_GEMM", "0");
   for (Precision p : {Precision::FP16, Precision::TF32}) {
     auto one = [&] {
       const EnvFor set("SWINRT_LANES", "1");
@@ -665,8 +668,11 @@ TEST(Cuda, Sm90GemmMatchesCublas) {
       std::vector<float> ref(static_cast<size_t>(B * cfg.num_classes * HW));
       make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
       for (Precision p : {Precision::FP16, Precision::BF16}) {
-        const auto own = cuda_logits_with(w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", "1"}}, 4);
-        const auto lt = cuda_logits_with(w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", "0"}}, 4);
+        // Batch 3 too (the default stops at 2); no edges.
+        const auto own = cuda_logits_with(
+            w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", "1"}, {"SWINRT_PDL_BATCH", "4"}}, 4);
+        const auto lt = cuda_logits_with(
+            w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", "0"}, {"SWINRT_PDL_BATCH", "4"}}, 4);
         const Gap go = gap(own, ref, B, cfg.num_classes, HW), gl = gap(lt, ref, B, cfg.num_classes, HW);
         const Gap between = gap(own, lt, B, cfg.num_classes, HW);
         const std::string what =
@@ -689,7 +695,8 @@ TEST(Cuda, Sm90GemmMatchesCublas) {
 // device before they touch an activation, so the logits are the same bits
 // as with ordinary edges, at batches 1 and 3, with the CUTLASS GEMMs (fp16,
 // bf16) and with cuBLASLt's GEMMs on ordinary edges among programmatic ones
-// (FP32, and fp16 with SWINRT_OWN_GEMM=0).
+// (FP32, and fp16 with SWINRT_OWN_GEMM=0). Batch 3 with SWINRT_PDL_BATCH=4
+// (the default stops at 2).
 TEST(Cuda, ProgrammaticEdgesLeaveLogits) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
@@ -704,9 +711,11 @@ TEST(Cuda, ProgrammaticEdgesLeaveLogits) {
   for (int64_t B : {1, 3}) {
     const auto in = random_slices(B, cfg.img_size, 96);
     for (const auto& [p, own] : cases) {
-      const auto off = cuda_logits_with(w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", own}}, 4);
+      const auto off = cuda_logits_with(
+          w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", own}, {"SWINRT_PDL_BATCH", "4"}}, 4);
       for (const char* mode : {"1", "2"}) {
-        const auto on = cuda_logits_with(w, p, in, B, {{"SWINRT_PDL", mode}, {"SWINRT_OWN_GEMM", own}}, 4);
+        const auto on = cuda_logits_with(
+            w, p, in, B, {{"SWINRT_PDL", mode}, {"SWINRT_OWN_GEMM", own}, {"SWINRT_PDL_BATCH", "4"}}, 4);
         const Gap g = gap(on, off, B, cfg.num_classes, HW);
         ASSERT_LT(g.first_nonfinite, 0) << precision_name(p) << " logit " << g.first_nonfinite;
         std::printf("  %s batch %lld CUTLASS %s mode %s: max |programmatic - ordinary| = %.3g\n",
