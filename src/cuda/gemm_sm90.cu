@@ -34,6 +34,16 @@ int token_tile(int M, int N) {
   return 128;
 }
 
+// k tiles of 128 instead of 64 (half the pipeline's steps) from this K on
+// (SWINRT_SM90_K128: the K from which they run; 0: never).
+bool long_k(int K) {
+  static const int from = [] {
+    const char* v = std::getenv("SWINRT_SM90_K128");
+    return v ? std::atoi(v) : 768;
+  }();
+  return from > 0 && K >= from;
+}
+
 }  // namespace
 
 bool linear_sm90(const void* x, int ldx, const void* w, int ldw, DT in, int64_t M, int K, int N, const void* bias,
@@ -53,7 +63,12 @@ bool linear_sm90(const void* x, int ldx, const void* w, int ldw, DT in, int64_t 
   }
   const sm90::GemmArgs a{x, ldx, w, ldw, static_cast<int>(M), K, N, bias, y, accumulate};
   const bool f16 = in == DT::F16;
-  switch (token_tile(static_cast<int>(M), N)) {
+  const int tn = token_tile(static_cast<int>(M), N);
+  if (tn <= 64 && long_k(K)) {
+    if (tn == 32) return f16 ? sm90::run_f16_n32_k128(e, a, s) : sm90::run_bf16_n32_k128(e, a, s);
+    return f16 ? sm90::run_f16_n64_k128(e, a, s) : sm90::run_bf16_n64_k128(e, a, s);
+  }
+  switch (tn) {
     case 32: return f16 ? sm90::run_f16_n32(e, a, s) : sm90::run_bf16_n32(e, a, s);
     case 64: return f16 ? sm90::run_f16_n64(e, a, s) : sm90::run_bf16_n64(e, a, s);
     default: return f16 ? sm90::run_f16_n128(e, a, s) : sm90::run_bf16_n128(e, a, s);
@@ -66,7 +81,8 @@ bool is_sm90_gemm_kernel(const std::string& mangled) {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> v;
     for (auto names : {sm90::names_f16_n32, sm90::names_f16_n64, sm90::names_f16_n128, sm90::names_bf16_n32,
-                       sm90::names_bf16_n64, sm90::names_bf16_n128})
+                       sm90::names_bf16_n64, sm90::names_bf16_n128, sm90::names_f16_n32_k128,
+                       sm90::names_f16_n64_k128, sm90::names_bf16_n32_k128, sm90::names_bf16_n64_k128})
       names(v);
     return v;
   }();

@@ -7,7 +7,7 @@
 // The product is taken transposed, y^T [N, M] = w [N, K] . x^T: the weight
 // rows fill the wgmma's 64-row side and the tokens, 49 to 784 a slice, the
 // narrow side, the form cuBLASLt's nvjet kernels take for few rows.
-// Included by gemm_sm90_{f16,bf16}_n{32,64,128}.cu, one dtype and token
+// Included by gemm_sm90_{f16,bf16}_n{32,64,128}[_k128].cu, one dtype and
 // tile each (their three epilogues), so that they compile in parallel;
 // gemm_sm90.cu dispatches.
 #pragma once
@@ -33,7 +33,8 @@ struct GemmArgs {
   bool accumulate;   // Epi::F32: y += ...
 };
 
-// Per dtype and token tile (the wgmma's N: 32, 64, 128): launch the GEMM on
+// Per dtype and token tile (the wgmma's N: 32, 64, 128; k tiles of 64, or
+// 128 where noted, for the long products): launch the GEMM on
 // `s`, false where CUTLASS cannot take the problem (nothing launched); and
 // the mangled names of the three kernels.
 #define SWINRT_SM90_DECLARE(NAME)                                  \
@@ -45,6 +46,10 @@ SWINRT_SM90_DECLARE(f16_n128)
 SWINRT_SM90_DECLARE(bf16_n32)
 SWINRT_SM90_DECLARE(bf16_n64)
 SWINRT_SM90_DECLARE(bf16_n128)
+SWINRT_SM90_DECLARE(f16_n32_k128)
+SWINRT_SM90_DECLARE(f16_n64_k128)
+SWINRT_SM90_DECLARE(bf16_n32_k128)
+SWINRT_SM90_DECLARE(bf16_n64_k128)
 #undef SWINRT_SM90_DECLARE
 
 }  // namespace swinrt::cuda::sm90
@@ -60,12 +65,12 @@ SWINRT_SM90_DECLARE(bf16_n128)
 
 namespace swinrt::cuda::sm90 {
 
-template <typename T, Epi E, int TN>
+template <typename T, Epi E, int TN, int TK>
 struct Gemm {
   using TD = std::conditional_t<E == Epi::F32, float, T>;
   using TC = std::conditional_t<E == Epi::F32, float, void>;
   using Layout = cutlass::layout::ColumnMajor;  // y^T [N, M]: a token's outputs contiguous
-  using Tile = cute::Shape<cute::_64, cute::Int<TN>, cute::_64>;
+  using Tile = cute::Shape<cute::_64, cute::Int<TN>, cute::Int<TK>>;
   using Cluster = cute::Shape<cute::_1, cute::_1, cute::_1>;
   using Fusion = std::conditional_t<
       E == Epi::BiasGelu,
@@ -119,27 +124,27 @@ struct Gemm {
   }
 };
 
-template <typename T, int TN>
+template <typename T, int TN, int TK>
 bool run_tile(Epi e, const GemmArgs& a, cudaStream_t s) {
   switch (e) {
-    case Epi::Bias: return Gemm<T, Epi::Bias, TN>::run(a, s);
-    case Epi::BiasGelu: return Gemm<T, Epi::BiasGelu, TN>::run(a, s);
-    case Epi::F32: return Gemm<T, Epi::F32, TN>::run(a, s);
+    case Epi::Bias: return Gemm<T, Epi::Bias, TN, TK>::run(a, s);
+    case Epi::BiasGelu: return Gemm<T, Epi::BiasGelu, TN, TK>::run(a, s);
+    case Epi::F32: return Gemm<T, Epi::F32, TN, TK>::run(a, s);
   }
   return false;
 }
 
-template <typename T, int TN>
+template <typename T, int TN, int TK>
 void names_tile(std::vector<std::string>& out) {
-  Gemm<T, Epi::Bias, TN>::name(out);
-  Gemm<T, Epi::BiasGelu, TN>::name(out);
-  Gemm<T, Epi::F32, TN>::name(out);
+  Gemm<T, Epi::Bias, TN, TK>::name(out);
+  Gemm<T, Epi::BiasGelu, TN, TK>::name(out);
+  Gemm<T, Epi::F32, TN, TK>::name(out);
 }
 
 // The definitions one file of the set gives.
-#define SWINRT_SM90_DEFINE(NAME, T, TN)                                                                     \
-  bool run_##NAME(Epi e, const GemmArgs& a, cudaStream_t s) { return run_tile<T, TN>(e, a, s); }          \
-  void names_##NAME(std::vector<std::string>& out) { names_tile<T, TN>(out); }
+#define SWINRT_SM90_DEFINE(NAME, T, TN, TK)                                                                 \
+  bool run_##NAME(Epi e, const GemmArgs& a, cudaStream_t s) { return run_tile<T, TN, TK>(e, a, s); }      \
+  void names_##NAME(std::vector<std::string>& out) { names_tile<T, TN, TK>(out); }
 
 }  // namespace swinrt::cuda::sm90
 #endif  // SWINRT_SM90_GEMM_IMPL

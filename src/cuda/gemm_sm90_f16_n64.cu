@@ -1,9 +1,9 @@
-// gemm_sm90.cuh's kernels for f16 operands and 64-token tiles (see there).
+// gemm_sm90.cuh's kernels for f16 operands and 64-token tiles, k tiles of 64 (see there).
 #ifdef SWINRT_WITH_CUTLASS
 #define SWINRT_SM90_GEMM_IMPL
 #include "gemm_sm90.cuh"
 
 namespace swinrt::cuda::sm90 {
-SWINRT_SM90_DEFINE(f16_n64, cutlass::half_t, 64)
+SWINRT_SM90_DEFINE(f16_n64, cutlass::half_t, 64, 64)
 }  // namespace swinrt::cuda::sm90
 #endif
