@@ -4,6 +4,8 @@
 # model's dice on CUDA (tests/python/test_demo_model.py), compute-sanitizer
 # memcheck and racecheck, and the bench against PyTorch. Logs go to $LOGS.
 #   PYTHON=/path/to/python-with-torch LOGS=out ./scripts/gpu-check.sh
+# CUTLASS's headers (the small batches' GEMMs) come from that Python's nvidia-cutlass or from
+# SWINRT_CUTLASS_DIR=/path/to/cutlass/include; the configure step says which, or that there are none.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -11,6 +13,7 @@ LOGS=${LOGS:-build/gpu-logs}
 mkdir -p "$LOGS"
 cmake -S . -B build/cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWINRT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   -DSWINRT_TESTS=ON -DSWINRT_PYTHON="$PY" > "$LOGS/configure.log" 2>&1 || { tail -30 "$LOGS/configure.log"; exit 1; }
+grep "swinrt: CUTLASS" "$LOGS/configure.log"
 cmake --build build/cuda -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -A5 error "$LOGS/build.log" | head -60; exit 1; }
 ctest --test-dir build/cuda -j 8 --output-on-failure 2>&1 | tee "$LOGS/ctest.log" | tail -3
 SWINRT_BIN=$PWD/build/cuda/swinrt PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest tests/python/test_cuda.py \
