@@ -2,7 +2,7 @@
 // CUTLASS kernels, and names those kernels for graph_edges.cu.
 #include <algorithm>
 #include <cstdlib>
-#include <mutex>
+#include <cstdint>
 #include <string>
 #include <vector>
 
