@@ -1,8 +1,8 @@
 // linear_sm90: picks the token tile and the epilogue for gemm_sm90.cuh's
 // CUTLASS kernels, and names those kernels for graph_edges.cu.
 #include <algorithm>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
