@@ -469,6 +469,7 @@ class CudaEngine final : public Engine {
     Lease lease(*this);
     Context& cx = *lease.cx;
     launch(cx, batch);  // warm up (and capture the graph, unused here)
+    use_sm90_gemms(cx, batch);  // the GEMMs the graph runs
     // The one-stream pass runs GEMM shapes the graph's lanes may not (the
     // whole batch at once): once untimed, so that no kernel's first-use
     // loading lands in the table.
@@ -731,12 +732,9 @@ class CudaEngine final : public Engine {
 
   // Replays (capturing on first use) the forward graph for batch n.
   void launch(Context& cx, int64_t n) {
-    const bool small = n <= pdl_batch_;
-    const bool own = own_gemm_ && small && act_ != DT::F32;
-    cx.main.gemm.own = own;
-    for (auto& sg : cx.side) sg->gemm.own = own;
     auto it = cx.graphs.find(n);
     if (it == cx.graphs.end()) {
+      const bool own = use_sm90_gemms(cx, n);
       cudaGraph_t graph = nullptr;
       SWINRT_CUDA_CHECK(cudaStreamBeginCapture(cx.main.stream, cudaStreamCaptureModeThreadLocal));
       try {
@@ -752,7 +750,7 @@ class CudaEngine final : public Engine {
       try {
         // The edges pay only with the CUTLASS GEMMs (session 24: fp32 batch 1 +0.8%, fp16 with cuBLASLt's
         // GEMMs +1.5%); SWINRT_PDL set asks for them at every precision.
-        if (small && pdl_mode_ && (own || pdl_explicit_)) {
+        if (n <= pdl_batch_ && pdl_mode_ && (own || pdl_explicit_)) {
           const ProgrammaticEdges pe = make_edges_programmatic(graph, pdl_mode_);
           if (std::getenv("SWINRT_PDL_VERBOSE")) {
             fmt::print(stderr, "swinrt: batch {} graph: {} of {} kernel edges programmatic (mode {})\n", n,
@@ -816,15 +814,29 @@ class CudaEngine final : public Engine {
   // (n <= max_batch: never more than the context has streams for).
   int lanes(int64_t n) const { return n >= lanes_from_ ? static_cast<int>(std::min<int64_t>(lanes_, n)) : 1; }
   int max_lanes() const { return max_batch_ >= lanes_from_ ? lanes_ : 1; }
+  template <typename F>
+  static void each_gemm(Context& cx, F&& f) {
+    f(cx.main.gemm);
+    for (auto& sg : cx.side) f(sg->gemm);
+  }
   static void set_tuning(Context& cx, GemmAlgoTable* t, bool wide = false) {
     // The wide tuner's cap on candidates beyond the heuristic's (linear.cu).
     constexpr int kWideCandidates = 400;
-    auto set = [&](GemmContext& g) {
+    // What is tuned is cuBLASLt's choice: its GEMMs run while the table is set (each capture sets
+    // `own` again).
+    each_gemm(cx, [&](GemmContext& g) {
       g.tuning = t;
       g.tune_wide = wide ? kWideCandidates : 0;
-    };
-    set(cx.main.gemm);
-    for (auto& sg : cx.side) set(sg->gemm);
+      g.own = false;
+    });
+  }
+  // Whether a forward of n slices takes gemm_sm90.cu's GEMMs (small
+  // batches, fp16/bf16, where the engine runs them); sets every stream's
+  // GemmContext to that before the forward is enqueued. Returns it.
+  bool use_sm90_gemms(Context& cx, int64_t n) const {
+    const bool own = own_gemm_ && n <= pdl_batch_ && act_ != DT::F32;
+    each_gemm(cx, [&](GemmContext& g) { g.own = own; });
+    return own;
   }
 
   // The forward of n slices from cx.input to cx.logits (a lane's), enqueued on cx.stream.

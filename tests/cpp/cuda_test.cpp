@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 #include <fmt/format.h>
+#include <list>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -48,18 +49,25 @@ class EnvFor {
   const char* name_;
 };
 
-// Logits of a CUDA engine of w created with the environment variable `var`
-// set to `value` (the engine reads its switches at creation).
-std::vector<float> cuda_logits(const Weights& w, Precision p, const std::vector<float>& in, int64_t B,
-                               const char* var, const char* value, int max_batch = 2) {
+// Logits of a CUDA engine of w created with the switches `env` set (name,
+// value pairs; the engine reads its switches at creation).
+std::vector<float> cuda_logits_with(const Weights& w, Precision p, const std::vector<float>& in, int64_t B,
+                                    const std::vector<std::pair<const char*, const char*>>& env, int max_batch) {
   const Config& cfg = w.config();
   std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * cfg.img_size * cfg.img_size));
   auto engine = [&] {
-    const EnvFor set(var, value);
+    std::list<EnvFor> set;
+    for (const auto& [k, v] : env) set.emplace_back(k, v);
     return make_cuda_engine(w, {Device::Cuda, p, max_batch});
   }();
   engine->run(in.data(), B, out.data());
   return out;
+}
+
+// The same with the one switch `var` set to `value`.
+std::vector<float> cuda_logits(const Weights& w, Precision p, const std::vector<float>& in, int64_t B,
+                               const char* var, const char* value, int max_batch = 2) {
+  return cuda_logits_with(w, p, in, B, {{var, value}}, max_batch);
 }
 
 // How far logits `got` are from `ref` ([B, classes, HW] both).
@@ -622,18 +630,6 @@ TEST(Cuda, L2WindowLeavesLogits) {
       EXPECT_EQ(g.max_abs, 0.0) << precision_name(p) << " batch " << B;
     }
   }
-}
-
-// Logits of a CUDA engine of w created with the switches `env` set (name, value pairs).
-std::vector<float> cuda_logits_with(const Weights& w, Precision p, const std::vector<float>& in, int64_t B,
-                                    const std::vector<std::pair<const char*, const char*>>& env, int max_batch) {
-  const Config& cfg = w.config();
-  std::vector<float> out(static_cast<size_t>(B * cfg.num_classes * cfg.img_size * cfg.img_size));
-  for (const auto& [k, v] : env) setenv(k, v, 1);
-  auto engine = make_cuda_engine(w, {Device::Cuda, p, max_batch});
-  for (const auto& [k, v] : env) unsetenv(k);
-  engine->run(in.data(), B, out.data());
-  return out;
 }
 
 // Whether this build and GPU run gemm_sm90.cu's CUTLASS GEMMs (an engine
