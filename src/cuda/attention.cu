@@ -34,7 +34,8 @@ namespace {
 
 template <typename T>
 __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
-                                        float scale, const float* __restrict__ bias, T* __restrict__ out) {
+                                        float scale, const float* __restrict__ bias, T* __restrict__ out,
+                                        bool tf32) {
   wait_for_prior_grids();
   extern __shared__ float4 smem4[];
   // Layout (floats): q [N][d], kT [d][Np] (k transposed, so 4 neighbouring
@@ -119,6 +120,7 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
       acc.w += p * vv.w;
     }
     T* o = out + (base + tok[i]) * C + h * d + e0;
+    if (tf32) acc = make_float4(round_tf32(acc.x), round_tf32(acc.y), round_tf32(acc.z), round_tf32(acc.w));
     o[0] = from_f<T>(acc.x);
     o[1] = from_f<T>(acc.y);
     o[2] = from_f<T>(acc.z);
@@ -145,7 +147,7 @@ template <int HD, int R>
 __global__ void __launch_bounds__(32 * (R == 7 ? 7 : 8))
     window_attention_rows_kernel(const float* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                  float scale, const float* __restrict__ bias64, const WindowTable* __restrict__ table,
-                                 float* __restrict__ out) {
+                                 float* __restrict__ out, bool tf32) {
   wait_for_prior_grids();
   constexpr int WARPS = R == 7 ? 7 : 8, THREADS = 32 * WARPS;
   static_assert(R * WARPS <= 64 && R <= 8, "rows per warp");
@@ -267,7 +269,8 @@ __global__ void __launch_bounds__(32 * (R == 7 ? 7 : 8))
     const int i = i0 + g * RPL + r;
     if (g * RPL + r < R && i < N)
 #pragma unroll
-      for (int t = 0; t < EPL; ++t) out[(base + tok[i]) * C + h * HD + c0 + t * 32] = o[r][t];
+      for (int t = 0; t < EPL; ++t)
+        out[(base + tok[i]) * C + h * HD + c0 + t * 32] = tf32 ? round_tf32(o[r][t]) : o[r][t];
   }
 }
 
@@ -276,7 +279,7 @@ size_t window_attention_rows_smem(int hd) {
 }
 
 void launch_rows(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale,
-                 const float* bias64, const WindowTable* table, void* out, cudaStream_t s) {
+                 const float* bias64, const WindowTable* table, void* out, bool tf32, cudaStream_t s) {
   const int d = C / heads, N = window * window;
   auto pick = [&](auto r) {
     constexpr int R = decltype(r)::value;
@@ -290,7 +293,7 @@ void launch_rows(const void* qkv, int B, int res, int C, int heads, int window, 
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid((res / window) * (res / window), heads, B);
   kernel<<<grid, seven ? 224 : 256, smem, s>>>(static_cast<const float*>(qkv), res, C, heads, window, shift, scale,
-                                               bias64, table, static_cast<float*>(out));
+                                               bias64, table, static_cast<float*>(out), tf32);
 }
 
 // The window's token map and its q (scaled), k and v rows, widened to fp16 in
@@ -633,7 +636,7 @@ void launch_tc(const void* qkv, int B, int res, int C, int heads, int window, in
 
 template <typename T>
 void launch(const void* qkv, int B, int res, int C, int heads, int window, int shift, float scale, const float* bias,
-            void* out, cudaStream_t s) {
+            void* out, cudaStream_t s, bool tf32 = false) {
   const int N = window * window, Np = (N + 3) & ~3, d = C / heads;
   if (d % 4 != 0) throw Error(fmt::format("window_attention: head_dim {} is not a multiple of 4", d));
   const size_t smem = sizeof(float) * (2 * N * d + d * Np + N * Np) + sizeof(int) * 2 * N;
@@ -642,7 +645,7 @@ void launch(const void* qkv, int B, int res, int C, int heads, int window, int s
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid((res / window) * (res / window), heads, B);
   kernel<<<grid, 128, smem, s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift, scale, bias,
-                                 static_cast<T*>(out));
+                                 static_cast<T*>(out), tf32);
 }
 
 }  // namespace
@@ -710,7 +713,8 @@ void pad_attention_bias(const float* rpb, int heads, int window, DT t, void* out
 
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                       const float* bias, const void* bias64, const void* table, void* out, cudaStream_t s,
-                      int heads_mode) {
+                      int heads_mode, bool tf32) {
+  if (tf32 && t != DT::F32) throw Error("window_attention: TF32 rounding of an output that is not FP32");
   const auto* wt = static_cast<const WindowTable*>(table);
   const int d = C / heads;
   const bool tc = d % 16 == 0 && window * window <= 144;
@@ -719,8 +723,8 @@ void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, i
   switch (t) {
     case DT::F32:
       if (mma && bias64)
-        launch_rows(qkv, B, res, C, heads, window, shift, scale, static_cast<const float*>(bias64), wt, out, s);
-      else launch<float>(qkv, B, res, C, heads, window, shift, scale, bias, out, s);
+        launch_rows(qkv, B, res, C, heads, window, shift, scale, static_cast<const float*>(bias64), wt, out, tf32, s);
+      else launch<float>(qkv, B, res, C, heads, window, shift, scale, bias, out, s, tf32);
       break;
     case DT::F16:
       if (mma) launch_mma<__half>(qkv, B, res, C, heads, window, shift, scale, static_cast<const __half*>(bias64), wt,

@@ -89,6 +89,19 @@ class DeviceWeights {
   const void* opt(const std::string& key) const { return offsets_.count(key) ? get(key) : nullptr; }
   size_t bytes() const { return mem_.bytes; }
 
+  // TF32: the GEMM weight matrices (the 2-D FP32 ".weight" tensors but the
+  // 1x1 head's, which an FP32 kernel reads) rounded to tf32 in place, once.
+  void round_gemm_weights_tf32(const WeightImage& img) {
+    for (const auto& [name, t] : img.tensors) {
+      const bool matrix = t.dtype == DType::F32 && t.shape.size() == 2 && name.size() > 7 &&
+                          name.compare(name.size() - 7, 7, ".weight") == 0 && name != "output.weight";
+      if (matrix)
+        round_tf32(static_cast<float*>(static_cast<void*>(static_cast<char*>(mem_.ptr) + t.offset)),
+                   static_cast<int64_t>(t.bytes / 4), nullptr);
+    }
+    SWINRT_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+  }
+
  private:
   DeviceMemory mem_;
   std::map<std::string, size_t> offsets_;
@@ -272,6 +285,7 @@ class CudaEngine final : public Engine {
     }
     if (const char* fs = std::getenv("SWINRT_FIN_SLICES")) fin_slices_ = std::max<long>(1, std::strtol(fs, nullptr, 10));
     weights_ = std::make_unique<DeviceWeights>(image);
+    if (tf32_round()) weights_->round_gemm_weights_tf32(image);
     pad_attention_biases();
     arrange_fused_blocks();
     arrange_fused_mlps();
@@ -295,7 +309,7 @@ class CudaEngine final : public Engine {
     embed_pairs_ = !switched_off("SWINRT_EMBED_PAIRS");
     // Programmatic dependent launch at small batches (graph_edges.cu): the
     // graph's edges into swinrt's kernels, which wait on the device, become
-    // programmatic, and the fp16/bf16 GEMMs run as CUTLASS's sm90 kernels
+    // programmatic, and the fp16/bf16/tf32 GEMMs run as CUTLASS's sm90 kernels
     // (gemm_sm90.cu), which wait too, instead of cuBLASLt's, which do not.
     // SWINRT_PDL: 0 off, 1 (default: the next kernel launches when the last
     // one's blocks have all exited or passed their wait), 2 (when they have
@@ -831,10 +845,16 @@ class CudaEngine final : public Engine {
     });
   }
   // Whether a forward of n slices takes gemm_sm90.cu's GEMMs (small
-  // batches, fp16/bf16, where the engine runs them); sets every stream's
+  // batches, fp16/bf16/tf32, where the engine runs them); sets every stream's
   // GemmContext to that before the forward is enqueued. Returns it.
+  // TF32: every activation a GEMM reads is stored rounded to tf32 (round_tf32) by the kernel that writes it
+  // (LayerNorm, the attention, GELU, the patch embedding's skip copy), and the GEMM weights are rounded once
+  // (round_tf32_weights): the CUTLASS tf32 GEMMs read the FP32 bits as they are, which truncates (swin-t
+  // against the CPU backend 7.4e-3 truncated, against 3.7e-3 for cuBLASLt's TF32; session 26 run 6).
+  bool tf32_round() const { return precision_ == Precision::TF32; }
+
   bool use_sm90_gemms(Context& cx, int64_t n) const {
-    const bool own = own_gemm_ && n <= pdl_batch_ && act_ != DT::F32;
+    const bool own = own_gemm_ && n <= pdl_batch_ && (act_ != DT::F32 || precision_ == Precision::TF32);
     each_gemm(cx, [&](GemmContext& g) { g.own = own; });
     return own;
   }
@@ -853,7 +873,7 @@ class CudaEngine final : public Engine {
     bool xt_valid = false;  // does xt hold x in the activation dtype?
     auto ensure_xt = [&](int64_t count) {
       if (!xt_valid) {
-        cast(x, count, xt, act_, s);
+        cast(x, count, xt, act_, s, 0, 0, tf32_round());
         mark("cast");
       }
       xt_valid = true;
@@ -869,7 +889,7 @@ class CudaEngine final : public Engine {
     int pending_c = 0;
     auto flush_skip = [&] {
       if (!pending_skip) return;
-      cast(x, pending_rows * pending_c, pending_skip, act_, s, pending_c, 2 * pending_c);
+      cast(x, pending_rows * pending_c, pending_skip, act_, s, pending_c, 2 * pending_c, tf32_round());
       mark("cast");
       pending_skip = nullptr;
     };
@@ -930,7 +950,8 @@ class CudaEngine final : public Engine {
                       c.patch_norm ? W.f32("patch_embed.norm.weight") : nullptr,
                       c.patch_norm ? W.f32("patch_embed.norm.bias") : nullptr,
                       c.ape ? W.f32("absolute_pos_embed") : nullptr, x,
-                      to_skip ? skip_right(plan_[si + 1].skip, C) : xt, act_, s, to_skip ? 2 * C : 0, embed_pairs_);
+                      to_skip ? skip_right(plan_[si + 1].skip, C) : xt, act_, s, to_skip ? 2 * C : 0, embed_pairs_,
+                      tf32_round());
           mark("patch_embed");
           xt_valid = !to_skip;
           if (to_skip) ++si;  // the SaveSkip is done
@@ -987,7 +1008,7 @@ class CudaEngine final : public Engine {
           }
           if (!norm1_ready) {
             layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm1.weight")),
-                      W.f32(st.param("norm1.bias")), cx.t, act_, pending_skip, s, 0, 2 * C);
+                      W.f32(st.param("norm1.bias")), cx.t, act_, pending_skip, s, 0, 2 * C, tf32_round());
             pending_skip = nullptr;
             mark(st.param("norm1"));
           }
@@ -997,7 +1018,7 @@ class CudaEngine final : public Engine {
           mark(st.param("attn.qkv"));
           window_attention(cx.qkv, act_, static_cast<int>(n), st.res, C, st.heads, st.window, st.shift, st.scale,
                            W.f32(st.param("attn.relative_position_bias")), bias64_[si], wtable_[si], cx.att, s,
-                           attn_heads_);
+                           attn_heads_, tf32_round());
           mark(st.param("attn.core"));
           if (mlp_w_[si] && rows >= mlp_rows_ && mlp_proj_) {
             // ... and the next block's LayerNorm 1 where that block follows straight on, op by op.
@@ -1024,7 +1045,7 @@ class CudaEngine final : public Engine {
             break;
           }
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("norm2.weight")),
-                    W.f32(st.param("norm2.bias")), cx.t, act_, nullptr, s);
+                    W.f32(st.param("norm2.bias")), cx.t, act_, nullptr, s, 0, 0, tf32_round());
           mark(st.param("norm2"));
           // FP16/BF16: GELU in the GEMM epilogue (tanh form); FP32/TF32: the exact erf kernel.
           const bool fused_gelu = act_ != DT::F32;
@@ -1032,7 +1053,7 @@ class CudaEngine final : public Engine {
                  W.get(st.param("mlp.fc1.bias")), cx.hid, act_, false, s, fused_gelu);
           mark(st.param("mlp.fc1"));
           if (!fused_gelu) {
-            gelu(cx.hid, act_, rows * st.hidden, s);
+            gelu(cx.hid, act_, rows * st.hidden, s, tf32_round());
             mark(st.param("mlp.act"));
           }
           linear(*cx.gemm, cx.hid, W.get(st.param("mlp.fc2.weight")), st.hidden, act_, rows, st.hidden, C,
@@ -1043,7 +1064,7 @@ class CudaEngine final : public Engine {
         }
         case OpKind::PatchMerging:
           layernorm(x, DT::F32, rows / 4, 4 * C, Gather::Merge2x2, st.res / 2, 1, W.f32(st.param("norm.weight")),
-                    W.f32(st.param("norm.bias")), cx.t, act_, nullptr, s);
+                    W.f32(st.param("norm.bias")), cx.t, act_, nullptr, s, 0, 0, tf32_round());
           mark(st.param("norm"));
           linear(*cx.gemm, cx.t, W.get(st.param("reduction.weight")), 4 * C, act_, rows / 4, 4 * C, 2 * C, nullptr,
                  x, DT::F32, false, s);
@@ -1054,7 +1075,7 @@ class CudaEngine final : public Engine {
           // Only xt: the steps after the encoder's and the decoder's final
           // norms (PatchExpand, FinalExpand) read xt, and x is rewritten after.
           layernorm(x, DT::F32, rows, C, Gather::Rows, st.res, 1, W.f32(st.param("weight")), W.f32(st.param("bias")),
-                    xt, act_, nullptr, s);
+                    xt, act_, nullptr, s, 0, 0, tf32_round());
           mark(st.name);
           xt_valid = true;
           break;
@@ -1078,7 +1099,7 @@ class CudaEngine final : public Engine {
                  false, s);
           mark(st.param("expand"));
           layernorm(cx.tmp, act_, rows * 4, C / 2, Gather::Shuffle, st.res * 2, 2, W.f32(st.param("norm.weight")),
-                    W.f32(st.param("norm.bias")), cx.skips[plan_[si + 1].skip], act_, nullptr, s, C);
+                    W.f32(st.param("norm.bias")), cx.skips[plan_[si + 1].skip], act_, nullptr, s, C, 0, tf32_round());
           mark(st.param("norm"));
           xt_valid = false;
           break;

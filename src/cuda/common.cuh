@@ -56,6 +56,20 @@ __device__ __forceinline__ void wait_for_prior_grids() {
 #endif
 }
 
+// v rounded to TF32 (10 mantissa bits; nearest, ties away from zero), as an
+// FP32 value whose low 13 bits are zero: what the TF32 path's producers
+// store for the CUTLASS tf32 GEMMs, whose wgmma reads the FP32 bits as they
+// are (cuBLASLt's TF32 GEMMs round their operands alike). sm_80 and later.
+__device__ __forceinline__ float round_tf32(float v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+  return __uint_as_float(r);
+#else
+  return v;
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

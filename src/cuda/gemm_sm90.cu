@@ -1,5 +1,6 @@
 // linear_sm90: picks the token tile and the epilogue for gemm_sm90.cuh's
-// CUTLASS kernels, and names those kernels for graph_edges.cu.
+// CUTLASS kernels (fp16, bf16, tf32), and names those kernels for
+// graph_edges.cu.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -47,14 +48,16 @@ bool long_k(int K) {
 }  // namespace
 
 bool linear_sm90(const void* x, int ldx, const void* w, int ldw, DT in, int64_t M, int K, int N, const void* bias,
-                 void* y, DT out, bool accumulate, bool tanh_gelu, cudaStream_t s) {
-  if (in == DT::F32 || M > (int64_t(1) << 30)) return false;
+                 void* y, DT out, bool accumulate, bool tanh_gelu, bool tf32, cudaStream_t s) {
+  if ((in == DT::F32 && (!tf32 || out != DT::F32 || tanh_gelu)) || M > (int64_t(1) << 30)) return false;
   // TMA: 16-byte row strides and bases.
   const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
   if (ldx % 8 || ldw % 8 || K % 8 || N % 8 || !aligned(x) || !aligned(w) || !aligned(y) || (bias && !aligned(bias)))
     return false;
   sm90::Epi e;
-  if (out == DT::F32) {
+  if (in == DT::F32) {
+    e = accumulate ? sm90::Epi::F32 : sm90::Epi::Bias;  // TF32: FP32 out, FP32 bias
+  } else if (out == DT::F32) {
     if (tanh_gelu) return false;
     e = sm90::Epi::F32;
   } else {
@@ -64,6 +67,10 @@ bool linear_sm90(const void* x, int ldx, const void* w, int ldw, DT in, int64_t 
   const sm90::GemmArgs a{x, ldx, w, ldw, static_cast<int>(M), K, N, bias, y, accumulate};
   const bool f16 = in == DT::F16;
   const int tn = token_tile(static_cast<int>(M), N);
+  if (in == DT::F32) {  // TF32: k tiles of 32 (the bytes of the halves' 64), 64 for the long products
+    if (tn <= 64 && long_k(K)) return tn == 32 ? sm90::run_tf32_n32_k64(e, a, s) : sm90::run_tf32_n64_k64(e, a, s);
+    return tn == 32 ? sm90::run_tf32_n32(e, a, s) : tn == 64 ? sm90::run_tf32_n64(e, a, s) : sm90::run_tf32_n128(e, a, s);
+  }
   if (tn <= 64 && long_k(K)) {
     if (tn == 32) return f16 ? sm90::run_f16_n32_k128(e, a, s) : sm90::run_bf16_n32_k128(e, a, s);
     return f16 ? sm90::run_f16_n64_k128(e, a, s) : sm90::run_bf16_n64_k128(e, a, s);
@@ -82,7 +89,9 @@ bool is_sm90_gemm_kernel(const std::string& mangled) {
     std::vector<std::string> v;
     for (auto names : {sm90::names_f16_n32, sm90::names_f16_n64, sm90::names_f16_n128, sm90::names_bf16_n32,
                        sm90::names_bf16_n64, sm90::names_bf16_n128, sm90::names_f16_n32_k128,
-                       sm90::names_f16_n64_k128, sm90::names_bf16_n32_k128, sm90::names_bf16_n64_k128})
+                       sm90::names_f16_n64_k128, sm90::names_bf16_n32_k128, sm90::names_bf16_n64_k128,
+                       sm90::names_tf32_n32, sm90::names_tf32_n64, sm90::names_tf32_n128,
+                       sm90::names_tf32_n32_k64, sm90::names_tf32_n64_k64})
       names(v);
     return v;
   }();
@@ -91,7 +100,7 @@ bool is_sm90_gemm_kernel(const std::string& mangled) {
 
 #else
 
-bool linear_sm90(const void*, int, const void*, int, DT, int64_t, int, int, const void*, void*, DT, bool, bool,
+bool linear_sm90(const void*, int, const void*, int, DT, int64_t, int, int, const void*, void*, DT, bool, bool, bool,
                  cudaStream_t) {
   return false;
 }

@@ -7,13 +7,16 @@
 // The product is taken transposed, y^T [N, M] = w [N, K] . x^T: the weight
 // rows fill the wgmma's 64-row side and the tokens, 49 to 784 a slice, the
 // narrow side, the form cuBLASLt's nvjet kernels take for few rows.
-// Included by gemm_sm90_{f16,bf16}_n{32,64,128}[_k128].cu, one dtype and
-// tile each (their three epilogues), so that they compile in parallel;
-// gemm_sm90.cu dispatches.
+// Included by gemm_sm90_{f16,bf16}_n{32,64,128}[_k128].cu and
+// gemm_sm90_tf32_n{32,64,128}[_k64].cu, one dtype and tile each (their
+// epilogues), so that they compile in parallel; gemm_sm90.cu dispatches.
+// TF32: the FP32 operands go to the wgmma as they are, read as tf32 there
+// (no rounding pass of our own), and y is FP32.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops.cuh"
@@ -50,6 +53,11 @@ SWINRT_SM90_DECLARE(f16_n32_k128)
 SWINRT_SM90_DECLARE(f16_n64_k128)
 SWINRT_SM90_DECLARE(bf16_n32_k128)
 SWINRT_SM90_DECLARE(bf16_n64_k128)
+SWINRT_SM90_DECLARE(tf32_n32)
+SWINRT_SM90_DECLARE(tf32_n64)
+SWINRT_SM90_DECLARE(tf32_n128)
+SWINRT_SM90_DECLARE(tf32_n32_k64)
+SWINRT_SM90_DECLARE(tf32_n64_k64)
 #undef SWINRT_SM90_DECLARE
 
 }  // namespace swinrt::cuda::sm90
@@ -67,7 +75,9 @@ namespace swinrt::cuda::sm90 {
 
 template <typename T, Epi E, int TN, int TK>
 struct Gemm {
-  using TD = std::conditional_t<E == Epi::F32, float, T>;
+  // TF32 (FP32 operands read as tf32 by the wgmma) writes FP32 with an FP32 bias.
+  static constexpr bool kTf32 = std::is_same_v<T, cutlass::tfloat32_t>;
+  using TD = std::conditional_t<E == Epi::F32 || kTf32, float, T>;
   using TC = std::conditional_t<E == Epi::F32, float, void>;
   using Layout = cutlass::layout::ColumnMajor;  // y^T [N, M]: a token's outputs contiguous
   using Tile = cute::Shape<cute::_64, cute::Int<TN>, cute::Int<TK>>;
@@ -77,13 +87,14 @@ struct Gemm {
       cutlass::epilogue::fusion::LinCombPerRowBiasEltAct<cutlass::epilogue::thread::GELU_taylor, TD, float, T>,
       cutlass::epilogue::fusion::LinCombPerRowBias<TD, float, TD, TD, float>>;
   static constexpr int kAlignD = 16 / sizeof(TD);
+  static constexpr int kAlignAB = 16 / sizeof(T);
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster,
       cutlass::epilogue::collective::EpilogueTileAuto, float, float, TC, Layout, kAlignD, TD, Layout, kAlignD,
       cutlass::epilogue::TmaWarpSpecialized, Fusion>::CollectiveOp;
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, T, cutlass::layout::RowMajor, 8, T,
-      cutlass::layout::ColumnMajor, 8, float, Tile, Cluster,
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, T, cutlass::layout::RowMajor, kAlignAB, T,
+      cutlass::layout::ColumnMajor, kAlignAB, float, Tile, Cluster,
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
       cutlass::gemm::KernelTmaWarpSpecialized>::CollectiveOp;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<cute::Shape<int, int, int, int>, Mainloop, Epilogue>;
@@ -124,11 +135,15 @@ struct Gemm {
   }
 };
 
+// TF32 takes no GELU epilogue (its GELU is the exact erf kernel, linear.cu).
 template <typename T, int TN, int TK>
 bool run_tile(Epi e, const GemmArgs& a, cudaStream_t s) {
+  constexpr bool gelu = !std::is_same_v<T, cutlass::tfloat32_t>;
   switch (e) {
     case Epi::Bias: return Gemm<T, Epi::Bias, TN, TK>::run(a, s);
-    case Epi::BiasGelu: return Gemm<T, Epi::BiasGelu, TN, TK>::run(a, s);
+    case Epi::BiasGelu:
+      if constexpr (gelu) return Gemm<T, Epi::BiasGelu, TN, TK>::run(a, s);
+      return false;
     case Epi::F32: return Gemm<T, Epi::F32, TN, TK>::run(a, s);
   }
   return false;
@@ -137,7 +152,7 @@ bool run_tile(Epi e, const GemmArgs& a, cudaStream_t s) {
 template <typename T, int TN, int TK>
 void names_tile(std::vector<std::string>& out) {
   Gemm<T, Epi::Bias, TN, TK>::name(out);
-  Gemm<T, Epi::BiasGelu, TN, TK>::name(out);
+  if constexpr (!std::is_same_v<T, cutlass::tfloat32_t>) Gemm<T, Epi::BiasGelu, TN, TK>::name(out);
   Gemm<T, Epi::F32, TN, TK>::name(out);
 }
 

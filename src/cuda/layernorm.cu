@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "ops.cuh"
 
@@ -84,7 +85,7 @@ __device__ __forceinline__ int64_t source_index(int64_t row, const RowPos& at, i
 template <typename Tin, typename Tout, Gather G, int NPL>
 __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int C, const Geo geo,
                                  const float* __restrict__ g, const float* __restrict__ bta, Tout* __restrict__ out,
-                                 Tout* __restrict__ raw, int64_t ldo, int64_t ldr) {
+                                 Tout* __restrict__ raw, int64_t ldo, int64_t ldr, bool tf32) {
   wait_for_prior_grids();
   const int64_t row = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (row >= rows) return;
@@ -112,15 +113,15 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
     const int k = lane + 32 * i;
     if (k < C) {
       const float y = (v[i] - mean) * rstd * g[k] + bta[k];
-      out[row * ldo + k] = from_f<Tout>(y);
-      if (raw) raw[row * ldr + k] = from_f<Tout>(v[i]);
+      out[row * ldo + k] = from_f<Tout>(tf32 ? round_tf32(y) : y);
+      if (raw) raw[row * ldr + k] = from_f<Tout>(tf32 ? round_tf32(v[i]) : v[i]);
     }
   }
 }
 
 template <typename Tin, typename Tout, int NPL>
 void launch_npl(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                const float* b, void* out, void* raw_out, int64_t ldo, int64_t ldr, cudaStream_t s) {
+                const float* b, void* out, void* raw_out, int64_t ldo, int64_t ldr, bool tf32, cudaStream_t s) {
   const dim3 block(32, 8);
   const unsigned grid = ceil_div(rows, 8);
   const Geo geo = geometry(rows, C, res, factor);
@@ -130,15 +131,15 @@ void launch_npl(const void* src, int64_t rows, int C, Gather gather, int res, in
   switch (gather) {
     case Gather::Rows:
       layernorm_kernel<Tin, Tout, Gather::Rows, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
+          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
       break;
     case Gather::Merge2x2:
       layernorm_kernel<Tin, Tout, Gather::Merge2x2, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
+          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
       break;
     case Gather::Shuffle:
       layernorm_kernel<Tin, Tout, Gather::Shuffle, NPL>
-          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
+          <<<grid, block, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
       break;
   }
 }
@@ -171,7 +172,8 @@ template <typename Tin, typename Tout, Gather G, int TPR, int NV>
 __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restrict__ src, int64_t rows, int C,
                                                             const Geo geo, const float* __restrict__ g,
                                                             const float* __restrict__ bta, Tout* __restrict__ out,
-                                                            Tout* __restrict__ raw, int64_t ldo, int64_t ldr) {
+                                                            Tout* __restrict__ raw, int64_t ldo, int64_t ldr,
+                                                            bool tf32) {
   wait_for_prior_grids();
   constexpr int RPB = 256 / TPR, WPR = TPR / 32;  // rows per block, warps per row
   __shared__ float red[2][8];
@@ -219,14 +221,17 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
     if (k >= C) continue;
     const float4 y = make_float4((v[j].x - mean) * rstd * gq[j].x + bq[j].x, (v[j].y - mean) * rstd * gq[j].y + bq[j].y,
                                  (v[j].z - mean) * rstd * gq[j].z + bq[j].z, (v[j].w - mean) * rstd * gq[j].w + bq[j].w);
-    store4(out + row * ldo + k, y);
-    if (raw) store4(raw + row * ldr + k, v[j]);
+    auto rnd = [&](float4 a) {
+      return tf32 ? make_float4(round_tf32(a.x), round_tf32(a.y), round_tf32(a.z), round_tf32(a.w)) : a;
+    };
+    store4(out + row * ldo + k, rnd(y));
+    if (raw) store4(raw + row * ldr + k, rnd(v[j]));
   }
 }
 
 template <typename Tin, typename Tout, int TPR, int NV>
 void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                const float* b, void* out, void* raw_out, int64_t ldo, int64_t ldr, cudaStream_t s) {
+                const float* b, void* out, void* raw_out, int64_t ldo, int64_t ldr, bool tf32, cudaStream_t s) {
   const unsigned grid = ceil_div(rows, 256 / TPR);
   const Geo geo = geometry(rows, C, res, factor);
   auto* in = static_cast<const Tin*>(src);
@@ -235,15 +240,15 @@ void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, in
   switch (gather) {
     case Gather::Rows:
       layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
       break;
     case Gather::Merge2x2:
       layernorm_vec_kernel<Tin, Tout, Gather::Merge2x2, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
       break;
     case Gather::Shuffle:
       layernorm_vec_kernel<Tin, Tout, Gather::Shuffle, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
       break;
   }
 }
@@ -252,21 +257,21 @@ void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, in
 // (up to 8 warps) for wider rows; false where the vector kernel does not apply.
 template <typename Tin, typename Tout>
 bool launch_vec_for(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-                    const float* b, void* out, void* raw, int64_t ldo, int64_t ldr, cudaStream_t s) {
+                    const float* b, void* out, void* raw, int64_t ldo, int64_t ldr, bool tf32, cudaStream_t s) {
   if (C % 4 || (gather == Gather::Merge2x2 && (C / 4) % 4) || C > 8 * 256) return false;
   const int groups = C / 4;
   int tpr = 32;
   while (tpr < 256 && groups > 2 * tpr) tpr *= 2;
   const bool one = groups <= tpr;
   switch (tpr) {
-    case 32: one ? launch_vec<Tin, Tout, 32, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s)
-                 : launch_vec<Tin, Tout, 32, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
-    case 64: one ? launch_vec<Tin, Tout, 64, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s)
-                 : launch_vec<Tin, Tout, 64, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
-    case 128: one ? launch_vec<Tin, Tout, 128, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s)
-                  : launch_vec<Tin, Tout, 128, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
-    default: one ? launch_vec<Tin, Tout, 256, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s)
-                 : launch_vec<Tin, Tout, 256, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
+    case 32: one ? launch_vec<Tin, Tout, 32, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s)
+                 : launch_vec<Tin, Tout, 32, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s); break;
+    case 64: one ? launch_vec<Tin, Tout, 64, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s)
+                 : launch_vec<Tin, Tout, 64, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s); break;
+    case 128: one ? launch_vec<Tin, Tout, 128, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s)
+                  : launch_vec<Tin, Tout, 128, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s); break;
+    default: one ? launch_vec<Tin, Tout, 256, 1>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s)
+                 : launch_vec<Tin, Tout, 256, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s); break;
   }
   return true;
 }
@@ -279,24 +284,25 @@ bool vector_layernorm() {
 
 template <typename Tin, typename Tout>
 void launch(const void* src, int64_t rows, int C, Gather gather, int res, int factor, const float* g, const float* b,
-            void* out, void* raw, int64_t ldo, int64_t ldr, cudaStream_t s) {
-  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s))
+            void* out, void* raw, int64_t ldo, int64_t ldr, bool tf32, cudaStream_t s) {
+  if (vector_layernorm() && launch_vec_for<Tin, Tout>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s))
     return;
   const int need = (C + 31) / 32;
-  if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
-  else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
-  else if (need <= 6) launch_npl<Tin, Tout, 6>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
-  else if (need <= 12) launch_npl<Tin, Tout, 12>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
-  else if (need <= 24) launch_npl<Tin, Tout, 24>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
-  else if (need <= 48) launch_npl<Tin, Tout, 48>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
-  else launch_npl<Tin, Tout, kMaxPerLane>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+  if (need <= 2) launch_npl<Tin, Tout, 2>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
+  else if (need <= 3) launch_npl<Tin, Tout, 3>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
+  else if (need <= 6) launch_npl<Tin, Tout, 6>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
+  else if (need <= 12) launch_npl<Tin, Tout, 12>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
+  else if (need <= 24) launch_npl<Tin, Tout, 24>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
+  else if (need <= 48) launch_npl<Tin, Tout, 48>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
+  else launch_npl<Tin, Tout, kMaxPerLane>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
 }
 
+// (T float: the TF32 path's copies, rounded to tf32.)
 template <typename T>
 __global__ void cast_kernel(const float* __restrict__ x, int64_t n, T* __restrict__ out) {
   wait_for_prior_grids();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = from_f<T>(x[i]);
+    out[i] = std::is_same_v<T, float> ? from_f<T>(round_tf32(x[i])) : from_f<T>(x[i]);
 }
 
 // Rows of `cols` FP32 values (cols % 4 == 0) into rows of stride ldo, four
@@ -307,15 +313,21 @@ __global__ void cast_rows_kernel(const float* __restrict__ x, I n4, I cols4, int
   for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n4; i += I(gridDim.x) * blockDim.x) {
     const I r = i / cols4, c = (i - r * cols4) * 4;
     const float4 v = __ldg(reinterpret_cast<const float4*>(x) + i);
-    __align__(8) T e[4] = {from_f<T>(v.x), from_f<T>(v.y), from_f<T>(v.z), from_f<T>(v.w)};
-    *reinterpret_cast<uint2*>(out + int64_t(r) * ldo + c) = *reinterpret_cast<const uint2*>(e);
+    if constexpr (std::is_same_v<T, float>) {
+      *reinterpret_cast<float4*>(out + int64_t(r) * ldo + c) =
+          make_float4(round_tf32(v.x), round_tf32(v.y), round_tf32(v.z), round_tf32(v.w));
+    } else {
+      __align__(8) T e[4] = {from_f<T>(v.x), from_f<T>(v.y), from_f<T>(v.z), from_f<T>(v.w)};
+      *reinterpret_cast<uint2*>(out + int64_t(r) * ldo + c) = *reinterpret_cast<const uint2*>(e);
+    }
   }
 }
 
 }  // namespace
 
 void layernorm(const void* src, DT in_t, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-               const float* b, void* out, DT out_t, void* raw, cudaStream_t s, int64_t ldo, int64_t ldr) {
+               const float* b, void* out, DT out_t, void* raw, cudaStream_t s, int64_t ldo, int64_t ldr, bool tf32) {
+  if (tf32 && out_t != DT::F32) throw Error("layernorm: TF32 rounding of an output that is not FP32");
   if (C > 32 * kMaxPerLane) throw Error(fmt::format("layernorm: {} channels exceed the kernel's {}", C, 32 * kMaxPerLane));
   if (raw && gather != Gather::Rows) throw Error("layernorm: a copy of the source rows needs the Rows gather");
   if (ldo == 0) ldo = C;
@@ -323,23 +335,23 @@ void layernorm(const void* src, DT in_t, int64_t rows, int C, Gather gather, int
   // Sources are FP32 (the residual stream) or the activation dtype (GEMM output).
   if (in_t == DT::F32) {
     switch (out_t) {
-      case DT::F32: launch<float, float>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
-      case DT::F16: launch<float, __half>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
-      case DT::BF16: launch<float, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s); break;
+      case DT::F32: launch<float, float>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s); break;
+      case DT::F16: launch<float, __half>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s); break;
+      case DT::BF16: launch<float, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s); break;
     }
   } else if (in_t == out_t) {
-    if (in_t == DT::F16) launch<__half, __half>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
-    else launch<__nv_bfloat16, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, s);
+    if (in_t == DT::F16) launch<__half, __half>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
+    else launch<__nv_bfloat16, __nv_bfloat16>(src, rows, C, gather, res, factor, g, b, out, raw, ldo, ldr, tf32, s);
   } else {
     throw Error("layernorm: unsupported dtype pair");
   }
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
 
-void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t cols, int64_t ldo) {
+void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t cols, int64_t ldo, bool tf32) {
   const unsigned blocks = std::min<long long>(ceil_div(n, 256), 132 * 16);
   const bool strided = cols > 0 && ldo != cols;
-  if (t == DT::F32) {
+  if (t == DT::F32 && !tf32) {
     if (strided)
       SWINRT_CUDA_CHECK(cudaMemcpy2DAsync(out, ldo * 4, x, cols * 4, cols * 4, n / cols, cudaMemcpyDeviceToDevice, s));
     else
@@ -358,7 +370,8 @@ void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t co
       cast_rows_kernel<T, int64_t><<<blocks, 256, 0, s>>>(x, n / 4, cols / 4, ldo, o);
     }
   };
-  if (t == DT::F16) go(static_cast<__half*>(out));
+  if (t == DT::F32) go(static_cast<float*>(out));  // tf32
+  else if (t == DT::F16) go(static_cast<__half*>(out));
   else go(static_cast<__nv_bfloat16*>(out));
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }

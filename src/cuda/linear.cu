@@ -189,7 +189,7 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
             const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu, int ldx) {
   if (M == 0) return;
   if (ldx == 0) ldx = K;
-  if (g.own && linear_sm90(x, ldx, w, ldw, in, M, K, N, bias, y, out, accumulate, tanh_gelu, s)) return;
+  if (g.own && linear_sm90(x, ldx, w, ldw, in, M, K, N, bias, y, out, accumulate, tanh_gelu, g.tf32, s)) return;
   const cublasComputeType_t compute =
       in == DT::F32 ? (g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F) : CUBLAS_COMPUTE_32F;
   Descs d;
@@ -286,7 +286,7 @@ __device__ __forceinline__ float gelu_f(float v) { return 0.5f * v * (1.0f + erf
 
 // 16 bytes per thread per step (8 halves or 4 floats), scalar tail.
 template <typename T>
-__global__ void gelu_kernel(T* x, int64_t n) {
+__global__ void gelu_kernel(T* x, int64_t n, bool tf32) {
   wait_for_prior_grids();
   constexpr int kVec = 16 / sizeof(T);
   const int64_t nvec = n / kVec, stride = int64_t(gridDim.x) * blockDim.x;
@@ -294,21 +294,39 @@ __global__ void gelu_kernel(T* x, int64_t n) {
     uint4 raw = reinterpret_cast<uint4*>(x)[i];
     T* e = reinterpret_cast<T*>(&raw);
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) e[k] = from_f<T>(gelu_f(to_f(e[k])));
+    for (int k = 0; k < kVec; ++k) {
+      const float g = gelu_f(to_f(e[k]));
+      e[k] = from_f<T>(tf32 ? round_tf32(g) : g);
+    }
     reinterpret_cast<uint4*>(x)[i] = raw;
   }
-  for (int64_t i = nvec * kVec + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride)
-    x[i] = from_f<T>(gelu_f(to_f(x[i])));
+  for (int64_t i = nvec * kVec + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    const float g = gelu_f(to_f(x[i]));
+    x[i] = from_f<T>(tf32 ? round_tf32(g) : g);
+  }
+}
+
+__global__ void round_tf32_kernel(float* x, int64_t n) {
+  wait_for_prior_grids();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = round_tf32(x[i]);
 }
 
 }  // namespace
 
-void gelu(void* x, DT t, int64_t n, cudaStream_t s) {
+void round_tf32(float* x, int64_t n, cudaStream_t s) {
+  if (n <= 0) return;
+  round_tf32_kernel<<<std::min<long long>(ceil_div(n, 256), 132 * 16), 256, 0, s>>>(x, n);
+  SWINRT_CUDA_CHECK(cudaGetLastError());
+}
+
+void gelu(void* x, DT t, int64_t n, cudaStream_t s, bool tf32) {
+  if (tf32 && t != DT::F32) throw Error("gelu: TF32 rounding of an output that is not FP32");
   const unsigned blocks = std::min<long long>(ceil_div(n / (16 / dt_size(t)) + 1, 256), 132 * 32);
   switch (t) {
-    case DT::F32: gelu_kernel<<<blocks, 256, 0, s>>>(static_cast<float*>(x), n); break;
-    case DT::F16: gelu_kernel<<<blocks, 256, 0, s>>>(static_cast<__half*>(x), n); break;
-    case DT::BF16: gelu_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(x), n); break;
+    case DT::F32: gelu_kernel<<<blocks, 256, 0, s>>>(static_cast<float*>(x), n, tf32); break;
+    case DT::F16: gelu_kernel<<<blocks, 256, 0, s>>>(static_cast<__half*>(x), n, tf32); break;
+    case DT::BF16: gelu_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(x), n, tf32); break;
   }
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }

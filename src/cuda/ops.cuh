@@ -36,7 +36,7 @@ struct GemmContext {
   // (other tiles, stages, cluster shapes of every algorithm; `swinrt build
   // --tune-wide`), 0 for none.
   int tune_wide = 0;
-  // Small batches: the fp16/bf16 GEMMs as CUTLASS's sm90 kernels
+  // Small batches: the fp16/bf16/tf32 GEMMs as CUTLASS's sm90 kernels
   // (gemm_sm90.cu), which wait on the device, so that the forward graph's
   // edges into them can be programmatic (backend.cu sets it with
   // SWINRT_PDL); cuBLASLt where that does not apply or for any other batch.
@@ -51,13 +51,14 @@ void linear(const GemmContext& g, const void* x, const void* w, int ldw, DT in, 
             const void* bias, void* y, DT out, bool accumulate, cudaStream_t s, bool tanh_gelu = false, int ldx = 0);
 // --- gemm_sm90.cu: linear() as a CUTLASS sm90 GEMM (TMA, wgmma) that waits on the device ---
 // fp16/bf16 x and w; y in their dtype (bias of that dtype, optional GELU,
-// tanh form) or FP32 (FP32 bias, y += where `accumulate`). Computes y^T =
-// w . x^T, so that the weight rows fill the 64-row wgmma tile and the tokens,
-// few at small batches, take the narrow side. False, with nothing launched,
-// where it does not apply (FP32 operands, strides not multiples of 8, a
-// build without CUTLASS), for the caller to take cuBLASLt.
+// tanh form) or FP32 (FP32 bias, y += where `accumulate`). With `tf32`, FP32
+// x and w read as tf32 by the wgmma, y and bias FP32 (no GELU). Computes
+// y^T = w . x^T, so that the weight rows fill the 64-row wgmma tile and the
+// tokens, few at small batches, take the narrow side. False, with nothing
+// launched, where it does not apply (strict FP32 operands, strides not
+// multiples of 8, a build without CUTLASS), for the caller to take cuBLASLt.
 bool linear_sm90(const void* x, int ldx, const void* w, int ldw, DT in, int64_t M, int K, int N, const void* bias,
-                 void* y, DT out, bool accumulate, bool tanh_gelu, cudaStream_t s);
+                 void* y, DT out, bool accumulate, bool tanh_gelu, bool tf32, cudaStream_t s);
 // Whether this build has linear_sm90's kernels (CMake found CUTLASS).
 bool sm90_gemm_built();
 // Whether the (mangled) kernel name is one of linear_sm90's: they wait on the device (griddepcontrol.wait).
@@ -67,7 +68,9 @@ bool is_sm90_gemm_kernel(const std::string& mangled);
 std::string gemm_key(int64_t M, int K, int N, int ldw, DT in, DT out, bool bias, bool accumulate, bool tanh_gelu,
                      bool tf32, int ldx = 0);
 // x = gelu(x), exact erf form, in place.
-void gelu(void* x, DT t, int64_t n, cudaStream_t s);
+void gelu(void* x, DT t, int64_t n, cudaStream_t s, bool tf32 = false);  // tf32: FP32 results rounded to TF32
+// x[0..n) rounded to tf32 in place (the TF32 engine's GEMM weights, once).
+void round_tf32(float* x, int64_t n, cudaStream_t s);
 
 // --- layernorm.cu ---
 // How LayerNorm rows are gathered from the source tensor.
@@ -82,10 +85,15 @@ enum class Gather {
 // written while the row is read anyway). `in_t` is the source dtype. `res`
 // is the output grid side (rows = B*res*res). ldo, ldr: the row strides of
 // out and raw (elements; 0: C).
+// tf32: out and raw rounded to TF32 (round_tf32; the TF32 path, whose
+// GEMMs read them).
 void layernorm(const void* src, DT in_t, int64_t rows, int C, Gather gather, int res, int factor, const float* g,
-               const float* b, void* out, DT out_t, void* raw, cudaStream_t s, int64_t ldo = 0, int64_t ldr = 0);
-// out = (dtype) x; with cols > 0, x's rows of cols values go to rows of stride ldo.
-void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t cols = 0, int64_t ldo = 0);
+               const float* b, void* out, DT out_t, void* raw, cudaStream_t s, int64_t ldo = 0, int64_t ldr = 0,
+               bool tf32 = false);
+// out = (dtype) x; with cols > 0, x's rows of cols values go to rows of stride ldo. tf32 (t F32):
+// rounded to tf32.
+void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t cols = 0, int64_t ldo = 0,
+          bool tf32 = false);
 
 // --- attention.cu ---
 // Shifted-window attention core (see src/cpu/attention.cpp): qkv [B, res^2, 3C]
@@ -100,9 +108,10 @@ void cast(const float* x, int64_t n, void* out, DT t, cudaStream_t s, int64_t co
 // (then each thread block builds its window's). heads_mode: where the
 // 16-bit kernel takes several heads of a window a thread block (with a
 // table): 0 never, 1 at large batches (the engine's default), 2 always.
+// tf32: out (FP32) rounded to TF32 (the TF32 path).
 void window_attention(const void* qkv, DT t, int B, int res, int C, int heads, int window, int shift, float scale,
                       const float* bias, const void* bias64, const void* table, void* out, cudaStream_t s,
-                      int heads_mode = 1);
+                      int heads_mode = 1, bool tf32 = false);
 // The token map and shift-mask bits of every window of a res x res grid
 // (windows of up to 64 tokens), window_table_bytes(res, window) bytes.
 size_t window_table_bytes(int res, int window);
@@ -212,7 +221,7 @@ void swin_block_grid(float* x, DT t, int B, int res, int C, int heads, int windo
 // that embeds two tokens a warp step (same results; false: the general one).
 void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
                  const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s,
-                 int64_t ldt = 0, bool pairs = true);
+                 int64_t ldt = 0, bool pairs = true, bool tf32 = false);
 // FinalPatchExpand_X4's LayerNorm plus the 1x1 conv head, on `rows` tokens
 // starting at token `row0` of the batch: e [rows, 16E] (dtype t, the expand
 // output) -> logits [B, classes, 4*res, 4*res] FP32. head: [classes, E] FP32.

@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(256, PP ? 3 : 1)
     patch_embed_kernel(const float* __restrict__ img, int64_t tokens_total, int img_size, int patch,
                        const float* __restrict__ w, const float* __restrict__ bias, int E, const float* __restrict__ g,
                        const float* __restrict__ bt, const float* __restrict__ ape, int tpw, float* __restrict__ x,
-                       T* __restrict__ xt, int64_t ldt) {
+                       T* __restrict__ xt, int64_t ldt, bool tf32) {
   wait_for_prior_grids();
   extern __shared__ float ws[];  // w transposed, [pp][E]: lanes read consecutive channels, no bank conflicts
   const int pp = PP ? PP : patch * patch;
@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(256, PP ? 3 : 1)
       if (e < E) {
         const float y = ape ? v[i] + ape[int64_t(p) * E + e] : v[i];
         x[tok * E + e] = y;
-        xt[tok * ldt + e] = from_f<T>(y);
+        xt[tok * ldt + e] = from_f<T>(tf32 ? round_tf32(y) : y);
       }
     }
   }
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(256, 3)
     patch_embed_pairs_kernel(const float* __restrict__ img, int64_t pairs_total, int img_size,
                              const float* __restrict__ w, const float* __restrict__ bias, const float* __restrict__ g,
                              const float* __restrict__ bt, const float* __restrict__ ape, int ppw,
-                             float* __restrict__ x, T* __restrict__ xt, int64_t ldt) {
+                             float* __restrict__ x, T* __restrict__ xt, int64_t ldt, bool tf32) {
   wait_for_prior_grids();
   constexpr int E = 96, NPL = 3, PP = 16;
   __shared__ float ws[PP * E];  // w transposed, [pp][E]
@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(256, 3)
         const int e = lane + 32 * i;
         const float y = ape ? vh[i] + ape[int64_t(pos0 + h) * E + e] : vh[i];
         x[tok * E + e] = y;
-        xt[tok * ldt + e] = from_f<T>(y);
+        xt[tok * ldt + e] = from_f<T>(tf32 ? round_tf32(y) : y);
       }
     }
   }
@@ -719,8 +719,9 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
 
 void patch_embed(const float* img, int B, int img_size, int patch, const float* w, const float* bias, int E,
                  const float* ln_g, const float* ln_b, const float* ape, float* x, void* xt, DT t, cudaStream_t s,
-                 int64_t ldt, bool pairs) {
+                 int64_t ldt, bool pairs, bool tf32) {
   if (ldt == 0) ldt = E;
+  if (tf32 && t != DT::F32) throw Error("patch_embed: TF32 rounding of an output that is not FP32");
   if (E > kMaxE) throw Error(fmt::format("patch_embed: embed_dim {} exceeds the kernel's {}", E, kMaxE));
   const int64_t tokens = int64_t(B) * (img_size / patch) * (img_size / patch);
   // Tokens per warp: up to 8 (the weights are staged once per thread block),
@@ -742,17 +743,17 @@ void patch_embed(const float* img, int B, int img_size, int patch, const float* 
         const int ppw = std::clamp(tpw / 2, 1, kPairsPerWarp);
         const unsigned pgrid = ceil_div(pairs_total, 8 * ppw);
         patch_embed_pairs_kernel<T><<<pgrid, block, 0, s>>>(img, pairs_total, img_size, w, bias, ln_g, ln_b, ape, ppw,
-                                                             x, out, ldt);
+                                                             x, out, ldt, tf32);
         return;
       }
       if (patch == 4) {
         patch_embed_kernel<T, N, 16>
-            <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out, ldt);
+            <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out, ldt, tf32);
         return;
       }
     }
     patch_embed_kernel<T, N, 0>
-        <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out, ldt);
+        <<<grid, block, smem, s>>>(img, tokens, img_size, patch, w, bias, E, ln_g, ln_b, ape, tpw, x, out, ldt, tf32);
   };
   auto dispatch = [&](auto npl) {
     switch (t) {

@@ -647,8 +647,8 @@ bool sm90_gemm_runs(const Weights& w, std::string* why) {
 
 // gemm_sm90.cu's CUTLASS GEMMs (the small batches' default, with
 // programmatic edges) against cuBLASLt, both without the edges, each
-// against the CPU backend in FP32: the same products summed in another
-// order, so their error must be of cuBLASLt's size. swin-t at batch 1 takes
+// against the CPU backend in FP32, fp16, bf16 and tf32: the same products
+// summed in another order, so their error must be of cuBLASLt's size. swin-t at batch 1 takes
 // the 32-token tiles (49 and 196 tokens), at batch 3 the 64-token ones too;
 // w8's k and n are not multiples of the 64 x 64 tile (48, 144).
 TEST(Cuda, Sm90GemmMatchesCublas) {
@@ -663,7 +663,7 @@ TEST(Cuda, Sm90GemmMatchesCublas) {
       const auto in = random_slices(B, cfg.img_size, 94);
       std::vector<float> ref(static_cast<size_t>(B * cfg.num_classes * HW));
       make_cpu_engine(w, {Device::Cpu, Precision::FP32, 4})->run(in.data(), B, ref.data());
-      for (Precision p : {Precision::FP16, Precision::BF16}) {
+      for (Precision p : {Precision::FP16, Precision::BF16, Precision::TF32}) {
         // Batch 3 too (the default stops at 2); no edges.
         const auto own = cuda_logits_with(
             w, p, in, B, {{"SWINRT_PDL", "0"}, {"SWINRT_OWN_GEMM", "1"}, {"SWINRT_PDL_BATCH", "4"}}, 4);
@@ -679,6 +679,8 @@ TEST(Cuda, Sm90GemmMatchesCublas) {
         std::printf("  %s\n", what.c_str());
         ASSERT_LT(go.first_nonfinite, 0) << what;
         EXPECT_GT(between.max_abs, 0.0) << what << " (the CUTLASS GEMMs did not run)";
+        // TF32 too: the wgmma reads the FP32 bits as they are, which truncates (swin-t 7.4e-3 against
+        // cuBLASLt's 3.7e-3, session 26 run 6), so the TF32 path stores its GEMM operands rounded to tf32.
         EXPECT_LE(go.max_abs, 1.5 * gl.max_abs) << what;
         EXPECT_GE(go.agreement, gl.agreement - 0.002) << what;
       }
@@ -690,8 +692,8 @@ TEST(Cuda, Sm90GemmMatchesCublas) {
 // before it runs; each of swinrt's kernels and the CUTLASS GEMMs wait on the
 // device before they touch an activation, so the logits are the same bits
 // as with ordinary edges, at batches 1 and 3, with the CUTLASS GEMMs (fp16,
-// bf16) and with cuBLASLt's GEMMs on ordinary edges among programmatic ones
-// (FP32, and fp16 with SWINRT_OWN_GEMM=0). Batch 3 with SWINRT_PDL_BATCH=4
+// bf16, tf32) and with cuBLASLt's GEMMs on ordinary edges among programmatic
+// ones (FP32, and fp16 with SWINRT_OWN_GEMM=0). Batch 3 with SWINRT_PDL_BATCH=4
 // (the default stops at 2).
 TEST(Cuda, ProgrammaticEdgesLeaveLogits) {
   std::string why;
@@ -703,7 +705,8 @@ TEST(Cuda, ProgrammaticEdgesLeaveLogits) {
   const char* sm90 = sm90_gemm_runs(w, &no_sm90) ? "1" : "0";
   if (*sm90 == '0') std::printf("  without the CUTLASS GEMMs: %s\n", no_sm90.c_str());
   const std::pair<Precision, const char*> cases[] = {
-      {Precision::FP16, sm90}, {Precision::BF16, sm90}, {Precision::FP32, sm90}, {Precision::FP16, "0"}};
+      {Precision::FP16, sm90}, {Precision::BF16, sm90}, {Precision::TF32, sm90}, {Precision::FP32, sm90},
+      {Precision::FP16, "0"}};
   for (int64_t B : {1, 3}) {
     const auto in = random_slices(B, cfg.img_size, 96);
     for (const auto& [p, own] : cases) {
