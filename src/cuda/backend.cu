@@ -844,15 +844,16 @@ class CudaEngine final : public Engine {
       g.own = false;
     });
   }
+  // TF32: every activation a GEMM reads is stored rounded to tf32 (round_tf32) by the kernel that writes it
+  // (LayerNorm, the attention, GELU, the patch embedding's skip copy, the casts), and the GEMM weights are
+  // rounded once (DeviceWeights::round_gemm_weights_tf32): the CUTLASS tf32 GEMMs read the FP32 bits as they
+  // are, which truncates (swin-t against the CPU backend 7.4e-3 truncated, against 3.7e-3 for cuBLASLt's
+  // TF32; session 26 run 6).
+  bool tf32_round() const { return precision_ == Precision::TF32; }
+
   // Whether a forward of n slices takes gemm_sm90.cu's GEMMs (small
   // batches, fp16/bf16/tf32, where the engine runs them); sets every stream's
   // GemmContext to that before the forward is enqueued. Returns it.
-  // TF32: every activation a GEMM reads is stored rounded to tf32 (round_tf32) by the kernel that writes it
-  // (LayerNorm, the attention, GELU, the patch embedding's skip copy), and the GEMM weights are rounded once
-  // (round_tf32_weights): the CUTLASS tf32 GEMMs read the FP32 bits as they are, which truncates (swin-t
-  // against the CPU backend 7.4e-3 truncated, against 3.7e-3 for cuBLASLt's TF32; session 26 run 6).
-  bool tf32_round() const { return precision_ == Precision::TF32; }
-
   bool use_sm90_gemms(Context& cx, int64_t n) const {
     const bool own = own_gemm_ && n <= pdl_batch_ && (act_ != DT::F32 || precision_ == Precision::TF32);
     each_gemm(cx, [&](GemmContext& g) { g.own = own; });
