@@ -120,7 +120,7 @@ __global__ void window_attention_kernel(const T* __restrict__ qkv, int res, int 
       acc.w += p * vv.w;
     }
     T* o = out + (base + tok[i]) * C + h * d + e0;
-    if (tf32) acc = make_float4(round_tf32(acc.x), round_tf32(acc.y), round_tf32(acc.z), round_tf32(acc.w));
+    acc = tf32_if(tf32, acc);
     o[0] = from_f<T>(acc.x);
     o[1] = from_f<T>(acc.y);
     o[2] = from_f<T>(acc.z);
@@ -270,7 +270,7 @@ __global__ void __launch_bounds__(32 * (R == 7 ? 7 : 8))
     if (g * RPL + r < R && i < N)
 #pragma unroll
       for (int t = 0; t < EPL; ++t)
-        out[(base + tok[i]) * C + h * HD + c0 + t * 32] = tf32 ? round_tf32(o[r][t]) : o[r][t];
+        out[(base + tok[i]) * C + h * HD + c0 + t * 32] = tf32_if(tf32, o[r][t]);
   }
 }
 

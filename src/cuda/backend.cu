@@ -313,7 +313,7 @@ class CudaEngine final : public Engine {
     // (gemm_sm90.cu), which wait too, instead of cuBLASLt's, which do not.
     // SWINRT_PDL: 0 off, 1 (default: the next kernel launches when the last
     // one's blocks have all exited or passed their wait), 2 (when they have
-    // all launched); SWINRT_PDL_BATCH: up to this batch (default 2);
+    // all launched); SWINRT_PDL_BATCH: up to this batch (default 2, TF32 6);
     // SWINRT_OWN_GEMM=0/1: the CUTLASS GEMMs never/always at those batches,
     // with or without the edges (A/B runs). sm_90 and later; the CUTLASS
     // kernels are sm_90a's, for compute capability 9.0 only.
@@ -322,6 +322,10 @@ class CudaEngine final : public Engine {
       pdl_mode_ = static_cast<int>(*v);
       pdl_explicit_ = true;
     }
+    // TF32 up to batch 6: there CUTLASS's tf32 tiles beat cuBLASLt's TF32 kernels (session 27 run 2, two
+    // rounds: batch 3 1.047-1.049 -> 0.885-0.890 ms, 4 1.183-1.184 -> 1.042-1.045, 5 1.336 -> 1.198-1.200,
+    // 6 1.463-1.466 -> 1.401-1.406, 8 even; run 1: 16 +7%), where fp16's lose from batch 4 (session 24).
+    if (precision_ == Precision::TF32) pdl_batch_ = 6;
     if (const std::optional<int64_t> v = row_switch("SWINRT_PDL_BATCH")) pdl_batch_ = *v;
     {
       int major = 0, minor = 0;
@@ -855,7 +859,7 @@ class CudaEngine final : public Engine {
   // batches, fp16/bf16/tf32, where the engine runs them); sets every stream's
   // GemmContext to that before the forward is enqueued. Returns it.
   bool use_sm90_gemms(Context& cx, int64_t n) const {
-    const bool own = own_gemm_ && n <= pdl_batch_ && (act_ != DT::F32 || precision_ == Precision::TF32);
+    const bool own = own_gemm_ && n <= pdl_batch_ && precision_ != Precision::FP32;
     each_gemm(cx, [&](GemmContext& g) { g.own = own; });
     return own;
   }

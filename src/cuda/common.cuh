@@ -70,6 +70,13 @@ __device__ __forceinline__ float round_tf32(float v) {
 #endif
 }
 
+// v where !tf32, else rounded to tf32: the store of a kernel that writes a
+// GEMM operand, on the TF32 path (`tf32`) and off it.
+__device__ __forceinline__ float tf32_if(bool tf32, float v) { return tf32 ? round_tf32(v) : v; }
+__device__ __forceinline__ float4 tf32_if(bool tf32, float4 v) {
+  return tf32 ? make_float4(round_tf32(v.x), round_tf32(v.y), round_tf32(v.z), round_tf32(v.w)) : v;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

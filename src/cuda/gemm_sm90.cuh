@@ -10,11 +10,14 @@
 // Included by gemm_sm90_{f16,bf16}_n{32,64,128}[_k128].cu and
 // gemm_sm90_tf32_n{32,64,128}[_k64].cu, one dtype and tile each (their
 // epilogues), so that they compile in parallel; gemm_sm90.cu dispatches.
-// TF32: the FP32 operands go to the wgmma as they are, read as tf32 there
-// (no rounding pass of our own), and y is FP32.
+// TF32: the FP32 operands go to the wgmma as they are, which reads them as
+// tf32 by truncation, so the TF32 engine stores them rounded to tf32
+// already (backend.cu's tf32_round); y is FP32. Each launch is our
+// gemm_kernel, CUTLASS's kernel body after an L2 prefetch of the weights.
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -68,10 +71,65 @@ SWINRT_SM90_DECLARE(tf32_n64_k64)
 #include <cutlass/epilogue/collective/collective_builder.hpp>
 #include <cutlass/epilogue/thread/activation.h>
 #include <cutlass/gemm/collective/collective_builder.hpp>
-#include <cutlass/gemm/device/gemm_universal_adapter.h>
 #include <cutlass/gemm/kernel/gemm_universal.hpp>
 
 namespace swinrt::cuda::sm90 {
+
+// The rows of w a GEMM's thread blocks stream, for the L2 prefetch below.
+struct WeightRows {
+  const char* w;     // null: no prefetch
+  int64_t ld_bytes;  // between rows
+  uint32_t bytes;    // a row's K elements
+  int rows;          // N
+};
+
+// A Gemm's kernel, launched by Gemm::run in place of CUTLASS's
+// device_kernel: before CUTLASS's body (whose producer warp waits on the
+// grid, griddepcontrol.wait, and only then loads), warps 1 to 3 of the
+// producer warpgroup, idle in CUTLASS's kernel, ask the L2 for this block's
+// weight rows, one prefetch.global.L2 a 128-byte line. The weights are the
+// engine's, written once at upload and never by a kernel of the forward, so
+// reading them before the wait is safe; on a programmatic edge the block
+// may start while the kernel before it still runs, and its weights, which
+// at batch 1 come from HBM (the forward's 54 MB of fp16 weights do not stay
+// in the 50 MB L2), arrive meanwhile. The token tiles of a 64-row tile
+// (grid y) share its rows: the block at y takes every gridDim.y-th line.
+// Session 27 (runs 1 to 3, three alternating rounds each against no
+// prefetch): this form took fp16 batch 1 from 0.349-0.351 to 0.343 ms and
+// bf16 from 0.345-0.347 to 0.338-0.339, batch 2 -1.5%; each block
+// prefetching its whole tile lost (0.350-0.352), and so did bulk
+// prefetches (cp.async.bulk.prefetch.L2), which the block's own TMA loads
+// queue behind (-1% as a share, +13% whole). tf32 lost a little (batch 2
+// +0.6%): its GEMMs do not prefetch.
+template <class Kernel>
+__global__ void __launch_bounds__(Kernel::MaxThreadsPerBlock, Kernel::MinBlocksPerMultiprocessor)
+    gemm_kernel(CUTLASS_GRID_CONSTANT typename Kernel::Params const params, const WeightRows wr) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (wr.w != nullptr && threadIdx.x >= 32 && threadIdx.x < 128) {
+    const int row0 = static_cast<int>(blockIdx.x) * 64;
+    const int rows = min(64, wr.rows - row0);
+    const int lines = static_cast<int>((wr.bytes + 127) / 128);
+    const int ny = static_cast<int>(gridDim.y);
+    for (int i = static_cast<int>(blockIdx.y) + ny * (static_cast<int>(threadIdx.x) - 32); i < rows * lines;
+         i += 96 * ny) {
+      const int r = i / lines, l = i - r * lines;
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(wr.w + (row0 + r) * wr.ld_bytes + l * 128) : "memory");
+    }
+  }
+#endif
+  extern __shared__ char smem[];
+  Kernel op;
+  op(params, smem);
+}
+
+// Whether the fp16/bf16 GEMMs prefetch their weights (SWINRT_SM90_PREFETCH=0: not).
+inline bool prefetch_weights() {
+  static const bool on = [] {
+    const char* v = std::getenv("SWINRT_SM90_PREFETCH");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
 
 template <typename T, Epi E, int TN, int TK>
 struct Gemm {
@@ -98,7 +156,6 @@ struct Gemm {
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
       cutlass::gemm::KernelTmaWarpSpecialized>::CollectiveOp;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<cute::Shape<int, int, int, int>, Mainloop, Epilogue>;
-  using Op = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 
   static bool run(const GemmArgs& a, cudaStream_t s) {
     using cute::Int;
@@ -106,7 +163,7 @@ struct Gemm {
     typename Kernel::StrideB sb = cute::make_stride(a.ldx, Int<1>{}, int64_t(0));
     typename Kernel::StrideC sc = cute::make_stride(Int<1>{}, int64_t(a.N), int64_t(0));
     typename Kernel::StrideD sd = cute::make_stride(Int<1>{}, int64_t(a.N), int64_t(0));
-    typename Op::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm,
+    typename Kernel::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm,
                                 {a.N, a.M, a.K, 1},
                                 {static_cast<const T*>(a.w), sa, static_cast<const T*>(a.x), sb},
                                 {{}, nullptr, sc, static_cast<TD*>(a.y), sd}};
@@ -115,21 +172,24 @@ struct Gemm {
     f.beta = (E == Epi::F32 && a.accumulate) ? 1.0f : 0.0f;
     f.bias_ptr = static_cast<const TD*>(a.bias);
     if constexpr (E == Epi::F32) args.epilogue.ptr_C = static_cast<const float*>(a.y);
-    Op op;
-    if (op.can_implement(args) != cutlass::Status::kSuccess || Op::get_workspace_size(args) != 0) return false;
-    if (op.initialize(args, nullptr, s) != cutlass::Status::kSuccess)
-      throw Error(fmt::format("CUTLASS GEMM {}x{}x{}: initialize failed", a.M, a.N, a.K));
-    const cutlass::Status st = op.run(s, nullptr, false);
+    if (!Kernel::can_implement(args) || Kernel::get_workspace_size(args) != 0) return false;
+    const typename Kernel::Params params = Kernel::to_underlying_arguments(args, nullptr);
+    constexpr int smem = Kernel::SharedStorageSize;
+    const cudaError_t attr =
+        cudaFuncSetAttribute(gemm_kernel<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (attr != cudaSuccess)
+      throw Error(fmt::format("CUTLASS GEMM {}x{}x{}: {} bytes of shared memory refused ({})", a.M, a.N, a.K, smem,
+                              cudaGetErrorString(attr)));
+    const WeightRows wr{prefetch_weights() && !kTf32 ? static_cast<const char*>(a.w) : nullptr,
+                        a.ldw * static_cast<int64_t>(sizeof(T)), static_cast<uint32_t>(a.K * sizeof(T)), a.N};
+    gemm_kernel<Kernel><<<Kernel::get_grid_shape(params), Kernel::get_block_shape(), smem, s>>>(params, wr);
     SWINRT_CUDA_CHECK(cudaGetLastError());
-    if (st != cutlass::Status::kSuccess)
-      throw Error(fmt::format("CUTLASS GEMM {}x{}x{}: launch failed ({})", a.M, a.N, a.K,
-                              cutlass::cutlassGetStatusString(st)));
     return true;
   }
 
   static void name(std::vector<std::string>& out) {
     const char* n = nullptr;
-    if (cudaFuncGetName(&n, reinterpret_cast<const void*>(&cutlass::device_kernel<Kernel>)) == cudaSuccess && n)
+    if (cudaFuncGetName(&n, reinterpret_cast<const void*>(&gemm_kernel<Kernel>)) == cudaSuccess && n)
       out.emplace_back(n);
     cudaGetLastError();
   }

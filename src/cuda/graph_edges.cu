@@ -10,7 +10,8 @@
 // each begins with wait_for_prior_grids() (common.cuh;
 // tests/python/test_sources.py checks that each __global__ waits), and for
 // gemm_sm90.cu's CUTLASS GEMMs, whose producer warps wait before their first
-// load (their consumers store only what those loads fed). It does not hold
+// load (their consumers store only what those loads fed; gemm_kernel's
+// prefetch before that reads the engine's weights, which no kernel writes). It does not hold
 // for cuBLASLt 13's fp16/bf16 and FP32 kernels (nvjet_sm90_*, sm80 SIMT: no
 // griddepcontrol.wait in their SASS, session 21), so every other kernel
 // keeps its ordinary edges, and so does every edge from or to a node that is

@@ -113,8 +113,8 @@ __global__ void layernorm_kernel(const Tin* __restrict__ src, int64_t rows, int 
     const int k = lane + 32 * i;
     if (k < C) {
       const float y = (v[i] - mean) * rstd * g[k] + bta[k];
-      out[row * ldo + k] = from_f<Tout>(tf32 ? round_tf32(y) : y);
-      if (raw) raw[row * ldr + k] = from_f<Tout>(tf32 ? round_tf32(v[i]) : v[i]);
+      out[row * ldo + k] = from_f<Tout>(tf32_if(tf32, y));
+      if (raw) raw[row * ldr + k] = from_f<Tout>(tf32_if(tf32, v[i]));
     }
   }
 }
@@ -221,11 +221,8 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
     if (k >= C) continue;
     const float4 y = make_float4((v[j].x - mean) * rstd * gq[j].x + bq[j].x, (v[j].y - mean) * rstd * gq[j].y + bq[j].y,
                                  (v[j].z - mean) * rstd * gq[j].z + bq[j].z, (v[j].w - mean) * rstd * gq[j].w + bq[j].w);
-    auto rnd = [&](float4 a) {
-      return tf32 ? make_float4(round_tf32(a.x), round_tf32(a.y), round_tf32(a.z), round_tf32(a.w)) : a;
-    };
-    store4(out + row * ldo + k, rnd(y));
-    if (raw) store4(raw + row * ldr + k, rnd(v[j]));
+    store4(out + row * ldo + k, tf32_if(tf32, y));
+    if (raw) store4(raw + row * ldr + k, tf32_if(tf32, v[j]));
   }
 }
 
@@ -314,8 +311,7 @@ __global__ void cast_rows_kernel(const float* __restrict__ x, I n4, I cols4, int
     const I r = i / cols4, c = (i - r * cols4) * 4;
     const float4 v = __ldg(reinterpret_cast<const float4*>(x) + i);
     if constexpr (std::is_same_v<T, float>) {
-      *reinterpret_cast<float4*>(out + int64_t(r) * ldo + c) =
-          make_float4(round_tf32(v.x), round_tf32(v.y), round_tf32(v.z), round_tf32(v.w));
+      *reinterpret_cast<float4*>(out + int64_t(r) * ldo + c) = tf32_if(true, v);
     } else {
       __align__(8) T e[4] = {from_f<T>(v.x), from_f<T>(v.y), from_f<T>(v.z), from_f<T>(v.w)};
       *reinterpret_cast<uint2*>(out + int64_t(r) * ldo + c) = *reinterpret_cast<const uint2*>(e);

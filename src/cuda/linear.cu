@@ -296,13 +296,13 @@ __global__ void gelu_kernel(T* x, int64_t n, bool tf32) {
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
       const float g = gelu_f(to_f(e[k]));
-      e[k] = from_f<T>(tf32 ? round_tf32(g) : g);
+      e[k] = from_f<T>(tf32_if(tf32, g));
     }
     reinterpret_cast<uint4*>(x)[i] = raw;
   }
   for (int64_t i = nvec * kVec + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
     const float g = gelu_f(to_f(x[i]));
-    x[i] = from_f<T>(tf32 ? round_tf32(g) : g);
+    x[i] = from_f<T>(tf32_if(tf32, g));
   }
 }
 

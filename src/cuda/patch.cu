@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(256, PP ? 3 : 1)
       if (e < E) {
         const float y = ape ? v[i] + ape[int64_t(p) * E + e] : v[i];
         x[tok * E + e] = y;
-        xt[tok * ldt + e] = from_f<T>(tf32 ? round_tf32(y) : y);
+        xt[tok * ldt + e] = from_f<T>(tf32_if(tf32, y));
       }
     }
   }
@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(256, 3)
         const int e = lane + 32 * i;
         const float y = ape ? vh[i] + ape[int64_t(pos0 + h) * E + e] : vh[i];
         x[tok * E + e] = y;
-        xt[tok * ldt + e] = from_f<T>(tf32 ? round_tf32(y) : y);
+        xt[tok * ldt + e] = from_f<T>(tf32_if(tf32, y));
       }
     }
   }

@@ -5,7 +5,8 @@ The forward graph's edges into swinrt's kernels may be programmatic
 still runs, and is right only if it waits (wait_for_prior_grids(),
 griddepcontrol.wait) before it reads an activation or writes anything.
 graph_edges.cu takes every kernel of swinrt::cuda as one that waits, so
-every __global__ function must call it."""
+every __global__ function of src/cuda/*.cu must call it. (gemm_sm90.cuh's
+gemm_kernel, around CUTLASS's GEMM, waits in CUTLASS's producer warp.)"""
 import pathlib
 import re
 
