@@ -352,11 +352,11 @@ template <typename T, int HD, int THREADS>
 __global__ void __launch_bounds__(THREADS, THREADS == 128 ? (HD <= 32 ? 6 : 4) : 2)
     window_attention_mma_kernel(const T* __restrict__ qkv, int res, int C, int heads, int window, int shift,
                                 float scale, const __half* __restrict__ bias64, const WindowTable* __restrict__ table,
-                                T* __restrict__ out) {
-  wait_for_prior_grids();
+                                T* __restrict__ out, bool early) {
+  if (!early) wait_for_prior_grids();  // else the unit waits, once its constants are in hand
   extern __shared__ float4 smem4[];
   window_attention_unit<T, HD, THREADS>(qkv, res, C, heads, window, shift, scale, bias64, out, blockIdx.x,
-                                        blockIdx.y, blockIdx.z, reinterpret_cast<char*>(smem4), table);
+                                        blockIdx.y, blockIdx.z, reinterpret_cast<char*>(smem4), table, early);
 }
 
 template <typename T, int THREADS>
@@ -368,7 +368,8 @@ void launch_mma_threads(const void* qkv, int B, int res, int C, int heads, int w
                           : window_attention_mma_kernel<T, 64, THREADS>;
   const dim3 grid((res / window) * (res / window), heads, B);
   kernel<<<grid, THREADS, window_attention_smem(d), s>>>(static_cast<const T*>(qkv), res, C, heads, window, shift,
-                                                         scale, bias64, table, static_cast<T*>(out));
+                                                         scale, bias64, table, static_cast<T*>(out),
+                                                         early_constants());
 }
 
 // G heads of one window a thread block (G x HD <= 128 columns; 4 warps, one

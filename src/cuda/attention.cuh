@@ -218,12 +218,15 @@ inline size_t window_attention_smem(int hd) {
 // grid-synchronised block writes it in the same launch. table: the
 // windows' token maps and mask bits (window_table), or null to build them
 // here. A caller that reuses `smem` for another unit needs a block barrier
-// first.
+// first. wait: the kernel's wait_for_prior_grids() is the unit's, after the
+// window map (constants) is in shared memory and the head's bias asked of
+// the L2, before the first read of qkv (`early`, common.cuh).
 template <typename T, int HD, int THREADS>
 __device__ __forceinline__ void window_attention_unit(const T* qkv, int res, int C, int heads, int window, int shift,
                                                       float scale, const __half* __restrict__ bias64, T* out, int w,
                                                       int h, int b, char* smem,
-                                                      const WindowTable* __restrict__ table = nullptr) {
+                                                      const WindowTable* __restrict__ table = nullptr,
+                                                      bool wait = false) {
   constexpr int kRows = 64, LD = HD + 8, V8 = HD / 8;  // 16-byte pieces per row and head
   constexpr int ITEMS = (kRows * V8 + THREADS - 1) / THREADS;
   __half* q = reinterpret_cast<__half*>(smem);
@@ -236,13 +239,27 @@ __device__ __forceinline__ void window_attention_unit(const T* qkv, int res, int
   const int* tok;
   const unsigned long long* mbits;
   window_map(table, w, wy, wx, res, window, shift, THREADS, tk, tk + kRows, mb, tok, mbits);
+  // Each piece's token (-1 past the window) before the wait, so that the
+  // qkv loads issue at once after it.
+  int ti[ITEMS];
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const int idx = threadIdx.x + it * THREADS, i = idx / V8;
+    ti[it] = idx < kRows * V8 && i < N ? tok[i] : -1;
+  }
+  if (wait) {
+    prefetch_l2(bias64 + int64_t(h) * kRows * kRows, kRows * kRows * sizeof(__half), threadIdx.x, THREADS);
+    if (table) prefetch_l2(mbits, kRows * sizeof(unsigned long long), threadIdx.x, THREADS);
+    wait_for_prior_grids();
+    qkv = after_wait(qkv);
+  }
   uint4 qa[ITEMS], ka[ITEMS], va[ITEMS];
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
-    const int idx = threadIdx.x + it * THREADS, i = idx / V8, e = (idx % V8) * 8;
+    const int idx = threadIdx.x + it * THREADS, e = (idx % V8) * 8;
     qa[it] = ka[it] = va[it] = make_uint4(0, 0, 0, 0);
-    if (idx < kRows * V8 && i < N) {
-      const T* row = qkv + (base + tok[i]) * 3 * C + h * HD + e;
+    if (ti[it] >= 0) {
+      const T* row = qkv + (base + ti[it]) * 3 * C + h * HD + e;
       qa[it] = *reinterpret_cast<const uint4*>(row);
       ka[it] = *reinterpret_cast<const uint4*>(row + C);
       va[it] = *reinterpret_cast<const uint4*>(row + 2 * C);

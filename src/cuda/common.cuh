@@ -56,6 +56,42 @@ __device__ __forceinline__ void wait_for_prior_grids() {
 #endif
 }
 
+// Whether kernels load their constants (weights, LayerNorm gamma and beta,
+// the attention's window tables and bias) before their wait (SWINRT_EARLY=0:
+// after it, as before session 27). The engine's constants are written once
+// at upload and never by a kernel of the forward, so a kernel may read them
+// before griddepcontrol.wait; on a programmatic edge they then arrive while
+// the kernel before it still runs.
+inline bool early_constants() {
+  static const bool on = [] {
+    const char* v = std::getenv("SWINRT_EARLY");
+    return !(v && *v == '0');
+  }();
+  return on;
+}
+
+// p, passed through an empty asm volatile: for the activation pointer of a
+// kernel that reads constants before its wait. The compiler may treat loads
+// through a const __restrict__ pointer as invariant and schedule them before
+// the wait (griddepcontrol.wait), where they would read what the kernel
+// before has not yet written (session 27 run 5: LayerNorm's rows, logits
+// off by up to 4 at batches 1 and 2); a pointer taken from this after the
+// wait cannot be dereferenced before it.
+template <typename T>
+__device__ __forceinline__ T* after_wait(T* p) {
+  asm volatile("" : "+l"(p));
+  return p;
+}
+
+// Asks the L2 for [p, p + bytes), one prefetch.global.L2 a 128-byte line,
+// lines spread over threads `tid` of `n`.
+__device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes, int tid, int n) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  for (int64_t i = tid; i * 128 < bytes; i += n)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(static_cast<const char*>(p) + i * 128) : "memory");
+#endif
+}
+
 // v rounded to TF32 (10 mantissa bits; nearest, ties away from zero), as an
 // FP32 value whose low 13 bits are zero: what the TF32 path's producers
 // store for the CUTLASS tf32 GEMMs, whose wgmma reads the FP32 bits as they

@@ -81,6 +81,8 @@ struct WeightRows {
   int64_t ld_bytes;  // between rows
   uint32_t bytes;    // a row's K elements
   int rows;          // N
+  const char* bias;  // null: none (or not prefetched)
+  int bias_elem;     // its element's bytes
 };
 
 // A Gemm's kernel, launched by Gemm::run in place of CUTLASS's
@@ -115,6 +117,9 @@ __global__ void __launch_bounds__(Kernel::MaxThreadsPerBlock, Kernel::MinBlocksP
       const int r = i / lines, l = i - r * lines;
       asm volatile("prefetch.global.L2 [%0];" ::"l"(wr.w + (row0 + r) * wr.ld_bytes + l * 128) : "memory");
     }
+    if (wr.bias != nullptr && blockIdx.y == 0 && (static_cast<int>(threadIdx.x) - 32) * 128 < rows * wr.bias_elem)
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(wr.bias + (row0 * wr.bias_elem) + (threadIdx.x - 32) * 128)
+                   : "memory");
   }
 #endif
   extern __shared__ char smem[];
@@ -180,8 +185,13 @@ struct Gemm {
     if (attr != cudaSuccess)
       throw Error(fmt::format("CUTLASS GEMM {}x{}x{}: {} bytes of shared memory refused ({})", a.M, a.N, a.K, smem,
                               cudaGetErrorString(attr)));
-    const WeightRows wr{prefetch_weights() && !kTf32 ? static_cast<const char*>(a.w) : nullptr,
-                        a.ldw * static_cast<int64_t>(sizeof(T)), static_cast<uint32_t>(a.K * sizeof(T)), a.N};
+    const bool pf = prefetch_weights() && !kTf32;
+    const WeightRows wr{pf ? static_cast<const char*>(a.w) : nullptr,
+                        a.ldw * static_cast<int64_t>(sizeof(T)),
+                        static_cast<uint32_t>(a.K * sizeof(T)),
+                        a.N,
+                        pf && early_constants() ? static_cast<const char*>(a.bias) : nullptr,
+                        static_cast<int>(sizeof(TD))};
     gemm_kernel<Kernel><<<Kernel::get_grid_shape(params), Kernel::get_block_shape(), smem, s>>>(params, wr);
     SWINRT_CUDA_CHECK(cudaGetLastError());
     return true;

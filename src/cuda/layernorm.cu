@@ -173,8 +173,8 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
                                                             const Geo geo, const float* __restrict__ g,
                                                             const float* __restrict__ bta, Tout* __restrict__ out,
                                                             Tout* __restrict__ raw, int64_t ldo, int64_t ldr,
-                                                            bool tf32) {
-  wait_for_prior_grids();
+                                                            bool tf32, bool early) {
+  if (!early) wait_for_prior_grids();
   constexpr int RPB = 256 / TPR, WPR = TPR / 32;  // rows per block, warps per row
   __shared__ float red[2][8];
   const int rb = threadIdx.x / TPR, t = threadIdx.x % TPR, warp = threadIdx.x >> 5;
@@ -182,16 +182,24 @@ __global__ void __launch_bounds__(256) layernorm_vec_kernel(const Tin* __restric
   const bool live = row < rows;
   const RowPos at = G == Gather::Rows || !live ? RowPos{} : row_pos(row, geo);
   float4 v[NV], gq[NV], bq[NV];
+  // gamma and beta (the engine's constants) first: with `early`, before the wait.
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    const int k = 4 * (t + j * TPR);
+    gq[j] = bq[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (live && k < C) {
+      gq[j] = __ldg(reinterpret_cast<const float4*>(g + k));
+      bq[j] = __ldg(reinterpret_cast<const float4*>(bta + k));
+    }
+  }
+  if (early) wait_for_prior_grids();
+  const Tin* const x = after_wait(src);
   float sum = 0.f;
 #pragma unroll
   for (int j = 0; j < NV; ++j) {
     const int k = 4 * (t + j * TPR);
-    v[j] = gq[j] = bq[j] = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (live && k < C) {
-      v[j] = load4(src + source_index<G>(row, at, k, C, geo));
-      gq[j] = __ldg(reinterpret_cast<const float4*>(g + k));
-      bq[j] = __ldg(reinterpret_cast<const float4*>(bta + k));
-    }
+    v[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (live && k < C) v[j] = load4(x + source_index<G>(row, at, k, C, geo));
     sum += (v[j].x + v[j].y) + (v[j].z + v[j].w);
   }
   auto row_sum = [&](float x, int slot) {
@@ -237,15 +245,15 @@ void launch_vec(const void* src, int64_t rows, int C, Gather gather, int res, in
   switch (gather) {
     case Gather::Rows:
       layernorm_vec_kernel<Tin, Tout, Gather::Rows, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32, early_constants());
       break;
     case Gather::Merge2x2:
       layernorm_vec_kernel<Tin, Tout, Gather::Merge2x2, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32, early_constants());
       break;
     case Gather::Shuffle:
       layernorm_vec_kernel<Tin, Tout, Gather::Shuffle, TPR, NV>
-          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32);
+          <<<grid, 256, 0, s>>>(in, rows, C, geo, g, b, o, raw, ldo, ldr, tf32, early_constants());
       break;
   }
 }
