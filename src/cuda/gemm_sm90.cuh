@@ -100,8 +100,9 @@ struct WeightRows {
 // prefetch): this form took fp16 batch 1 from 0.349-0.351 to 0.343 ms and
 // bf16 from 0.345-0.347 to 0.338-0.339, batch 2 -1.5%; each block
 // prefetching its whole tile lost (0.350-0.352), and so did bulk
-// prefetches (cp.async.bulk.prefetch.L2), which the block's own TMA loads
-// queue behind (-1% as a share, +13% whole). tf32 lost a little (batch 2
+// prefetches (cp.async.bulk.prefetch.L2; -1% as a share, +13% whole:
+// through the TMA unit, where, we think, the block's own loads wait behind
+// them). tf32 lost a little (batch 2
 // +0.6%): its GEMMs do not prefetch.
 template <class Kernel>
 __global__ void __launch_bounds__(Kernel::MaxThreadsPerBlock, Kernel::MinBlocksPerMultiprocessor)
