@@ -71,12 +71,14 @@ inline bool early_constants() {
 }
 
 // p, passed through an empty asm volatile: for the activation pointer of a
-// kernel that reads constants before its wait. The compiler may treat loads
-// through a const __restrict__ pointer as invariant and schedule them before
-// the wait (griddepcontrol.wait), where they would read what the kernel
-// before has not yet written (session 27 run 5: LayerNorm's rows, logits
-// off by up to 4 at batches 1 and 2); a pointer taken from this after the
-// wait cannot be dereferenced before it.
+// kernel that reads constants before its wait. Through a const __restrict__
+// pointer nvcc emits read-only loads (ld.global.nc) that may be served or
+// scheduled as if the memory never changed: in session 27 run 5 the
+// LayerNorm's row loads, after the wait in the PTX, read rows the kernel
+// before had not yet written (logits off by up to 4 at batches 1 and 2).
+// Through the pointer this returns, which the compiler cannot know before
+// the asm, the loads are ordinary ones after the wait (run 6: every test
+// passed, three times over).
 template <typename T>
 __device__ __forceinline__ T* after_wait(T* p) {
   asm volatile("" : "+l"(p));

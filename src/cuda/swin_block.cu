@@ -405,6 +405,7 @@ struct BlockArgs {
   // (dtype T) instead of the rows to x.
   const float *norm_g, *norm_b;
   void* norm_out;
+  bool early;  // swin_block_kernel asks the L2 for the weight stream and bias before its wait (early_constants)
 };
 
 // Shared memory: the token map (where the block builds it), the FP32
@@ -444,6 +445,12 @@ __device__ int g_stamp_count;
 template <typename T, int C, int HD, bool WG, int THREADS = kThreadsFor<C>>
 __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREADS>::bytes <= 113 * 1024 ? 2 : 1)
     swin_block_kernel(BlockArgs p) {
+  if (p.early) {  // every block reads the whole stream and bias: their lines spread over the grid's threads
+    const int blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const int tid = blk * THREADS + threadIdx.x, n = gridDim.x * gridDim.y * gridDim.z * THREADS;
+    prefetch_l2(p.wstream, int64_t(12) * C * C * 2, tid, n);  // qkv, proj, fc1, fc2: 12 C^2 16-bit values
+    prefetch_l2(p.rpb, int64_t(p.heads) * 64 * 64 * 2, tid, n);
+  }
   wait_for_prior_grids();
   static_assert(THREADS == kThreadsFor<C> || WG, "the wide form is the wgmma kernel's");
   using L = Layout<C, WG, THREADS>;
@@ -1289,7 +1296,8 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   if (!w.rpb64) throw Error("swin_block: the padded relative position bias is missing");
   BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
               w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64,
-              static_cast<const WindowTable*>(w.table), nullptr, nullptr, nullptr};
+              static_cast<const WindowTable*>(w.table), nullptr, nullptr, nullptr,
+              early_constants() && !switched_off("SWINRT_EARLY_BLOCK")};
   const dim3 grid((res / window) * (res / window), B);
   // Where the windows are more than the SMs: the one-warpgroup form, three windows an SM (96 channels, 3 heads).
   if (w.wgmma && w.narrow && !wide && C == 96 && heads == 3 && t != DT::F32) {
