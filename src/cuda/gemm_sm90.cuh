@@ -79,7 +79,7 @@ namespace swinrt::cuda::sm90 {
 struct WeightRows {
   const char* w;     // null: no prefetch
   int64_t ld_bytes;  // between rows
-  uint32_t bytes;    // a row's K elements
+  uint32_t bytes;    // a row's K elements, in bytes
   int rows;          // N
   const char* bias;  // null: none (or not prefetched)
   int bias_elem;     // its element's bytes
@@ -102,8 +102,8 @@ struct WeightRows {
 // prefetching its whole tile lost (0.350-0.352), and so did bulk
 // prefetches (cp.async.bulk.prefetch.L2; -1% as a share, +13% whole:
 // through the TMA unit, where, we think, the block's own loads wait behind
-// them). tf32 lost a little (batch 2
-// +0.6%): its GEMMs do not prefetch.
+// them). tf32 lost a little (batch 2 +0.6%): its GEMMs do not prefetch.
+// The bias rows (the epilogue's) are asked for too (SWINRT_EARLY).
 template <class Kernel>
 __global__ void __launch_bounds__(Kernel::MaxThreadsPerBlock, Kernel::MinBlocksPerMultiprocessor)
     gemm_kernel(CUTLASS_GRID_CONSTANT typename Kernel::Params const params, const WeightRows wr) {
