@@ -56,6 +56,13 @@ __device__ __forceinline__ void wait_for_prior_grids() {
 #endif
 }
 
+// Whether the developer switch `name` (an environment variable read where
+// the engine decides) is set to 0, i.e. its path is turned off.
+inline bool switched_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v == '0';
+}
+
 // Whether kernels load their constants (weights, LayerNorm gamma and beta,
 // the attention's window tables and bias) before their wait (SWINRT_EARLY=0:
 // after it, as before session 27). The engine's constants are written once
@@ -63,10 +70,7 @@ __device__ __forceinline__ void wait_for_prior_grids() {
 // before griddepcontrol.wait; on a programmatic edge they then arrive while
 // the kernel before it still runs.
 inline bool early_constants() {
-  static const bool on = [] {
-    const char* v = std::getenv("SWINRT_EARLY");
-    return !(v && *v == '0');
-  }();
+  static const bool on = !switched_off("SWINRT_EARLY");
   return on;
 }
 
@@ -167,12 +171,6 @@ bool with_value(int v, F&& f) {
 
 inline unsigned ceil_div(long long a, long long b) { return static_cast<unsigned>((a + b - 1) / b); }
 
-// Whether the developer switch `name` (an environment variable read where
-// the engine decides) is set to 0, i.e. its path is turned off.
-inline bool switched_off(const char* name) {
-  const char* v = std::getenv(name);
-  return v && *v == '0';
-}
 
 // A developer switch around a default policy: 0 where `name` is "0" (the
 // path never taken), 2 where it is "1" (taken wherever it applies, for

@@ -130,10 +130,7 @@ __global__ void __launch_bounds__(Kernel::MaxThreadsPerBlock, Kernel::MinBlocksP
 
 // Whether the fp16/bf16 GEMMs prefetch their weights (SWINRT_SM90_PREFETCH=0: not).
 inline bool prefetch_weights() {
-  static const bool on = [] {
-    const char* v = std::getenv("SWINRT_SM90_PREFETCH");
-    return !(v && v[0] == '0');
-  }();
+  static const bool on = !switched_off("SWINRT_SM90_PREFETCH");
   return on;
 }
 

@@ -577,8 +577,9 @@ __device__ __forceinline__ void store_tile_logits(float* __restrict__ logits, co
 template <typename T, int KT, int NT>
 __global__ void __launch_bounds__(32 * kXhWarps, 1)
     final_expand_head_kernel(const T* __restrict__ x, int64_t tiles, int res, int tpi, const T* __restrict__ wexp,
-                             const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits) {
-  wait_for_prior_grids();
+                             const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits,
+                             bool early) {
+  if (!early) wait_for_prior_grids();  // else after the weights and head fragments, the engine's constants
   constexpr int E = KT * 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = kXhSld;
   extern __shared__ __align__(128) unsigned char xsm[];
   T* ws = reinterpret_cast<T*>(xsm);                                             // [4 sub-pixels][E rows n][LD]
@@ -594,6 +595,8 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
   }
   cp_async_commit();
   stage_head_frags(hf, frags, FW);
+  if (early) wait_for_prior_grids();
+  x = after_wait(x);
   T* xw = xs + warp * 16 * LD;
   float* sw = stg + warp * 2 * classes * SLD;
   const int64_t groups = (tiles + tpi - 1) / tpi, step = gridDim.x >> 2;
@@ -651,8 +654,9 @@ constexpr int kXhWgE = 96;
 template <typename T, int NT>
 __global__ void __launch_bounds__(32 * kXhWarps, 1)
     final_expand_head_wg_kernel(const T* __restrict__ x, int64_t units, int res, int upi, const T* __restrict__ wexp,
-                                const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits) {
-  wait_for_prior_grids();
+                                const uint32_t* __restrict__ frags, int classes, float* __restrict__ logits,
+                                bool early) {
+  if (!early) wait_for_prior_grids();  // else after the weights and head fragments, the engine's constants
   constexpr int E = kXhWgE, KT = E / 16, LD = xh_ld(E), VR = E / 8, FW = head_frag_words(KT, NT), SLD = kXhSld;
   extern __shared__ __align__(128) unsigned char xsm[];
   T* ws = reinterpret_cast<T*>(xsm);                                               // [4 sub-pixels][E x E] core matrices
@@ -673,6 +677,8 @@ __global__ void __launch_bounds__(32 * kXhWarps, 1)
   }
   cp_async_commit();
   stage_head_frags(hf, frags, FW);
+  if (early) wait_for_prior_grids();
+  x = after_wait(x);
   T* xw = xs + warp * 16 * LD;
   float* sw = stg + warp * 2 * classes * SLD;
   const int64_t groups = (units + upi - 1) / upi, step = gridDim.x >> 2;
@@ -896,7 +902,8 @@ void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const voi
       auto kernel = final_expand_head_wg_kernel<T, decltype(nt)::value>;
       SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       kernel<<<grid, 32 * kXhWarps, smem, s>>>(static_cast<const T*>(x), units, res, upi, static_cast<const T*>(wexp),
-                                               static_cast<const uint32_t*>(frags), classes, logits);
+                                               static_cast<const uint32_t*>(frags), classes, logits,
+                                               early_constants());
     });
     SWINRT_CUDA_CHECK(cudaGetLastError());
     return;
@@ -912,7 +919,7 @@ void final_expand_head(const void* x, DT t, int64_t M, int res, int E, const voi
     auto kernel = final_expand_head_kernel<T, decltype(kt)::value, decltype(nt)::value>;
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     kernel<<<grid, 32 * kXhWarps, smem, s>>>(static_cast<const T*>(x), tiles, res, tpi, static_cast<const T*>(wexp),
-                                             static_cast<const uint32_t*>(frags), classes, logits);
+                                             static_cast<const uint32_t*>(frags), classes, logits, early_constants());
   });
   SWINRT_CUDA_CHECK(cudaGetLastError());
 }
