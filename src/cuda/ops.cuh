@@ -146,6 +146,9 @@ struct SwinBlockWeights {
   // ... in its compact layout, four windows an SM (the MLP chunk after chunk): 0 never, 1 where that takes a
   // third fewer waves of windows than three an SM (batch 7-8 and 13-16 at 224 x 224 on 132 SMs), 2 always.
   int narrow_compact = 1;
+  // The 16-warp form as a pair of blocks a window, each with half the MLP: 0 never, 1 where twice the windows
+  // are no more than the SMs (batch 1 at 224 x 224 on 132 SMs), 2 wherever the 16-warp form runs.
+  int pair = 1;
 };
 bool swin_block_supported(DT t, int C, int heads, int window, int hidden);
 // Bytes of a block's weight stream, and its arrangement from the qkv, proj,
@@ -166,7 +169,8 @@ bool swin_block_arrange(int C, const void* qkv, const void* proj, const void* fc
 // [8 k]: leading offset 128 bytes, stride 256); 2 N K bytes.
 void arrange_wgmma_stages(const void* w, int N, int K, int chunk, int kps, void* out, cudaStream_t s);
 // x [B, res^2, C] FP32, updated in place. Returns the launch's profile
-// label: "fused", "fused.wgmma" (8 or 16 warps a window) or "fused.narrow".
+// label: "fused", "fused.wgmma" (8 or 16 warps a window), "fused.pair" (two
+// blocks of 16 warps a window) or "fused.narrow".
 // With norm_g (a LayerNorm of C following the block, as the decoder's last
 // block's norm_up): where the one-warpgroup form runs, it writes that
 // LayerNorm of the new rows to norm_out ([B, res^2, C], dtype t) instead of

@@ -183,24 +183,36 @@ __device__ __forceinline__ void timed(long long& cycles, F&& f) {
 // `empty` mbarrier (release); thread 0 then refills the slot with the stage
 // STAGES ahead.
 // THREADS: the block's threads (the stream's chunking is Stream's, for
-// kThreadsFor<C>, whatever the block).
-template <int C, int DEPTH, int THREADS = kThreadsFor<C>>
+// kThreadsFor<C>, whatever the block). PAIR: the block is one of a pair
+// that splits the MLP (swin_block_kernel's PAIR): it streams qkv and proj
+// whole, then its half of fc1's chunks and of fc2's k stages.
+template <int C, int DEPTH, int THREADS = kThreadsFor<C>, bool PAIR = false>
 struct TmaStream {
   using S = Stream<C, true, DEPTH>;
   static constexpr int WARPS = THREADS / 32, LAYOUT_WARPS = S::WARPS, MAXCHUNK = S::MAXCHUNK, KPS = S::KPS,
-                       STAGES = S::STAGES, STAGE = S::STAGE, TOTAL = S::TOTAL;
+                       STAGES = S::STAGES, STAGE = S::STAGE;
+  static constexpr int TOTAL = PAIR ? S::S0 + S::S1 + S::S2 / 2 + S::S3 / 2 : S::TOTAL;
+  // fc1's chunks are consecutive stage runs, fc2 one chunk of k stages: each half is a run.
+  static_assert(!PAIR || (S::UNIFORM && S::CH3 == C && 4 * C / S::CH2 % 2 == 0 && S::S3 % 2 == 0), "pair stream");
 
   const char* w;  // the arranged stream
   char* ring;
   uint32_t bars, step;  // slot i's mbarriers: full at bars + i * step, empty 8 bytes after
   int t = 0;            // next stage to acquire (the same in every thread)
   int r = 0;            // next stage to release
+  int half = 0;         // PAIR: which half of the MLP's stages
   long long c_acq = 0, c_rel = 0, c_mma = 0;  // SWINRT_BLOCK_STAMPS: cycles waited for data, refills, products
 
+  // The arranged stream's stage for the i-th this block reads.
+  __device__ __forceinline__ int physical(int i) const {
+    if constexpr (!PAIR) return i;
+    constexpr int A = S::S0 + S::S1, H1 = S::S2 / 2, H2 = S::S3 / 2;
+    return i < A ? i : i < A + H1 ? A + half * H1 + (i - A) : A + S::S2 + half * H2 + (i - A - H1);
+  }
   // Stage i (< TOTAL) into its slot.
   __device__ __forceinline__ void fill(int i) {
     const int slot = i % STAGES;
-    S::with_stage(w, i, [&](const char* src, auto bytes) {
+    S::with_stage(w, physical(i), [&](const char* src, auto bytes) {
       const uint32_t full = bars + slot * step;
       mbar_expect(full, bytes);
       bulk_copy(smem_u32(ring + slot * STAGE), src, bytes, full);
@@ -415,7 +427,7 @@ struct BlockArgs {
 // for a third weight stage (113 KB a block, two blocks an SM, not a byte to
 // spare); its ring's mbarriers live in the residual rows' padding columns
 // (bars: rows 0..STAGES-1, columns C..C+3, never read as data).
-template <int C, bool WG, int THREADS = kThreadsFor<C>>
+template <int C, bool WG, int THREADS = kThreadsFor<C>, bool PAIR = false>
 struct Layout {
   static constexpr int LDX = C + 8;       // FP32 residual rows (float2 epilogue access: conflict-free)
   static constexpr int LDQ = 3 * C + 8;   // q, k, v rows, fp16
@@ -426,10 +438,14 @@ struct Layout {
   static constexpr size_t kA = size_t(kRows) * (WG ? C : OpA::LD) * 2;
   static constexpr size_t kQ = size_t(kRows) * LDQ * 2, kH = size_t(kRows) * (WG ? 4 * C : OpH::LD) * 2;
   static constexpr size_t kBig = kQ > kH ? kQ : kH;
-  using Ring = std::conditional_t<WG, TmaStream<C, C == 96 ? 3 : 0, THREADS>, Stream<C>>;
+  using Ring = std::conditional_t<WG, TmaStream<C, C == 96 ? 3 : 0, THREADS, PAIR>, Stream<C>>;
   static constexpr size_t kRing = size_t(Ring::STAGES) * Ring::STAGE;
   static_assert(!WG || Ring::STAGES <= kRows, "mbarriers in the row padding");
-  static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing;
+  // PAIR: fc2's partial sums of both blocks of the pair for this block's
+  // half of the columns, FP32 [2 blocks][64 rows][LDP], after the ring.
+  static constexpr int LDP = C / 2 + 4;
+  static constexpr size_t kPart = PAIR ? size_t(2) * kRows * LDP * sizeof(float) : 0;
+  static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing + kPart;
 };
 
 #ifdef SWINRT_BLOCK_STAMPS
@@ -442,8 +458,18 @@ __device__ int g_stamp_count;
 // (block_gemm). THREADS: kThreadsFor<C>, or for the wgmma kernel where the
 // windows are no more than the SMs, twice that (a window's chain of steps
 // spread over more warps: an SM has nothing else to run).
-template <typename T, int C, int HD, bool WG, int THREADS = kThreadsFor<C>>
-__global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREADS>::bytes <= 113 * 1024 ? 2 : 1)
+// PAIR (the 16-warp wgmma form, where twice the windows are no more than
+// the SMs): two blocks a window, a cluster of two, each running the window
+// through LayerNorm 2 as the single block does, then half the MLP: block h
+// takes hidden columns [2 C h, 2 C h + 2 C) through fc1 and GELU, and fc2
+// over those, a partial sum for all C columns. Each block stores the
+// partial's columns the other finishes into that block's shared memory; after
+// a cluster barrier block h writes columns [C h / 2, C h / 2 + C / 2) of the
+// window's rows as x + ((partial 0 + partial 1) + b): the same sum in
+// either block, run after run.
+template <typename T, int C, int HD, bool WG, int THREADS = kThreadsFor<C>, bool PAIR = false>
+__global__ void __launch_bounds__(THREADS,
+                                  THREADS <= 256 && Layout<C, WG, THREADS, PAIR>::bytes <= 113 * 1024 ? 2 : 1)
     swin_block_kernel(BlockArgs p) {
   if (p.early) {  // every block reads the whole stream and bias: their lines spread over the grid's threads
     const int blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
@@ -453,7 +479,9 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
   }
   wait_for_prior_grids();
   static_assert(THREADS == kThreadsFor<C> || WG, "the wide form is the wgmma kernel's");
-  using L = Layout<C, WG, THREADS>;
+  static_assert(!PAIR || (WG && C == 96), "the pair form is the 96-channel wgmma kernel's");
+  if constexpr (PAIR) cluster_arrive();  // waited on before the first store into the other block's memory
+  using L = Layout<C, WG, THREADS, PAIR>;
   using OpA = typename L::OpA;
   using OpH = typename L::OpH;
   constexpr int WARPS = THREADS / 32;
@@ -473,6 +501,8 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
     else
       return typename L::Ring{static_cast<const char*>(p.wstream), big + L::kBig};
   }();
+  if constexpr (PAIR) ws.half = static_cast<int>(cluster_rank());
+  const int win = PAIR ? blockIdx.x >> 1 : blockIdx.x;  // the window (a cluster of two along x: ranks 0, 1)
 #ifdef SWINRT_BLOCK_STAMPS
   long long st[12];
   int ns = 0;
@@ -492,9 +522,10 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
   using KC = std::integral_constant<int, C>;
   using K3C = std::integral_constant<int, 3 * C>;
   using K4C = std::integral_constant<int, 4 * C>;
+  using K2C = std::integral_constant<int, 2 * C>;
 
   const int res = p.res, window = p.window, shift = p.shift, N = window * window;
-  const int nw = res / window, wy = blockIdx.x / nw, wx = blockIdx.x % nw;
+  const int nw = res / window, wy = win / nw, wx = win % nw;
   const int64_t base = int64_t(blockIdx.y) * res * res;
   const int warp = threadIdx.x >> 5;
 
@@ -503,10 +534,10 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
   const int* tok;
   const unsigned long long* mbits;
   if constexpr (WG) {
-    tok = p.table[blockIdx.x].tok;
-    mbits = p.table[blockIdx.x].mbits;
+    tok = p.table[win].tok;
+    mbits = p.table[win].mbits;
   } else {
-    window_map(p.table, blockIdx.x, wy, wx, res, window, shift, THREADS, tk, reg, mb, tok, mbits);
+    window_map(p.table, win, wy, wx, res, window, shift, THREADS, tk, reg, mb, tok, mbits);
   }
   // The window's rows: every load of a thread in flight at once.
   constexpr int C4 = C / 4, LOADS = kRows * C4 / THREADS;
@@ -581,29 +612,68 @@ __global__ void __launch_bounds__(THREADS, THREADS <= 256 && Layout<C, WG, THREA
   block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as);
   publish();
   STAMP();
-  {
-    const T* b1 = static_cast<const T*>(p.bfc1);
-    gemm(KC{}, K4C{}, as, [&](int row, int col, float v0, float v1) {
+  if constexpr (PAIR) {
+    // This block's half of the hidden layer, [64][2 C] (its own operand layout), then fc2's partial over it.
+    using OpP = Operand<2 * C, WG>;
+    const T* b1 = static_cast<const T*>(p.bfc1) + ws.half * 2 * C;
+    gemm(KC{}, K2C{}, as, [&](int row, int col, float v0, float v1) {
       const float2 bb = bias2(b1 + col);
-      store2(hid + OpH::at(row, col), gelu_tanh(v0 + bb.x), gelu_tanh(v1 + bb.y));
+      store2(hid + OpP::at(row, col), gelu_tanh(v0 + bb.x), gelu_tanh(v1 + bb.y));
     });
-  }
-  publish();
-  STAMP();
-  gemm(K4C{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
-    float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
-    float2 x2 = *px;
-    const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bfc2 + col));
-    x2.x += v0 + bb.x;
-    x2.y += v1 + bb.y;
-    *px = x2;
-  });
-  __syncthreads();
-  STAMP();
+    publish();
+    STAMP();
+    // part[h][row][c]: block h's partial of column c of this block's half (C / 2 h' + c in block h').
+    constexpr int HALF = C / 2, LDP = L::LDP;
+    float* part = reinterpret_cast<float*>(big + L::kBig + L::kRing);
+    const int me = ws.half;
+    const uint32_t other = cluster_map(smem_u32(part), uint32_t(me ^ 1));
+    cluster_wait();  // the other block has started: its shared memory may be written
+    gemm(K2C{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
+      const int owner = col >= HALF ? 1 : 0, at = (me * kRows + row) * LDP + (col - owner * HALF);
+      if (owner == me) *reinterpret_cast<float2*>(part + at) = make_float2(v0, v1);
+      else cluster_store2(other + uint32_t(at) * 4u, v0, v1);
+    });
+    cluster_sync();  // both partials of this block's columns are here
+    STAMP();
+    constexpr int H4 = HALF / 4;
+    for (int idx = threadIdx.x; idx < N * H4; idx += THREADS) {
+      const int i = idx / H4, c = (idx - i * H4) * 4, col = me * HALF + c;
+      const float4 a = *reinterpret_cast<const float4*>(part + i * LDP + c);
+      const float4 b = *reinterpret_cast<const float4*>(part + (kRows + i) * LDP + c);
+      const float4 bb = __ldg(reinterpret_cast<const float4*>(p.bfc2 + col));
+      float4 v = *reinterpret_cast<const float4*>(xs + i * L::LDX + col);
+      v.x += (a.x + b.x) + bb.x;
+      v.y += (a.y + b.y) + bb.y;
+      v.z += (a.z + b.z) + bb.z;
+      v.w += (a.w + b.w) + bb.w;
+      *reinterpret_cast<float4*>(p.x + (base + tok[i]) * C + col) = v;
+    }
+  } else {
+    {
+      const T* b1 = static_cast<const T*>(p.bfc1);
+      gemm(KC{}, K4C{}, as, [&](int row, int col, float v0, float v1) {
+        const float2 bb = bias2(b1 + col);
+        store2(hid + OpH::at(row, col), gelu_tanh(v0 + bb.x), gelu_tanh(v1 + bb.y));
+      });
+    }
+    publish();
+    STAMP();
+    gemm(K4C{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
+      float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
+      float2 x2 = *px;
+      const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bfc2 + col));
+      x2.x += v0 + bb.x;
+      x2.y += v1 + bb.y;
+      *px = x2;
+    });
+    __syncthreads();
+    STAMP();
 
-  for (int idx = threadIdx.x; idx < N * C4; idx += THREADS) {
-    const int i = idx / C4, c = (idx - i * C4) * 4;
-    *reinterpret_cast<float4*>(p.x + (base + tok[i]) * C + c) = *reinterpret_cast<const float4*>(xs + i * L::LDX + c);
+    for (int idx = threadIdx.x; idx < N * C4; idx += THREADS) {
+      const int i = idx / C4, c = (idx - i * C4) * 4;
+      *reinterpret_cast<float4*>(p.x + (base + tok[i]) * C + c) =
+          *reinterpret_cast<const float4*>(xs + i * L::LDX + c);
+    }
   }
 #ifdef SWINRT_BLOCK_STAMPS
   __syncthreads();
@@ -1134,16 +1204,18 @@ bool with_channels(int C, F&& f) {
   return with_value<48, 96, 192>(C, f);
 }
 
-// Dynamic shared memory of the kernel by warpgroup or by warp.
+// Dynamic shared memory of the kernel by warpgroup (pair: its pair form) or by warp.
 template <int C>
-size_t smem_bytes(bool wg) {
+size_t smem_bytes(bool wg, bool pair = false) {
+  if constexpr (C == 96)
+    if (pair) return Layout<C, true, 2 * kThreadsFor<C>, true>::bytes;
   return wg ? Layout<C, true>::bytes : Layout<C, false>::bytes;
 }
 
 // The kernel for dtype t, C channels and C / heads channels per head (16 or
 // 32; 48 channels only with 16), by warpgroup or by warp, or null. wide:
-// the 16-warp form of the 96-channel wgmma kernel.
-Kernel kernel_for(DT t, int C, int heads, bool wg, bool wide = false) {
+// the 16-warp form of the 96-channel wgmma kernel; pair: its pair form.
+Kernel kernel_for(DT t, int C, int heads, bool wg, bool wide = false, bool pair = false) {
   if (t == DT::F32 || heads <= 0 || C % heads) return nullptr;
   const int hd = C / heads;
   Kernel k = nullptr;
@@ -1154,7 +1226,9 @@ Kernel kernel_for(DT t, int C, int heads, bool wg, bool wide = false) {
       auto pick = [&](auto hdc) -> Kernel {
         constexpr int HD = decltype(hdc)::value;
         if constexpr (CC == 96)
-          if (wg && wide) return swin_block_kernel<T, CC, HD, true, 2 * kThreadsFor<CC>>;
+          if (wg && wide)
+            return pair ? swin_block_kernel<T, CC, HD, true, 2 * kThreadsFor<CC>, true>
+                        : swin_block_kernel<T, CC, HD, true, 2 * kThreadsFor<CC>>;
         return wg ? swin_block_kernel<T, CC, HD, true> : swin_block_kernel<T, CC, HD, false>;
       };
       if (hd == 16) k = pick(std::integral_constant<int, 16>{});
@@ -1279,13 +1353,15 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   // statistics over 8 threads a row instead of 4).
   const int64_t windows = int64_t(res / window) * (res / window) * B;
   const bool wide = w.wgmma && w.wide && C == 96 && windows <= sm_count();
-  const Kernel kernel = kernel_for(t, C, heads, w.wgmma, wide);
+  // Where the device holds a pair of blocks for every window at once (batch 1), a pair of blocks a window.
+  const bool pair = wide && (w.pair == 2 || (w.pair == 1 && 2 * windows <= sm_count()));
+  const Kernel kernel = kernel_for(t, C, heads, w.wgmma, wide, pair);
   if (w.wgmma && !w.table) throw Error("swin_block: the wgmma kernel needs the window table");
   if (!kernel) throw Error(fmt::format("swin_block: no fused kernel for C {} heads {}", C, heads));
   size_t smem = 0;
   int threads = 0;
   with_channels(C, [&](auto c) {
-    smem = smem_bytes<decltype(c)::value>(w.wgmma);
+    smem = smem_bytes<decltype(c)::value>(w.wgmma, pair);
     threads = kThreadsFor<decltype(c)::value> * (wide ? 2 : 1);
   });
   static std::mutex mu;
@@ -1329,7 +1405,38 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
     once = true;
   }
 #endif
-  kernel<<<grid, threads, smem, s>>>(a);
+  if (pair) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(2 * grid.x, grid.y);
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cudaLaunchAttribute cluster{};
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = 2;
+    cluster.val.clusterDim.y = 1;
+    cluster.val.clusterDim.z = 1;
+    cfg.attrs = &cluster;
+    cfg.numAttrs = 1;
+    // Pairs are placed within a GPC: by policy only where all of them fit at once (a second wave would
+    // double the kernel's time), else one block a window.
+    int fit = 0;
+    const bool fits = w.pair == 2 || (cudaOccupancyMaxActiveClusters(&fit, kernel, &cfg) == cudaSuccess &&
+                                      fit >= windows);
+    cudaGetLastError();  // (clears a failed query)
+    if (fits) {
+      SWINRT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a));
+      return "fused.pair";
+    }
+  }
+  Kernel single = kernel;
+  if (pair) {  // the pairs did not fit: one block a window
+    single = kernel_for(t, C, heads, w.wgmma, wide, false);
+    with_channels(C, [&](auto c) { smem = smem_bytes<decltype(c)::value>(w.wgmma, false); });
+    std::lock_guard<std::mutex> lock(mu);
+    SWINRT_CUDA_CHECK(cudaFuncSetAttribute(single, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  }
+  single<<<grid, threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
   return w.wgmma ? "fused.wgmma" : "fused";
 }

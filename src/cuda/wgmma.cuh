@@ -178,6 +178,47 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
 #endif
 }
 
+// Clusters (the pair form of the fused block): this block's rank in its
+// cluster; addr (shared, this block's) mapped to the same offset in block
+// `rank`'s shared memory; two floats stored there; cluster_sync, a barrier
+// of every thread of the cluster, shared-memory writes before it visible
+// after it.
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r = 0;
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+#endif
+  return r;
+}
+__device__ __forceinline__ uint32_t cluster_map(uint32_t addr, uint32_t rank) {
+  uint32_t r = addr;
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
+#endif
+  return r;
+}
+__device__ __forceinline__ void cluster_store2(uint32_t addr, float a, float b) {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(a), "f"(b) : "memory");
+#endif
+}
+// The barrier's two halves: arrive (no ordering of memory), then wait.
+__device__ __forceinline__ void cluster_arrive() {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_sync() {
+#ifdef SWINRT_WGMMA_CODE
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+
 // Ties the accumulators to this point of the instruction stream (the
 // compiler sees wgmma write them at issue, the hardware writes them until
 // the wait); the uint32_t form keeps a register-A product's fragments in

@@ -257,10 +257,29 @@ TEST(Cuda, WgmmaBlockMatchesMmaSync) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
   const EnvFor fuse_all("SWINRT_FUSED_BLOCK", "1");
-  if (!swin_t_fp16_launches("fused.wgmma"))
+  if (!swin_t_fp16_launches("fused.wgmma", 2))
     GTEST_SKIP() << "the fused blocks do not run by warpgroup here (no sm_90a device or build)";
   expect_block_variant_matches("wgmma", "SWINRT_WGMMA", 31);
   expect_block_variant_matches("wide", "SWINRT_WIDE_BLOCK", 37);
+}
+
+// The 16-warp block's pair form (two blocks a window, a cluster of two,
+// each with half the MLP; SWINRT_PAIR_BLOCK=1: wherever the 16-warp form
+// runs, here batches 1 and 2) against one block a window (=0): the same
+// rounding points, fc2's sum in two halves added in a fixed order. Then the
+// pair form twice on the same input: bit-identical logits.
+TEST(Cuda, PairBlockMatchesWide) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const EnvFor fuse_all("SWINRT_FUSED_BLOCK", "1");
+  if (!swin_t_fp16_launches("fused.pair"))
+    GTEST_SKIP() << "the pair form does not run here (no sm_90a device or build)";
+  expect_block_variant_matches("pair", "SWINRT_PAIR_BLOCK", 43);
+  const Weights w = random_weights(named_config("swin-t"), 44);
+  const auto in = random_slices(2, w.config().img_size, 45);
+  const auto a = cuda_logits(w, Precision::FP16, in, 2, "SWINRT_PAIR_BLOCK", "1", 2);
+  const auto b = cuda_logits(w, Precision::FP16, in, 2, "SWINRT_PAIR_BLOCK", "1", 2);
+  EXPECT_EQ(a, b) << "the pair form's logits differ between two runs";
 }
 
 // The 96-channel block's one-warpgroup form (three windows an SM; swin-t's
