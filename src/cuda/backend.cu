@@ -368,7 +368,8 @@ class CudaEngine final : public Engine {
     mlp_proj_ = !switched_off("SWINRT_MLP_PROJ");
     // ... and the next block's LayerNorm 1 where that block runs op by op (SWINRT_MLP_NORM1=0: its own launch).
     mlp_norm1_ = !switched_off("SWINRT_MLP_NORM1");
-    // The one-warpgroup block writes the LayerNorm that follows it (norm_up) instead of x (SWINRT_NARROW_NORM=0: not).
+    // The one-warpgroup block and the pair form write the LayerNorm that follows them (norm_up) instead of x
+    // (SWINRT_NARROW_NORM=0: not).
     narrow_norm_ = !switched_off("SWINRT_NARROW_NORM");
     // The 16-bit attention takes several heads of a window a thread block at large batches;
     // SWINRT_ATTN_HEADS=0: one head a block always, =1: several wherever it applies (tests).
@@ -973,8 +974,8 @@ class CudaEngine final : public Engine {
           const int64_t windows = n * (st.res / st.window) * (st.res / st.window);
           if (!fused_.empty() && fused_[si] && windows >= fused_policy_.at(C)) {
             flush_skip();
-            // A LayerNorm straight after (the decoder's norm_up): the one-warpgroup kernel writes its output
-            // into xt instead of x (SWINRT_NARROW_NORM=0: not), and that step is done.
+            // A LayerNorm straight after (the decoder's norm_up): the one-warpgroup kernel and the pair form
+            // write its output into xt instead of x (SWINRT_NARROW_NORM=0: not), and that step is done.
             const Step* norm = narrow_norm_ && si + 1 < plan_.size() && plan_[si + 1].op == OpKind::LayerNorm &&
                                        plan_[si + 1].dim == C && plan_[si + 1].res == st.res
                                    ? &plan_[si + 1]
@@ -1158,7 +1159,7 @@ class CudaEngine final : public Engine {
                           // (on at most 8 thread blocks)
   bool mlp_proj_ = true;   // mlp_fused takes attn.proj where it runs (SWINRT_MLP_PROJ)
   bool mlp_norm1_ = true;  // ... and the next block's norm1 (SWINRT_MLP_NORM1)
-  bool narrow_norm_ = true;  // the one-warpgroup block writes the LayerNorm after it (SWINRT_NARROW_NORM)
+  bool narrow_norm_ = true;  // the one-warpgroup block and the pair form write the LayerNorm after them (SWINRT_NARROW_NORM)
   int attn_heads_ = 1;  // window_attention's heads_mode (SWINRT_ATTN_HEADS)
   size_t l2_setaside_ = 0;    // bytes of L2 for persisting lines (0: no access policy windows)
   size_t l2_window_max_ = 0;  // the device's largest access policy window

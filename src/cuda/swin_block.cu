@@ -413,8 +413,8 @@ struct BlockArgs {
   const float* bfc2;
   const __half* rpb;  // the relative position bias padded to 64 x 64 a head (pad_attention_bias, 16-bit layout)
   const WindowTable* table;  // the windows' token maps and mask bits (window_table), or null: built here
-  // The one-warpgroup kernel, where non-null: the LayerNorm (norm_g, norm_b) of the new rows to norm_out
-  // (dtype T) instead of the rows to x.
+  // The one-warpgroup kernel and the pair form, where non-null: the LayerNorm (norm_g, norm_b) of the new
+  // rows to norm_out (dtype T) instead of the rows to x.
   const float *norm_g, *norm_b;
   void* norm_out;
   bool early;  // swin_block_kernel asks the L2 for the weight stream and bias before its wait (early_constants)
@@ -442,9 +442,9 @@ struct Layout {
   static constexpr size_t kRing = size_t(Ring::STAGES) * Ring::STAGE;
   static_assert(!WG || Ring::STAGES <= kRows, "mbarriers in the row padding");
   // PAIR: fc2's partial sums of both blocks of the pair for this block's
-  // half of the columns, FP32 [2 blocks][64 rows][LDP], after the ring.
-  static constexpr int LDP = C / 2 + 4;
-  static constexpr size_t kPart = PAIR ? size_t(2) * kRows * LDP * sizeof(float) : 0;
+  // half of the rows, FP32 [2 blocks][32 rows][LDP], after the ring.
+  static constexpr int LDP = C + 4;
+  static constexpr size_t kPart = PAIR ? size_t(2) * (kRows / 2) * LDP * sizeof(float) : 0;
   static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing + kPart;
 };
 
@@ -462,11 +462,12 @@ __device__ int g_stamp_count;
 // the SMs): two blocks a window, a cluster of two, each running the window
 // through LayerNorm 2 as the single block does, then half the MLP: block h
 // takes hidden columns [2 C h, 2 C h + 2 C) through fc1 and GELU, and fc2
-// over those, a partial sum for all C columns. Each block stores the
-// partial's columns the other finishes into that block's shared memory; after
-// a cluster barrier block h writes columns [C h / 2, C h / 2 + C / 2) of the
-// window's rows as x + ((partial 0 + partial 1) + b): the same sum in
-// either block, run after run.
+// over those, a partial sum for all 64 rows. Each block stores the
+// partial's rows the other finishes into that block's shared memory; after
+// a cluster barrier block h finishes rows [32 h, 32 h + 32) of the window
+// as x + ((partial 0 + partial 1) + b), the same sum in either block, run
+// after run, and writes them to x, or where the caller asks (norm_out) their
+// LayerNorm.
 template <typename T, int C, int HD, bool WG, int THREADS = kThreadsFor<C>, bool PAIR = false>
 __global__ void __launch_bounds__(THREADS,
                                   THREADS <= 256 && Layout<C, WG, THREADS, PAIR>::bytes <= 113 * 1024 ? 2 : 1)
@@ -622,31 +623,66 @@ __global__ void __launch_bounds__(THREADS,
     });
     publish();
     STAMP();
-    // part[h][row][c]: block h's partial of column c of this block's half (C / 2 h' + c in block h').
-    constexpr int HALF = C / 2, LDP = L::LDP;
+    // part[h][r][c]: block h's partial of row 32 h' + r, column c, in block h'.
+    constexpr int LDP = L::LDP, HALF = kRows / 2;
     float* part = reinterpret_cast<float*>(big + L::kBig + L::kRing);
     const int me = ws.half;
     const uint32_t other = cluster_map(smem_u32(part), uint32_t(me ^ 1));
     cluster_wait();  // the other block has started: its shared memory may be written
     gemm(K2C{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
-      const int owner = col >= HALF ? 1 : 0, at = (me * kRows + row) * LDP + (col - owner * HALF);
+      const int owner = row >= HALF ? 1 : 0, at = (me * HALF + row - owner * HALF) * LDP + col;
       if (owner == me) *reinterpret_cast<float2*>(part + at) = make_float2(v0, v1);
       else cluster_store2(other + uint32_t(at) * 4u, v0, v1);
     });
-    cluster_sync();  // both partials of this block's columns are here
+    cluster_sync();  // both partials of this block's rows are here
     STAMP();
-    constexpr int H4 = HALF / 4;
-    for (int idx = threadIdx.x; idx < N * H4; idx += THREADS) {
-      const int i = idx / H4, c = (idx - i * H4) * 4, col = me * HALF + c;
-      const float4 a = *reinterpret_cast<const float4*>(part + i * LDP + c);
-      const float4 b = *reinterpret_cast<const float4*>(part + (kRows + i) * LDP + c);
-      const float4 bb = __ldg(reinterpret_cast<const float4*>(p.bfc2 + col));
-      float4 v = *reinterpret_cast<const float4*>(xs + i * L::LDX + col);
-      v.x += (a.x + b.x) + bb.x;
-      v.y += (a.y + b.y) + bb.y;
-      v.z += (a.z + b.z) + bb.z;
-      v.w += (a.w + b.w) + bb.w;
-      *reinterpret_cast<float4*>(p.x + (base + tok[i]) * C + col) = v;
+    // 16 threads a row, columns 2 q + 32 j (+ 1) for j < C / 32.
+    static_assert(THREADS == 16 * HALF && C % 32 == 0, "16 threads a row");
+    constexpr int CJ = C / 32;
+    const int rl = threadIdx.x >> 4, q = threadIdx.x & 15, r = me * HALF + rl;
+    const bool live = r < N;
+    float v[CJ][2];
+#pragma unroll
+    for (int j = 0; j < CJ; ++j) {
+      const int c = 2 * q + 32 * j;
+      const float2 a = *reinterpret_cast<const float2*>(part + rl * LDP + c);
+      const float2 b = *reinterpret_cast<const float2*>(part + (HALF + rl) * LDP + c);
+      const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bfc2 + c));
+      const float2 xv = *reinterpret_cast<const float2*>(xs + r * L::LDX + c);
+      v[j][0] = xv.x + ((a.x + b.x) + bb.x);
+      v[j][1] = xv.y + ((a.y + b.y) + bb.y);
+    }
+    const int64_t at = (base + (live ? tok[r] : 0)) * C;
+    if (p.norm_out == nullptr) {
+#pragma unroll
+      for (int j = 0; j < CJ; ++j)
+        if (live) *reinterpret_cast<float2*>(p.x + at + 2 * q + 32 * j) = make_float2(v[j][0], v[j][1]);
+    } else {  // the LayerNorm after the block (FP32 two-pass statistics over the row's 16 threads)
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < CJ; ++j) sum += v[j][0] + v[j][1];
+#pragma unroll
+      for (int m = 1; m < 16; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+      const float mean = sum / C;
+      float sq = 0.f;
+#pragma unroll
+      for (int j = 0; j < CJ; ++j) {
+        const float d0 = v[j][0] - mean, d1 = v[j][1] - mean;
+        sq += d0 * d0 + d1 * d1;
+      }
+#pragma unroll
+      for (int m = 1; m < 16; m <<= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
+      const float rstd = rsqrtf(sq / C + 1e-5f);
+      T* out = static_cast<T*>(p.norm_out) + at;
+#pragma unroll
+      for (int j = 0; j < CJ; ++j) {
+        const int c = 2 * q + 32 * j;
+        const float2 gg = __ldg(reinterpret_cast<const float2*>(p.norm_g + c));
+        const float2 bb = __ldg(reinterpret_cast<const float2*>(p.norm_b + c));
+        if (live)
+          *reinterpret_cast<uint32_t*>(out + c) =
+              pack2<T>((v[j][0] - mean) * rstd * gg.x + bb.x, (v[j][1] - mean) * rstd * gg.y + bb.y);
+      }
     }
   } else {
     {
@@ -1425,8 +1461,10 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
                                       fit >= windows);
     cudaGetLastError();  // (clears a failed query)
     if (fits) {
-      SWINRT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a));
-      return "fused.pair";
+      BlockArgs ap = a;
+      ap.norm_g = norm_g, ap.norm_b = norm_b, ap.norm_out = norm_out;
+      SWINRT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ap));
+      return norm_out ? "fused.pair+norm" : "fused.pair";
     }
   }
   Kernel single = kernel;

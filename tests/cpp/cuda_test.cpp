@@ -266,8 +266,9 @@ TEST(Cuda, WgmmaBlockMatchesMmaSync) {
 // The 16-warp block's pair form (two blocks a window, a cluster of two,
 // each with half the MLP; SWINRT_PAIR_BLOCK=1: wherever the 16-warp form
 // runs, here batches 1 and 2) against one block a window (=0): the same
-// rounding points, fc2's sum in two halves added in a fixed order. Then the
-// pair form twice on the same input: bit-identical logits.
+// rounding points, fc2's sum in two halves added in a fixed order; the
+// decoder's last block writes norm_up's LayerNorm itself. Then the pair
+// form twice on the same input: bit-identical logits.
 TEST(Cuda, PairBlockMatchesWide) {
   std::string why;
   if (!cuda_available(&why)) GTEST_SKIP() << why;
