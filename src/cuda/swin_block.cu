@@ -484,7 +484,6 @@ __global__ void __launch_bounds__(THREADS,
   if constexpr (PAIR) cluster_arrive();  // waited on before the first store into the other block's memory
   using L = Layout<C, WG, THREADS, PAIR>;
   using OpA = typename L::OpA;
-  using OpH = typename L::OpH;
   constexpr int WARPS = THREADS / 32;
   extern __shared__ float4 smem4[];
   unsigned long long* mb = reinterpret_cast<unsigned long long*>(smem4);  // per row: keys in another region
@@ -522,8 +521,6 @@ __global__ void __launch_bounds__(THREADS,
   };
   using KC = std::integral_constant<int, C>;
   using K3C = std::integral_constant<int, 3 * C>;
-  using K4C = std::integral_constant<int, 4 * C>;
-  using K2C = std::integral_constant<int, 2 * C>;
 
   const int res = p.res, window = p.window, shift = p.shift, N = window * window;
   const int nw = res / window, wy = win / nw, wx = win % nw;
@@ -597,15 +594,19 @@ __global__ void __launch_bounds__(THREADS,
   publish();
   STAMP();
 
+  // The epilogue of a product onto the residual rows: x += product + b (b FP32).
+  auto onto_x = [&](const float* b) {
+    return [&, b](int row, int col, float v0, float v1) {
+      float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
+      float2 x2 = *px;
+      const float2 bb = __ldg(reinterpret_cast<const float2*>(b + col));
+      x2.x += v0 + bb.x;
+      x2.y += v1 + bb.y;
+      *px = x2;
+    };
+  };
   // 4. x += as . Wproj^T + b.
-  gemm(KC{}, KC{}, as, [&](int row, int col, float v0, float v1) {
-    float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
-    float2 x2 = *px;
-    const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bproj + col));
-    x2.x += v0 + bb.x;
-    x2.y += v1 + bb.y;
-    *px = x2;
-  });
+  gemm(KC{}, KC{}, as, onto_x(p.bproj));
   __syncthreads();
   STAMP();
 
@@ -613,23 +614,29 @@ __global__ void __launch_bounds__(THREADS,
   block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as);
   publish();
   STAMP();
-  if constexpr (PAIR) {
-    // This block's half of the hidden layer, [64][2 C] (its own operand layout), then fc2's partial over it.
-    using OpP = Operand<2 * C, WG>;
-    const T* b1 = static_cast<const T*>(p.bfc1) + ws.half * 2 * C;
-    gemm(KC{}, K2C{}, as, [&](int row, int col, float v0, float v1) {
+  // The hidden layer: all 4 C columns, or (PAIR) this block's half of them, [64][2 C] in its own operand layout.
+  constexpr int HID = PAIR ? 2 * C : 4 * C;
+  using KH = std::integral_constant<int, HID>;
+  {
+    int first = 0;  // the block's first hidden column
+    if constexpr (PAIR) first = ws.half * HID;
+    const T* b1 = static_cast<const T*>(p.bfc1) + first;
+    gemm(KC{}, KH{}, as, [&](int row, int col, float v0, float v1) {
       const float2 bb = bias2(b1 + col);
-      store2(hid + OpP::at(row, col), gelu_tanh(v0 + bb.x), gelu_tanh(v1 + bb.y));
+      store2(hid + Operand<HID, WG>::at(row, col), gelu_tanh(v0 + bb.x), gelu_tanh(v1 + bb.y));
     });
-    publish();
-    STAMP();
+  }
+  publish();
+  STAMP();
+  if constexpr (PAIR) {
+    // fc2's partial over this block's half of the hidden layer.
     // part[h][r][c]: block h's partial of row 32 h' + r, column c, in block h'.
     constexpr int LDP = L::LDP, HALF = kRows / 2;
     float* part = reinterpret_cast<float*>(big + L::kBig + L::kRing);
     const int me = ws.half;
     const uint32_t other = cluster_map(smem_u32(part), uint32_t(me ^ 1));
     cluster_wait();  // the other block has started: its shared memory may be written
-    gemm(K2C{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
+    gemm(KH{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
       const int owner = row >= HALF ? 1 : 0, at = (me * HALF + row - owner * HALF) * LDP + col;
       if (owner == me) *reinterpret_cast<float2*>(part + at) = make_float2(v0, v1);
       else cluster_store2(other + uint32_t(at) * 4u, v0, v1);
@@ -685,23 +692,7 @@ __global__ void __launch_bounds__(THREADS,
       }
     }
   } else {
-    {
-      const T* b1 = static_cast<const T*>(p.bfc1);
-      gemm(KC{}, K4C{}, as, [&](int row, int col, float v0, float v1) {
-        const float2 bb = bias2(b1 + col);
-        store2(hid + OpH::at(row, col), gelu_tanh(v0 + bb.x), gelu_tanh(v1 + bb.y));
-      });
-    }
-    publish();
-    STAMP();
-    gemm(K4C{}, KC{}, hid, [&](int row, int col, float v0, float v1) {
-      float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
-      float2 x2 = *px;
-      const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bfc2 + col));
-      x2.x += v0 + bb.x;
-      x2.y += v1 + bb.y;
-      *px = x2;
-    });
+    gemm(KH{}, KC{}, hid, onto_x(p.bfc2));
     __syncthreads();
     STAMP();
 
