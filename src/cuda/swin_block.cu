@@ -364,8 +364,8 @@ struct Operand {
 // each with C / TPR contiguous channels (float4 loads, 8-byte stores).
 // Op: where element (r, k) of out lives (Operand).
 template <typename T, int C, int THREADS, class Op>
-__device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n, const float* __restrict__ gamma,
-                                                const float* __restrict__ beta, T* out) {
+__device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n, const float* gamma,
+                                                const float* beta, T* out) {
   constexpr int TPR = THREADS / kRows, PER = C / TPR;
   static_assert(C % (TPR * 4) == 0, "LayerNorm split");
   const int r = threadIdx.x / TPR, k0 = (threadIdx.x % TPR) * PER;
@@ -391,8 +391,8 @@ __device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n,
   const float rstd = rsqrtf(sq / C + 1e-5f);
 #pragma unroll
   for (int i = 0; i < PER; i += 4) {
-    const float4 gq = __ldg(reinterpret_cast<const float4*>(gamma + k0 + i));
-    const float4 bq = __ldg(reinterpret_cast<const float4*>(beta + k0 + i));
+    const float4 gq = *reinterpret_cast<const float4*>(gamma + k0 + i);  // global or shared (preload)
+    const float4 bq = *reinterpret_cast<const float4*>(beta + k0 + i);
     __align__(8) T e[4] = {from_f<T>((v[i] - mean) * rstd * gq.x + bq.x),
                            from_f<T>((v[i + 1] - mean) * rstd * gq.y + bq.y),
                            from_f<T>((v[i + 2] - mean) * rstd * gq.z + bq.z),
@@ -418,7 +418,16 @@ struct BlockArgs {
   const float *norm_g, *norm_b;
   void* norm_out;
   bool early;  // swin_block_kernel asks the L2 for the weight stream and bias before its wait (early_constants)
+  // The 16-warp forms: before the wait, the weight ring's first stages, the window's token indices and the
+  // block's constants (into shared memory: Layout::kConst).
+  bool preload;
 };
+
+// Two 16-bit values at b (global or shared memory), widened.
+__device__ __forceinline__ float2 load2(const __half* b) { return __half22float2(*reinterpret_cast<const __half2*>(b)); }
+__device__ __forceinline__ float2 load2(const __nv_bfloat16* b) {
+  return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(b));
+}
 
 // Shared memory: the token map (where the block builds it), the FP32
 // residual rows, the LayerNorm / attention output, the q/k/v or hidden rows
@@ -445,7 +454,13 @@ struct Layout {
   // half of the rows, FP32 [2 blocks][32 rows][LDP], after the ring.
   static constexpr int LDP = C + 4;
   static constexpr size_t kPart = PAIR ? size_t(2) * (kRows / 2) * LDP * sizeof(float) : 0;
-  static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing + kPart;
+  // The 16-warp forms (one block an SM): the block's constants copied before its wait (BlockArgs::preload),
+  // 4-byte words: LayerNorm 1 and 2's gamma and beta, proj's and fc2's bias, norm_out's gamma and beta (FP32,
+  // C each), qkv's bias (3 C of T), fc1's (4 C of T), the window's 64 mask words.
+  static constexpr bool kConsts = WG && C == 96 && THREADS == 2 * kThreadsFor<C>;
+  static constexpr int kConstWords = 23 * C / 2 + 2 * kRows;
+  static constexpr size_t kConst = kConsts ? size_t(kConstWords) * 4 : 0;
+  static constexpr size_t bytes = kIdx + kX + kA + kBig + kRing + kPart + kConst;
 };
 
 #ifdef SWINRT_BLOCK_STAMPS
@@ -468,20 +483,18 @@ __device__ int g_stamp_count;
 // as x + ((partial 0 + partial 1) + b), the same sum in either block, run
 // after run, and writes them to x, or where the caller asks (norm_out) their
 // LayerNorm.
+// The 16-warp forms (Layout::kConsts) with p.preload issue their first
+// weight stages, read their rows' token indices and copy their biases,
+// LayerNorm parameters and mask words into shared memory before the wait
+// (griddepcontrol.wait), all of it written once at engine creation: after
+// it, no global read but the window's rows stands between the wait and LN1
+// (session 29: fp16 batch 1 -2.6%).
 template <typename T, int C, int HD, bool WG, int THREADS = kThreadsFor<C>, bool PAIR = false>
 __global__ void __launch_bounds__(THREADS,
                                   THREADS <= 256 && Layout<C, WG, THREADS, PAIR>::bytes <= 113 * 1024 ? 2 : 1)
     swin_block_kernel(BlockArgs p) {
-  if (p.early) {  // every block reads the whole stream and bias: their lines spread over the grid's threads
-    const int blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    const int tid = blk * THREADS + threadIdx.x, n = gridDim.x * gridDim.y * gridDim.z * THREADS;
-    prefetch_l2(p.wstream, int64_t(12) * C * C * 2, tid, n);  // qkv, proj, fc1, fc2: 12 C^2 16-bit values
-    prefetch_l2(p.rpb, int64_t(p.heads) * 64 * 64 * 2, tid, n);
-  }
-  wait_for_prior_grids();
   static_assert(THREADS == kThreadsFor<C> || WG, "the wide form is the wgmma kernel's");
   static_assert(!PAIR || (WG && C == 96), "the pair form is the 96-channel wgmma kernel's");
-  if constexpr (PAIR) cluster_arrive();  // waited on before the first store into the other block's memory
   using L = Layout<C, WG, THREADS, PAIR>;
   using OpA = typename L::OpA;
   constexpr int WARPS = THREADS / 32;
@@ -503,12 +516,77 @@ __global__ void __launch_bounds__(THREADS,
   }();
   if constexpr (PAIR) ws.half = static_cast<int>(cluster_rank());
   const int win = PAIR ? blockIdx.x >> 1 : blockIdx.x;  // the window (a cluster of two along x: ranks 0, 1)
+  const int res = p.res, window = p.window, shift = p.shift, N = window * window;
+  const int nw = res / window, wy = win / nw, wx = win % nw;
+  const int64_t base = int64_t(blockIdx.y) * res * res;
+  const int warp = threadIdx.x >> 5;
+  constexpr int C4 = C / 4, LOADS = kRows * C4 / THREADS;
+  static_assert(kRows * C4 % THREADS == 0, "row loads");
+
+  // Token map of the shifted window and the shift-mask bits: the engine's
+  // table, or built here (not by the wgmma kernel), after the wait.
+  const int* tok = nullptr;
+  const unsigned long long* mbits = nullptr;
+  if constexpr (WG) {
+    tok = p.table[win].tok;
+    mbits = p.table[win].mbits;
+  }
+  // The block's constants: global memory, or (preload) their copies in shared memory.
+  const float *ln1_g = p.ln1_g, *ln1_b = p.ln1_b, *ln2_g = p.ln2_g, *ln2_b = p.ln2_b, *bproj = p.bproj,
+              *bfc2 = p.bfc2, *norm_g = p.norm_g, *norm_b = p.norm_b;
+  const T *bqkv = static_cast<const T*>(p.bqkv), *bfc1 = static_cast<const T*>(p.bfc1);
+  // Where the row loads' tokens are (preload: known before the wait).
+  int rt[LOADS];
+  const bool pre = L::kConsts && p.preload;
+  if constexpr (L::kConsts) {
+    if (pre) {
+      // Nothing here is written by a kernel of the forward: weights, table, parameters.
+      ws.start();
+#pragma unroll
+      for (int j = 0; j < LOADS; ++j) {
+        const int i = (threadIdx.x + j * THREADS) / C4;
+        rt[j] = i < N ? tok[i] : 0;
+      }
+      uint32_t* cw = reinterpret_cast<uint32_t*>(big + L::kBig + L::kRing + L::kPart);
+      for (int i = threadIdx.x; i < L::kConstWords; i += THREADS) {
+        const void* src = nullptr;
+        int at = 0;
+        if (i < 8 * C) {
+          const int k = i / C;
+          src = k == 0 ? ln1_g : k == 1 ? ln1_b : k == 2 ? ln2_g : k == 3 ? ln2_b : k == 4 ? bproj : k == 5 ? bfc2
+                : k == 6 ? norm_g : norm_b;
+          at = i - k * C;
+        } else if (i < 19 * C / 2) {
+          src = p.bqkv, at = i - 8 * C;
+        } else if (i < 23 * C / 2) {
+          src = p.bfc1, at = i - 19 * C / 2;
+        } else {
+          src = mbits, at = i - 23 * C / 2;
+        }
+        if (src) cw[i] = __ldg(static_cast<const uint32_t*>(src) + at);
+      }
+      const float* cf = reinterpret_cast<const float*>(cw);
+      ln1_g = cf, ln1_b = cf + C, ln2_g = cf + 2 * C, ln2_b = cf + 3 * C, bproj = cf + 4 * C, bfc2 = cf + 5 * C;
+      if (norm_g) norm_g = cf + 6 * C, norm_b = cf + 7 * C;
+      if (bqkv) bqkv = reinterpret_cast<const T*>(cf + 8 * C);
+      bfc1 = reinterpret_cast<const T*>(cf + 19 * C / 2);
+      mbits = reinterpret_cast<const unsigned long long*>(cf + 23 * C / 2);
+    }
+  }
+  if (p.early) {  // every block reads the whole stream and bias: their lines spread over the grid's threads
+    const int blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const int tid = blk * THREADS + threadIdx.x, n = gridDim.x * gridDim.y * gridDim.z * THREADS;
+    prefetch_l2(p.wstream, int64_t(12) * C * C * 2, tid, n);  // qkv, proj, fc1, fc2: 12 C^2 16-bit values
+    prefetch_l2(p.rpb, int64_t(p.heads) * 64 * 64 * 2, tid, n);
+  }
+  wait_for_prior_grids();
+  if constexpr (PAIR) cluster_arrive();  // waited on before the first store into the other block's memory
 #ifdef SWINRT_BLOCK_STAMPS
   long long st[12];
   int ns = 0;
 #endif
   STAMP();
-  ws.start();
+  if (!pre) ws.start();
   // One product, by warp or by warpgroup; A's writers publish it for wgmma.
   auto gemm = [&](auto k, auto n, const T* A, auto&& epi) {
     constexpr int K = decltype(k)::value, N = decltype(n)::value;
@@ -522,30 +600,15 @@ __global__ void __launch_bounds__(THREADS,
   using KC = std::integral_constant<int, C>;
   using K3C = std::integral_constant<int, 3 * C>;
 
-  const int res = p.res, window = p.window, shift = p.shift, N = window * window;
-  const int nw = res / window, wy = win / nw, wx = win % nw;
-  const int64_t base = int64_t(blockIdx.y) * res * res;
-  const int warp = threadIdx.x >> 5;
-
-  // Token map of the shifted window and the shift-mask bits: the engine's
-  // table, or built here (not by the wgmma kernel).
-  const int* tok;
-  const unsigned long long* mbits;
-  if constexpr (WG) {
-    tok = p.table[win].tok;
-    mbits = p.table[win].mbits;
-  } else {
-    window_map(p.table, win, wy, wx, res, window, shift, THREADS, tk, reg, mb, tok, mbits);
-  }
+  if constexpr (!WG) window_map(p.table, win, wy, wx, res, window, shift, THREADS, tk, reg, mb, tok, mbits);
   // The window's rows: every load of a thread in flight at once.
-  constexpr int C4 = C / 4, LOADS = kRows * C4 / THREADS;
-  static_assert(kRows * C4 % THREADS == 0, "row loads");
   {
     float4 v[LOADS];
 #pragma unroll
     for (int j = 0; j < LOADS; ++j) {
       const int idx = threadIdx.x + j * THREADS, i = idx / C4, c = (idx - i * C4) * 4;
-      v[j] = i < N ? *reinterpret_cast<const float4*>(p.x + (base + tok[i]) * C + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+      const int t = pre ? rt[j] : i < N ? tok[i] : 0;
+      v[j] = i < N ? *reinterpret_cast<const float4*>(p.x + (base + t) * C + c) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
 #pragma unroll
     for (int j = 0; j < LOADS; ++j) {
@@ -557,17 +620,17 @@ __global__ void __launch_bounds__(THREADS,
   STAMP();
 
   // 1. LayerNorm 1 -> as.
-  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln1_g, p.ln1_b, as);
+  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, ln1_g, ln1_b, as);
   publish();
   STAMP();
 
   // 2. qkv = as . Wqkv^T + b, rounded to T, then q * scale, k, v as fp16.
   {
-    const T* bq = static_cast<const T*>(p.bqkv);
+    const T* bq = bqkv;
     const float scale = p.scale;
     gemm(KC{}, K3C{}, as, [&](int row, int col, float v0, float v1) {
       if (bq) {
-        const float2 bb = bias2(bq + col);
+        const float2 bb = load2(bq + col);
         v0 += bb.x;
         v1 += bb.y;
       }
@@ -599,19 +662,19 @@ __global__ void __launch_bounds__(THREADS,
     return [&, b](int row, int col, float v0, float v1) {
       float2* px = reinterpret_cast<float2*>(xs + row * L::LDX + col);
       float2 x2 = *px;
-      const float2 bb = __ldg(reinterpret_cast<const float2*>(b + col));
+      const float2 bb = *reinterpret_cast<const float2*>(b + col);
       x2.x += v0 + bb.x;
       x2.y += v1 + bb.y;
       *px = x2;
     };
   };
   // 4. x += as . Wproj^T + b.
-  gemm(KC{}, KC{}, as, onto_x(p.bproj));
+  gemm(KC{}, KC{}, as, onto_x(bproj));
   __syncthreads();
   STAMP();
 
   // 5. LayerNorm 2 -> as; 6. hid = gelu(as . Wfc1^T + b) (T); 7. x += hid . Wfc2^T + b.
-  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, p.ln2_g, p.ln2_b, as);
+  block_layernorm<T, C, THREADS, OpA>(xs, L::LDX, N, ln2_g, ln2_b, as);
   publish();
   STAMP();
   // The hidden layer: all 4 C columns, or (PAIR) this block's half of them, [64][2 C] in its own operand layout.
@@ -620,9 +683,9 @@ __global__ void __launch_bounds__(THREADS,
   {
     int first = 0;  // the block's first hidden column
     if constexpr (PAIR) first = ws.half * HID;
-    const T* b1 = static_cast<const T*>(p.bfc1) + first;
+    const T* b1 = bfc1 + first;
     gemm(KC{}, KH{}, as, [&](int row, int col, float v0, float v1) {
-      const float2 bb = bias2(b1 + col);
+      const float2 bb = load2(b1 + col);
       store2(hid + Operand<HID, WG>::at(row, col), gelu_tanh(v0 + bb.x), gelu_tanh(v1 + bb.y));
     });
   }
@@ -654,7 +717,7 @@ __global__ void __launch_bounds__(THREADS,
       const int c = 2 * q + 32 * j;
       const float2 a = *reinterpret_cast<const float2*>(part + rl * LDP + c);
       const float2 b = *reinterpret_cast<const float2*>(part + (HALF + rl) * LDP + c);
-      const float2 bb = __ldg(reinterpret_cast<const float2*>(p.bfc2 + c));
+      const float2 bb = *reinterpret_cast<const float2*>(bfc2 + c);
       const float2 xv = *reinterpret_cast<const float2*>(xs + r * L::LDX + c);
       v[j][0] = xv.x + ((a.x + b.x) + bb.x);
       v[j][1] = xv.y + ((a.y + b.y) + bb.y);
@@ -684,15 +747,15 @@ __global__ void __launch_bounds__(THREADS,
 #pragma unroll
       for (int j = 0; j < CJ; ++j) {
         const int c = 2 * q + 32 * j;
-        const float2 gg = __ldg(reinterpret_cast<const float2*>(p.norm_g + c));
-        const float2 bb = __ldg(reinterpret_cast<const float2*>(p.norm_b + c));
+        const float2 gg = *reinterpret_cast<const float2*>(norm_g + c);
+        const float2 bb = *reinterpret_cast<const float2*>(norm_b + c);
         if (live)
           *reinterpret_cast<uint32_t*>(out + c) =
               pack2<T>((v[j][0] - mean) * rstd * gg.x + bb.x, (v[j][1] - mean) * rstd * gg.y + bb.y);
       }
     }
   } else {
-    gemm(KH{}, KC{}, hid, onto_x(p.bfc2));
+    gemm(KH{}, KC{}, hid, onto_x(bfc2));
     __syncthreads();
     STAMP();
 
@@ -1231,11 +1294,12 @@ bool with_channels(int C, F&& f) {
   return with_value<48, 96, 192>(C, f);
 }
 
-// Dynamic shared memory of the kernel by warpgroup (pair: its pair form) or by warp.
+// Dynamic shared memory of the kernel by warpgroup (wide: its 16-warp form, pair: its pair form) or by warp.
 template <int C>
-size_t smem_bytes(bool wg, bool pair = false) {
+size_t smem_bytes(bool wg, bool wide = false, bool pair = false) {
   if constexpr (C == 96)
-    if (pair) return Layout<C, true, 2 * kThreadsFor<C>, true>::bytes;
+    if (wg && wide)
+      return pair ? Layout<C, true, 2 * kThreadsFor<C>, true>::bytes : Layout<C, true, 2 * kThreadsFor<C>>::bytes;
   return wg ? Layout<C, true>::bytes : Layout<C, false>::bytes;
 }
 
@@ -1312,7 +1376,8 @@ bool swin_block_supported(DT t, int C, int heads, int window, int hidden) {
   if (!device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, optin)) return false;
   size_t smem = 0;
   with_channels(C, [&](auto c) {
-    smem = std::max(smem_bytes<decltype(c)::value>(false), smem_bytes<decltype(c)::value>(true));
+    smem = std::max({smem_bytes<decltype(c)::value>(false), smem_bytes<decltype(c)::value>(true),
+                     smem_bytes<decltype(c)::value>(true, true, true)});
   });
   return smem <= size_t(optin);
 }
@@ -1388,7 +1453,7 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   size_t smem = 0;
   int threads = 0;
   with_channels(C, [&](auto c) {
-    smem = smem_bytes<decltype(c)::value>(w.wgmma, pair);
+    smem = smem_bytes<decltype(c)::value>(w.wgmma, wide, pair);
     threads = kThreadsFor<decltype(c)::value> * (wide ? 2 : 1);
   });
   static std::mutex mu;
@@ -1400,7 +1465,8 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
               w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64,
               static_cast<const WindowTable*>(w.table), nullptr, nullptr, nullptr,
-              early_constants() && !switched_off("SWINRT_EARLY_BLOCK")};
+              early_constants() && !switched_off("SWINRT_EARLY_BLOCK"),
+              early_constants() && !switched_off("SWINRT_BLOCK_PRELOAD")};
   const dim3 grid((res / window) * (res / window), B);
   // Where the windows are more than the SMs: the one-warpgroup form, three windows an SM (96 channels, 3 heads).
   if (w.wgmma && w.narrow && !wide && C == 96 && heads == 3 && t != DT::F32) {
@@ -1461,7 +1527,7 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   Kernel single = kernel;
   if (pair) {  // the pairs did not fit: one block a window
     single = kernel_for(t, C, heads, w.wgmma, wide, false);
-    with_channels(C, [&](auto c) { smem = smem_bytes<decltype(c)::value>(w.wgmma, false); });
+    with_channels(C, [&](auto c) { smem = smem_bytes<decltype(c)::value>(w.wgmma, wide, false); });
     std::lock_guard<std::mutex> lock(mu);
     SWINRT_CUDA_CHECK(cudaFuncSetAttribute(single, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }

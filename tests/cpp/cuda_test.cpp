@@ -283,6 +283,31 @@ TEST(Cuda, PairBlockMatchesWide) {
   EXPECT_EQ(a, b) << "the pair form's logits differ between two runs";
 }
 
+// The 16-warp forms (pairs, and one block a window where pairs are turned
+// off) with their constants read from global memory after the wait
+// (SWINRT_BLOCK_PRELOAD=0) against copied into shared memory before it with
+// the window's token indices and the first weight stages: the same values
+// and products in the same order, so the same logits to the bit (swin-t and
+// w8, fp16 and bf16, at batch 2 with the 16-warp forms forced).
+TEST(Cuda, BlockPreloadChangesNoBit) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const EnvFor fuse_all("SWINRT_FUSED_BLOCK", "1");
+  if (!swin_t_fp16_launches("fused.pair"))
+    GTEST_SKIP() << "the pair form does not run here (no sm_90a device or build)";
+  for (const char* name : {"swin-t", "w8"}) {
+    const Config cfg = named_config(name);
+    const Weights w = random_weights(cfg, 46);
+    const auto in = random_slices(2, cfg.img_size, 47);
+    for (Precision p : {Precision::FP16, Precision::BF16})
+      for (const char* pair : {"1", "0"}) {
+        const auto pre = cuda_logits_with(w, p, in, 2, {{"SWINRT_PAIR_BLOCK", pair}}, 2);
+        const auto late = cuda_logits_with(w, p, in, 2, {{"SWINRT_PAIR_BLOCK", pair}, {"SWINRT_BLOCK_PRELOAD", "0"}}, 2);
+        EXPECT_EQ(pre, late) << name << " " << precision_name(p) << " SWINRT_PAIR_BLOCK=" << pair;
+      }
+  }
+}
+
 // The 96-channel block's one-warpgroup form (three windows an SM; swin-t's
 // C 96 blocks at batch 3 in one run, 192 windows: more than an H100's SMs)
 // against the 8-warp form (SWINRT_NARROW_BLOCK=0): the residual rows
