@@ -123,6 +123,15 @@ __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
+// v summed over each aligned group of N neighbouring lanes (N a power of two,
+// at most 32): xor shuffles at distances 1, 2, ..., N / 2, the reverse of
+// warp_sum's order (so their FP32 sums may differ in the last bits).
+template <int N>
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+  for (int m = 1; m < N; m <<= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+  return v;
+}
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;

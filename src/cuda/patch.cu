@@ -1009,18 +1009,14 @@ __global__ void __launch_bounds__(256, 1)
       float sum = 0.f;
 #pragma unroll
       for (int j = 0; j < CPT; ++j) sum += acc[i][j];
-#pragma unroll
-      for (int m = 1; m < 16; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
-      const float mean = sum / E;
+      const float mean = group_sum<16>(sum) / E;
       float sq = 0.f;
 #pragma unroll
       for (int j = 0; j < CPT; ++j) {
         const float d = acc[i][j] - mean;
         sq += d * d;
       }
-#pragma unroll
-      for (int m = 1; m < 16; m <<= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
-      const float rstd = rsqrtf(sq / E + 1e-5f);
+      const float rstd = rsqrtf(group_sum<16>(sq) / E + 1e-5f);
 #pragma unroll
       for (int j = 0; j < CPT; ++j) {
         const int c = cg + 16 * j;

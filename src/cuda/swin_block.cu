@@ -377,18 +377,14 @@ __device__ __forceinline__ void block_layernorm(const float* xs, int ldx, int n,
     v[i] = q.x, v[i + 1] = q.y, v[i + 2] = q.z, v[i + 3] = q.w;
     sum += (q.x + q.y) + (q.z + q.w);
   }
-#pragma unroll
-  for (int m = 1; m < TPR; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
-  const float mean = sum / C;
+  const float mean = group_sum<TPR>(sum) / C;
   float sq = 0.f;
 #pragma unroll
   for (int i = 0; i < PER; ++i) {
     const float d = v[i] - mean;
     sq += d * d;
   }
-#pragma unroll
-  for (int m = 1; m < TPR; m <<= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
-  const float rstd = rsqrtf(sq / C + 1e-5f);
+  const float rstd = rsqrtf(group_sum<TPR>(sq) / C + 1e-5f);
 #pragma unroll
   for (int i = 0; i < PER; i += 4) {
     const float4 gq = *reinterpret_cast<const float4*>(gamma + k0 + i);  // global or shared (preload)
@@ -731,18 +727,14 @@ __global__ void __launch_bounds__(THREADS,
       float sum = 0.f;
 #pragma unroll
       for (int j = 0; j < CJ; ++j) sum += v[j][0] + v[j][1];
-#pragma unroll
-      for (int m = 1; m < 16; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
-      const float mean = sum / C;
+      const float mean = group_sum<16>(sum) / C;
       float sq = 0.f;
 #pragma unroll
       for (int j = 0; j < CJ; ++j) {
         const float d0 = v[j][0] - mean, d1 = v[j][1] - mean;
         sq += d0 * d0 + d1 * d1;
       }
-#pragma unroll
-      for (int m = 1; m < 16; m <<= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
-      const float rstd = rsqrtf(sq / C + 1e-5f);
+      const float rstd = rsqrtf(group_sum<16>(sq) / C + 1e-5f);
       T* out = static_cast<T*>(p.norm_out) + at;
 #pragma unroll
       for (int j = 0; j < CJ; ++j) {
