@@ -567,6 +567,7 @@ class CudaEngine final : public Engine {
     const int narrow_pipe = policy_switch("SWINRT_NARROW_PIPE");
     const int narrow_compact = policy_switch("SWINRT_NARROW_COMPACT");
     const int pair = policy_switch("SWINRT_PAIR_BLOCK");  // the 16-warp form as two blocks a window
+    const bool early = early_constants() && !switched_off("SWINRT_EARLY_BLOCK");
     const bool preload = early_constants() && !switched_off("SWINRT_BLOCK_PRELOAD");
     for (size_t i = 0; i < plan_.size(); ++i) {
       if (!fused_[i]) continue;
@@ -582,7 +583,7 @@ class CudaEngine final : public Engine {
                                     base + offset[i], W.opt(st.param("attn.qkv.bias")),
                                     W.f32(st.param("attn.proj.bias")), W.get(st.param("mlp.fc1.bias")),
                                     W.f32(st.param("mlp.fc2.bias")), static_cast<const __half*>(bias64_[i]),
-                                    wtable_[i], wg, wide, narrow, narrow_pipe, narrow_compact, pair, preload};
+                                    wtable_[i], wg, wide, narrow, narrow_pipe, narrow_compact, pair, early, preload};
     }
     SWINRT_CUDA_CHECK(cudaDeviceSynchronize());
   }

@@ -149,6 +149,9 @@ struct SwinBlockWeights {
   // The 16-warp form as a pair of blocks a window, each with half the MLP: 0 never, 1 where twice the windows
   // are no more than the SMs (batch 1 at 224 x 224 on 132 SMs), 2 wherever the 16-warp form runs.
   int pair = 1;
+  // The kernel asks the L2 for its weight stream and biases before its wait (SWINRT_EARLY_BLOCK=0 or
+  // SWINRT_EARLY=0: after it).
+  bool early = true;
   // The 16-warp forms fetch their first weight stages, token indices and constants before their wait
   // (SWINRT_BLOCK_PRELOAD=0 or SWINRT_EARLY=0: after it).
   bool preload = true;

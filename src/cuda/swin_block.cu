@@ -1457,7 +1457,7 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   BlockArgs a{x,        res,    window,  shift,  heads,  scale, w.ln1_g, w.ln1_b, w.ln2_g, w.ln2_b,
               w.stream, w.bqkv, w.bproj, w.bfc1, w.bfc2, w.rpb64,
               static_cast<const WindowTable*>(w.table), nullptr, nullptr, nullptr,
-              early_constants() && !switched_off("SWINRT_EARLY_BLOCK"), w.preload};
+              w.early, w.preload};
   const dim3 grid((res / window) * (res / window), B);
   // Where the windows are more than the SMs: the one-warpgroup form, three windows an SM (96 channels, 3 heads).
   if (w.wgmma && w.narrow && !wide && C == 96 && heads == 3 && t != DT::F32) {
