@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "commands.h"
 #include "model_source.h"
@@ -35,7 +36,7 @@ struct BenchArgs {
   std::vector<int> batches{1, 8, 128};
   int warmup = 20, iterations = 100;
   std::string compare_modes = "eager,graph,compile";
-  bool compare = false, profile = false;
+  bool compare = false, profile = false, timeline = false;
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -65,22 +66,27 @@ nlohmann::json run_peer(const BenchArgs& a, const Config& c) {
   return j;
 }
 
+// The op a launch's label names (its last part), for the tables' sums by op.
+std::string op_of(const std::string& label) {
+  std::string op = label;
+  // The last key found names the op (norm2+mlp, the fused MLP, over norm2).
+  for (const char* key : {"norm1", "norm2", "attn.qkv", "attn.core", "attn.proj", "mlp.fc1", "mlp.act", "mlp.fc2",
+                          "downsample.norm", "downsample.reduction", "expand", "up.norm+output", "cast", "x_downsample",
+                          "norm2+mlp", "fused", "fused.wgmma", "grid"})
+    if (label.find(key) != std::string::npos) op = key;
+  if (label.rfind("concat_back_dim", 0) == 0) op = "concat_back_dim";
+  if (label.rfind("layers_up", 0) == 0 && label.find(".norm") != std::string::npos && label.find("blocks") == std::string::npos)
+    op = "patch_expand.norm";
+  return op;
+}
+
 // Per-launch table, then the same time summed by op (the label's last part).
 void print_profile(const std::vector<std::pair<std::string, double>>& rows, const std::string& prec, int batch) {
   double total = 0;
   std::map<std::string, double> by_op;
   for (const auto& [label, ms] : rows) {
     total += ms;
-    std::string op = label;
-    // The last key found names the op (norm2+mlp, the fused MLP, over norm2).
-    for (const char* key : {"norm1", "norm2", "attn.qkv", "attn.core", "attn.proj", "mlp.fc1", "mlp.act", "mlp.fc2",
-                            "downsample.norm", "downsample.reduction", "expand", "up.norm+output", "cast", "x_downsample",
-                            "norm2+mlp", "fused", "fused.wgmma", "grid"})
-      if (label.find(key) != std::string::npos) op = key;
-    if (label.rfind("concat_back_dim", 0) == 0) op = "concat_back_dim";
-    if (label.rfind("layers_up", 0) == 0 && label.find(".norm") != std::string::npos && label.find("blocks") == std::string::npos)
-      op = "patch_expand.norm";
-    by_op[op] += ms;
+    by_op[op_of(label)] += ms;
   }
   fmt::print("\nprofile {} batch {} ({} launches, {:.3f} ms without graph, one stream):\n", prec, batch, rows.size(),
              total);
@@ -90,6 +96,33 @@ void print_profile(const std::vector<std::pair<std::string, double>>& rows, cons
   std::sort(sorted.rbegin(), sorted.rend());
   fmt::print("by op:\n");
   for (const auto& [ms, op] : sorted) fmt::print("  {:<40} {:>9.4f} ms {:>6.1f}%\n", op, ms, 100 * ms / total);
+  fmt::print("\n");
+}
+
+// The in-graph timeline: each kernel's start, own time and share of the span
+// (how far its end lies past all earlier ends), then the shares summed by op.
+void print_timeline(const std::vector<Engine::TimelineRow>& rows, const std::string& prec, int batch, int replays) {
+  double span = 0;
+  std::map<std::string, std::pair<double, int>> by_op;
+  for (const auto& r : rows) {
+    span += r.adds_us;
+    auto& [us, count] = by_op[r.label.empty() ? r.kernel : op_of(r.label)];
+    us += r.adds_us, ++count;
+  }
+  fmt::print("\ntimeline {} batch {} ({} kernels in the graph, span {:.1f} us: medians of {} replays traced by CUPTI)\n",
+             prec, batch, rows.size(), span, replays);
+  fmt::print("  {:>3} {:<40} {:<34} {:>8} {:>8} {:>8}\n", "#", "launch", "kernel", "start us", "busy us", "adds us");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    fmt::print("  {:>3} {:<40} {:<34} {:>8.1f} {:>8.1f} {:>8.1f}\n", i, r.label, r.kernel.substr(0, 34), r.start_us,
+               r.busy_us, r.adds_us);
+  }
+  std::vector<std::tuple<double, std::string, int>> sorted;
+  for (const auto& [op, v] : by_op) sorted.emplace_back(v.first, op, v.second);
+  std::sort(sorted.rbegin(), sorted.rend());
+  fmt::print("share of the span by op:\n");
+  for (const auto& [us, op, count] : sorted)
+    fmt::print("  {:<40} {:>3} kernels {:>8.1f} us {:>6.1f}%\n", op, count, us, 100 * us / span);
   fmt::print("\n");
 }
 
@@ -148,6 +181,7 @@ int bench(const BenchArgs& a, bool precision_given) {
       fmt::print("\n");
       out[p][std::to_string(b)] = row;
       if (a.profile) print_profile(engine->profile(b, 5), p, b);
+      if (a.timeline) print_timeline(engine->timeline(b, 21), p, b, 21);
     }
   }
   if (!a.json.empty()) write_file_atomic(a.json, out.dump(2) + "\n");
@@ -173,6 +207,8 @@ Action add_bench(CLI::App& app) {
   b->add_flag("--compare", a->compare, "also time the PyTorch reference (eager, CUDA graph, torch.compile)");
   b->add_option("--compare-modes", a->compare_modes, "PyTorch modes to time: eager,graph,compile");
   b->add_flag("--profile", a->profile, "print a per-kernel time table for each precision and batch");
+  b->add_flag("--timeline", a->timeline,
+              "print each kernel's start, own time and share of the span within the CUDA-graph replay (CUPTI)");
   b->add_option("--json", a->json, "write the results as JSON");
   return [a, b, prec]() { return b->parsed() ? bench(*a, prec->count() > 0) : -1; };
 }

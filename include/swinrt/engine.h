@@ -81,6 +81,18 @@ class Engine {
   // rows are (label, mean ms) in execution order, labels as the checkpoint
   // names them ("layers.0.blocks.1.attn.qkv"). CUDA only.
   virtual std::vector<std::pair<std::string, double>> profile(int64_t batch, int iterations);
+  // In-graph timeline: `iterations` CUDA-graph replays of the forward of
+  // `batch` slices traced by CUPTI (the kernels run as in time_forward, with
+  // their programmatic overlap), one row per kernel in launch order, each
+  // figure the median over the replays. CUDA only; needs libcupti.
+  struct TimelineRow {
+    std::string label;   // as profile() names the launch ("" where the graph's kernels do not match its launches)
+    std::string kernel;  // the kernel's name, without template arguments
+    double start_us;     // from the first kernel's start
+    double busy_us;      // its own start to end
+    double adds_us;      // how far its end lies past every earlier kernel's end (0 if not): its share of the span
+  };
+  virtual std::vector<TimelineRow> timeline(int64_t batch, int iterations);
   // Bytes of device (or host, for the CPU) memory the engine holds now.
   virtual size_t memory_bytes() const = 0;
 

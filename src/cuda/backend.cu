@@ -21,6 +21,7 @@
 #include <optional>
 #include <vector>
 
+#include "kernel_trace.h"
 #include "model/safetensors.h"
 #include "ops.cuh"
 #include "swinrt/engine.h"
@@ -506,6 +507,73 @@ class CudaEngine final : public Engine {
         SWINRT_CUDA_CHECK(cudaEventElapsedTime(&t, m.events[i - 1], m.events[i]));
         rows[i - 1].second += t / iterations;
       }
+    }
+    return rows;
+  }
+
+  std::vector<TimelineRow> timeline(int64_t batch, int iterations) override {
+    if (batch > max_batch_)
+      throw Error(fmt::format("timeline: batch {} exceeds the engine's max_batch {}", batch, max_batch_));
+    Lease lease(*this);
+    Context& cx = *lease.cx;
+    launch(cx, batch);  // capture (and warm up) the graph
+    SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
+    // The launches' labels, from one op-by-op pass as profile() runs it.
+    std::vector<std::string> labels;
+    {
+      use_sm90_gemms(cx, batch);
+      Marks m;
+      enqueue(lane(cx, 0, 0), batch, &m);
+      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
+      labels.assign(m.labels.begin() + (m.labels.empty() ? 0 : 1), m.labels.end());
+    }
+    // The graph captured again while the trace runs: CUPTI then knows its kernel nodes.
+    if (auto it = cx.graphs.find(batch); it != cx.graphs.end()) {
+      SWINRT_CUDA_CHECK(cudaGraphExecDestroy(it->second));
+      cx.graphs.erase(it);
+    }
+    constexpr int kWarm = 3;  // replays traced but left out (the first after capture uploads the graph)
+    std::vector<KernelRecord> recs;
+    {
+      KernelTrace trace;
+      for (int i = 0; i < kWarm + iterations; ++i) {
+        launch(cx, batch);
+        SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
+      }
+      recs = trace.stop();
+    }
+    // One replay's kernels share its graph launch's correlation id.
+    std::map<uint32_t, std::vector<const KernelRecord*>> by_launch;
+    for (const KernelRecord& r : recs) by_launch[r.correlation].push_back(&r);
+    std::vector<std::vector<const KernelRecord*>> replays;
+    for (auto& [id, ks] : by_launch) replays.push_back(ks);
+    std::sort(replays.begin(), replays.end(), [](const auto& a, const auto& b) { return a[0]->start < b[0]->start; });
+    if (int(replays.size()) != kWarm + iterations)
+      throw Error(fmt::format("timeline: CUPTI reported {} graph launches of kernels, {} were made", replays.size(),
+                              kWarm + iterations));
+    replays.erase(replays.begin(), replays.begin() + kWarm);
+    const size_t n = replays[0].size();
+    for (const auto& r : replays)
+      if (r.size() != n) throw Error(fmt::format("timeline: replays of {} and {} kernels", n, r.size()));
+    const bool named = labels.size() == n;
+    std::vector<TimelineRow> rows(n);
+    std::vector<double> start(replays.size()), busy(replays.size()), adds(replays.size());
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    std::vector<uint64_t> last_end(replays.size(), 0);
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t r = 0; r < replays.size(); ++r) {
+        const KernelRecord& k = *replays[r][i];
+        const uint64_t t0 = replays[r][0]->start;
+        if (i == 0) last_end[r] = t0;
+        start[r] = (k.start - t0) * 1e-3;
+        busy[r] = (k.end - k.start) * 1e-3;
+        adds[r] = k.end > last_end[r] ? (k.end - last_end[r]) * 1e-3 : 0.0;
+        last_end[r] = std::max(last_end[r], k.end);
+      }
+      rows[i] = TimelineRow{named ? labels[i] : "", replays[0][i]->name, median(start), median(busy), median(adds)};
     }
     return rows;
   }

@@ -109,6 +109,10 @@ std::vector<std::pair<std::string, double>> Engine::profile(int64_t, int) {
   throw Error("--profile times CUDA kernels; it needs --device cuda");
 }
 
+std::vector<Engine::TimelineRow> Engine::timeline(int64_t, int) {
+  throw Error("--timeline traces CUDA kernels; it needs --device cuda");
+}
+
 void argmax_labels(const float* logits, int64_t batch, int classes, int64_t pixels, int32_t* labels) {
   cpu::argmax_channels(logits, static_cast<int>(batch), classes, pixels, labels);
 }

@@ -222,6 +222,45 @@ void expect_block_variant_matches(const char* what, const char* var, uint32_t se
   }
 }
 
+// The in-graph timeline (bench --timeline, CUPTI): one row per kernel of the
+// batch-1 graph, named as profile() names its launches, in launch order; the
+// rows' shares of the span add up to no more than the span of the kernels'
+// own times, and the span lies within the event-timed forward's order of
+// magnitude (CUPTI's records add some time a kernel).
+TEST(Cuda, TimelineNamesEveryKernelOfTheGraph) {
+  std::string why;
+  if (!cuda_available(&why)) GTEST_SKIP() << why;
+  const Weights w = random_weights(named_config("swin-t"), 3);
+  auto engine = make_cuda_engine(w, {Device::Cuda, Precision::FP16, 1});
+  const auto prof = engine->profile(1, 1);
+  std::vector<Engine::TimelineRow> rows;
+  try {
+    rows = engine->timeline(1, 5);
+  } catch (const Error& e) {
+    if (std::string(e.what()).find("CUPTI") != std::string::npos) GTEST_SKIP() << e.what();
+    throw;
+  }
+  ASSERT_EQ(rows.size(), prof.size());
+  double span = 0, end = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].label, prof[i].first) << "kernel " << i;
+    EXPECT_GT(rows[i].busy_us, 0.0) << rows[i].label;
+    EXPECT_GE(rows[i].adds_us, 0.0) << rows[i].label;
+    if (i > 0) EXPECT_GE(rows[i].start_us, rows[i - 1].start_us) << rows[i].label;
+    span += rows[i].adds_us;
+    end = std::max(end, rows[i].start_us + rows[i].busy_us);
+  }
+  const auto ms = engine->time_forward(1, 5, 21);
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double forward_us = 1e3 * sorted[sorted.size() / 2];
+  std::printf("  timeline: %zu kernels, span %.1f us (last end %.1f us), event-timed forward %.1f us\n", rows.size(),
+              span, end, forward_us);
+  EXPECT_LE(span, 1.05 * end + 1.0);
+  EXPECT_GT(span, 0.3 * forward_us);
+  EXPECT_LT(span, 3.0 * forward_us);
+}
+
 // Whether a swin-t FP16 engine made now (its switches as the environment
 // sets them) has a launch at `batch` whose profile label ends in `suffix`:
 // the tests of a kernel variant skip where the engine does not take it.
