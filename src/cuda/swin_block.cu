@@ -460,7 +460,16 @@ struct Layout {
 };
 
 #ifdef SWINRT_BLOCK_STAMPS
+// The stamps of four launches (thread 0 of block 5, the middle image, from the 41st such block on), written by
+// swin_block_kernel, printed by stamps_print_kernel, a launch of its own: a printf (a function call) in a kernel
+// makes ptxas serialise its wgmma (C7510), which lengthened every product in the stamps builds before session 29's end.
+struct StampSlot {
+  int ready, C, WG, B;    // ready: 1 written, 2 printed
+  long long phase[10];    // load, ln1, qkv, attn, proj, ln2, fc1, fc2, store, total
+  long long waits[3];     // data, refill, products
+};
 __device__ int g_stamp_count;
+__device__ StampSlot g_stamp_slots[4];
 #define STAMP() st[ns++] = clock64()
 #else
 #define STAMP()
@@ -760,15 +769,37 @@ __global__ void __launch_bounds__(THREADS,
 #ifdef SWINRT_BLOCK_STAMPS
   __syncthreads();
   STAMP();
-  if (threadIdx.x == 0 && blockIdx.x == 5 && blockIdx.y == gridDim.y / 2 &&
-      (unsigned(atomicAdd(&g_stamp_count, 1)) - 40u) < 4u) {
-    printf("stamps C %d WG %d B %d: load %lld ln1 %lld qkv %lld attn %lld proj %lld ln2 %lld fc1 %lld fc2 %lld "
-           "store %lld total %lld\n", C, int(WG), gridDim.y, st[1] - st[0], st[2] - st[1], st[3] - st[2],
-           st[4] - st[3], st[5] - st[4], st[6] - st[5], st[7] - st[6], st[8] - st[7], st[9] - st[8], st[9] - st[0]);
-    if constexpr (WG) printf("waits C %d B %d: data %lld refill %lld products %lld\n", C, gridDim.y, ws.c_acq, ws.c_rel, ws.c_mma);
+  if (threadIdx.x == 0 && blockIdx.x == 5 && blockIdx.y == gridDim.y / 2) {
+    const unsigned slot = unsigned(atomicAdd(&g_stamp_count, 1)) - 40u;
+    if (slot < 4u) {
+      StampSlot& o = g_stamp_slots[slot];
+      o.C = C, o.WG = int(WG), o.B = int(gridDim.y);
+      for (int i = 0; i < 9; ++i) o.phase[i] = st[i + 1] - st[i];
+      o.phase[9] = st[9] - st[0];
+      if constexpr (WG) o.waits[0] = ws.c_acq, o.waits[1] = ws.c_rel, o.waits[2] = ws.c_mma;
+      __threadfence();
+      o.ready = 1;
+    }
   }
 #endif
 }
+
+#ifdef SWINRT_BLOCK_STAMPS
+// Prints the stamp slots written since its last launch (one thread).
+__global__ void stamps_print_kernel() {
+  wait_for_prior_grids();
+  for (int k = 0; k < 4; ++k) {
+    StampSlot& o = g_stamp_slots[k];
+    if (o.ready != 1) continue;
+    const long long* f = o.phase;
+    printf("stamps C %d WG %d B %d: load %lld ln1 %lld qkv %lld attn %lld proj %lld ln2 %lld fc1 %lld fc2 %lld "
+           "store %lld total %lld\n", o.C, o.WG, o.B, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]);
+    if (o.WG)
+      printf("waits C %d B %d: data %lld refill %lld products %lld\n", o.C, o.B, o.waits[0], o.waits[1], o.waits[2]);
+    o.ready = 2;
+  }
+}
+#endif
 
 // The 96-channel block (3 heads, sm_90a) with one warpgroup a window and
 // three windows an SM, for batches whose windows are more than the SMs. The
@@ -1179,7 +1210,8 @@ __global__ void __launch_bounds__(narrow::THREADS, COMPACT ? 4 : 3) swin_block_n
   }
   STAMP();
 #ifdef SWINRT_BLOCK_STAMPS
-  // Thread 0's phase times (cycles, with the SM's other two windows running) of 4 windows of one image.
+  // Thread 0's phase times (cycles, with the SM's other two windows running) of 4 windows of one image. The
+  // printf makes ptxas serialise this kernel's wgmma in this build (C7510): its products' phases read long.
   if (threadIdx.x == 0 && blockIdx.y == gridDim.y / 2 && blockIdx.x < 4 * gridDim.x / 8 && blockIdx.x % 8 == 5)
     printf("narrow stamps B %d window %d: load+ln1 %lld qkv %lld attn %lld proj %lld ln2 %lld mlp %lld total %lld\n",
            gridDim.y, blockIdx.x, st[1] - st[0], st[2] - st[1], st[3] - st[2], st[4] - st[3], st[5] - st[4],
@@ -1512,6 +1544,9 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
       BlockArgs ap = a;
       ap.norm_g = norm_g, ap.norm_b = norm_b, ap.norm_out = norm_out;
       SWINRT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, ap));
+#ifdef SWINRT_BLOCK_STAMPS
+      stamps_print_kernel<<<1, 1, 0, s>>>();
+#endif
       return norm_out ? "fused.pair+norm" : "fused.pair";
     }
   }
@@ -1524,6 +1559,9 @@ const char* swin_block(float* x, DT t, int B, int res, int C, int heads, int win
   }
   single<<<grid, threads, smem, s>>>(a);
   SWINRT_CUDA_CHECK(cudaGetLastError());
+#ifdef SWINRT_BLOCK_STAMPS
+  stamps_print_kernel<<<1, 1, 0, s>>>();
+#endif
   return w.wgmma ? "fused.wgmma" : "fused";
 }
 
