@@ -201,7 +201,9 @@ struct TmaStream {
   int t = 0;            // next stage to acquire (the same in every thread)
   int r = 0;            // next stage to release
   int half = 0;         // PAIR: which half of the MLP's stages
-  long long c_acq = 0, c_rel = 0, c_mma = 0;  // SWINRT_BLOCK_STAMPS: cycles waited for data, refills, products
+  // SWINRT_BLOCK_STAMPS: cycles thread 0 waited for data, refills and products, and spent issuing products and in
+  // epilogues.
+  long long c_acq = 0, c_rel = 0, c_mma = 0, c_iss = 0, c_epi = 0;
 
   // The arranged stream's stage for the i-th this block reads.
   __device__ __forceinline__ int physical(int i) const {
@@ -331,14 +333,16 @@ __device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi)
 #pragma unroll 1
     for (int kt = 0; kt < KT; kt += Stream::KPS) {
       const uint32_t b0 = smem_u32(ws.acquire()) + wg * WGN * 32;
-      wgmma_fence();
-      wgmma_hold(cur);
+      timed(ws.c_iss, [&] {
+        wgmma_fence();
+        wgmma_hold(cur);
 #pragma unroll
-      for (int kk = 0; kk < Stream::KPS; ++kk)
-        wgmma_m64k16<T, WGN>(cur, wgmma_desc(a0 + (kt + kk) * 256, 128, K * 16),
-                             wgmma_desc(b0 + kk * CHUNK * 32, 128, 256));
-      wgmma_commit();
-      if (ch > 0 && kt == 0) epilogue(ch - 1, acc[(ch - 1) & 1]);
+        for (int kk = 0; kk < Stream::KPS; ++kk)
+          wgmma_m64k16<T, WGN>(cur, wgmma_desc(a0 + (kt + kk) * 256, 128, K * 16),
+                               wgmma_desc(b0 + kk * CHUNK * 32, 128, 256));
+        wgmma_commit();
+      });
+      if (ch > 0 && kt == 0) timed(ws.c_epi, [&] { epilogue(ch - 1, acc[(ch - 1) & 1]); });
       if (kt > 0) {
         timed(ws.c_mma, [] { wgmma_wait<1>(); });
         ws.release();
@@ -348,7 +352,7 @@ __device__ __forceinline__ void block_gemm_wg(const T* A, Stream& ws, Epi&& epi)
     wgmma_hold(cur);
     ws.release();
   }
-  epilogue(NCH - 1, acc[(NCH - 1) & 1]);
+  timed(ws.c_epi, [&] { epilogue(NCH - 1, acc[(NCH - 1) & 1]); });
 }
 
 // Where element (r, k) of a [64][K] GEMM operand lives in shared memory:
@@ -466,7 +470,8 @@ struct Layout {
 struct StampSlot {
   int ready, C, WG, B;    // ready: 1 written, 2 printed
   long long phase[10];    // load, ln1, qkv, attn, proj, ln2, fc1, fc2, store, total
-  long long waits[3];     // data, refill, products
+  long long waits[5];     // data, refill, products, issue, epilogues: the whole kernel
+  long long qkv[6];       // ... up to qkv's end, and the barrier after it
 };
 __device__ int g_stamp_count;
 __device__ StampSlot g_stamp_slots[4];
@@ -648,8 +653,16 @@ __global__ void __launch_bounds__(THREADS,
       *dst = __floats2half2_rn(to_f(from_f<T>(v0)) * f, to_f(from_f<T>(v1)) * f);
     });
   }
+#ifdef SWINRT_BLOCK_STAMPS
+  long long qw[6] = {};  // thread 0's waits (as StampSlot::waits) up to qkv's end, and its cycles to the barrier
+  if constexpr (WG) qw[0] = ws.c_acq, qw[1] = ws.c_rel, qw[2] = ws.c_mma, qw[3] = ws.c_iss, qw[4] = ws.c_epi;
+  qw[5] = clock64();
+#endif
   __syncthreads();
   STAMP();
+#ifdef SWINRT_BLOCK_STAMPS
+  qw[5] = st[ns - 1] - qw[5];
+#endif
 
   // 3. Attention: one warp per (16-query strip, head), attend_strip
   // (attention.cu's kernel runs the same code). Output -> as, dtype T.
@@ -776,7 +789,9 @@ __global__ void __launch_bounds__(THREADS,
       o.C = C, o.WG = int(WG), o.B = int(gridDim.y);
       for (int i = 0; i < 9; ++i) o.phase[i] = st[i + 1] - st[i];
       o.phase[9] = st[9] - st[0];
-      if constexpr (WG) o.waits[0] = ws.c_acq, o.waits[1] = ws.c_rel, o.waits[2] = ws.c_mma;
+      if constexpr (WG) o.waits[0] = ws.c_acq, o.waits[1] = ws.c_rel, o.waits[2] = ws.c_mma, o.waits[3] = ws.c_iss;
+      if constexpr (WG) o.waits[4] = ws.c_epi;
+      for (int i = 0; i < 6; ++i) o.qkv[i] = qw[i];
       __threadfence();
       o.ready = 1;
     }
@@ -794,8 +809,12 @@ __global__ void stamps_print_kernel() {
     const long long* f = o.phase;
     printf("stamps C %d WG %d B %d: load %lld ln1 %lld qkv %lld attn %lld proj %lld ln2 %lld fc1 %lld fc2 %lld "
            "store %lld total %lld\n", o.C, o.WG, o.B, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]);
-    if (o.WG)
-      printf("waits C %d B %d: data %lld refill %lld products %lld\n", o.C, o.B, o.waits[0], o.waits[1], o.waits[2]);
+    if (o.WG) {
+      const long long *w = o.waits, *q = o.qkv;
+      printf("waits C %d B %d: data %lld refill %lld products %lld issue %lld epilogues %lld; to qkv's end: data %lld "
+             "refill %lld products %lld issue %lld epilogues %lld, barrier %lld\n", o.C, o.B, w[0], w[1], w[2], w[3],
+             w[4], q[0], q[1], q[2], q[3], q[4], q[5]);
+    }
     o.ready = 2;
   }
 }
