@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "model_source.h"
+#include "pipeline/metrics.h"
 #include "pipeline/npy.h"
 #include "swinrt/engine.h"
 #include "swinrt/error.h"
@@ -38,14 +39,6 @@ struct BenchArgs {
   std::string compare_modes = "eager,graph,compile";
   bool compare = false, profile = false, timeline = false;
 };
-
-double percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * (v.size() - 1);
-  const size_t lo = static_cast<size_t>(pos);
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
-}
 
 // Runs the PyTorch peer and returns its JSON: {"fp16": {"1": {"eager": ms, ...}}}.
 nlohmann::json run_peer(const BenchArgs& a, const Config& c) {
@@ -166,7 +159,8 @@ int bench(const BenchArgs& a, bool precision_given) {
     auto engine = m.engine(o, false);
     for (int b : a.batches) {
       const auto ms = engine->time_forward(b, a.warmup, a.iterations);
-      const double med = percentile(ms, 0.5), p99 = percentile(ms, 0.99);
+      std::vector<double> sorted = ms;
+      const double med = percentile_linear(sorted, 50.0), p99 = percentile_linear(sorted, 99.0);
       const double mem = engine->memory_bytes() / 1048576.0;
       fmt::print("{:<6} {:>6} {:>10.3f} {:>10.3f} {:>12.0f} {:>10.0f}", p, b, med, p99, b * 1000.0 / med, mem);
       nlohmann::json row = {{"median_ms", med}, {"p99_ms", p99}, {"slices_per_s", b * 1000.0 / med},

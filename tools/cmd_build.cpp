@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "model_source.h"
+#include "pipeline/metrics.h"
 #include "swinrt/error.h"
 #include "swinrt/plan_file.h"
 
@@ -26,8 +27,7 @@ struct BuildArgs {
 
 double median_ms(Engine& e, int64_t batch) {
   std::vector<double> ms = e.time_forward(batch, 10, 50);
-  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
-  return ms[ms.size() / 2];
+  return percentile_linear(ms, 50.0);
 }
 
 int build(const BuildArgs& a, bool precision_given) {

@@ -23,6 +23,7 @@
 
 #include "kernel_trace.h"
 #include "model/safetensors.h"
+#include "pipeline/metrics.h"
 #include "ops.cuh"
 #include "swinrt/engine.h"
 #include "swinrt/plan.h"
@@ -164,6 +165,9 @@ struct Lane {
 
 // Event marks between launches, for profile(); null in normal runs.
 struct Marks {
+  Marks() = default;
+  Marks(const Marks&) = delete;  // owns its events
+  Marks& operator=(const Marks&) = delete;
   std::vector<std::string> labels;
   std::vector<cudaEvent_t> events;
   void mark(const std::string& label, cudaStream_t s) {
@@ -489,17 +493,17 @@ class CudaEngine final : public Engine {
     Lease lease(*this);
     Context& cx = *lease.cx;
     launch(cx, batch);  // warm up (and capture the graph, unused here)
-    use_sm90_gemms(cx, batch);  // the GEMMs the graph runs
     // The one-stream pass runs GEMM shapes the graph's lanes may not (the
     // whole batch at once): once untimed, so that no kernel's first-use
     // loading lands in the table.
-    enqueue(lane(cx, 0, 0), batch);
-    SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
+    {
+      Marks warm;
+      marked_pass(cx, batch, warm);
+    }
     std::vector<std::pair<std::string, double>> rows;
     for (int it = 0; it < iterations; ++it) {
       Marks m;
-      enqueue(lane(cx, 0, 0), batch, &m);  // one stream: the marks time the launches one after another
-      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
+      marked_pass(cx, batch, m);  // one stream: the marks time the launches one after another
       if (rows.empty())
         for (size_t i = 1; i < m.labels.size(); ++i) rows.emplace_back(m.labels[i], 0.0);
       for (size_t i = 1; i < m.events.size(); ++i) {
@@ -521,10 +525,8 @@ class CudaEngine final : public Engine {
     // The launches' labels, from one op-by-op pass as profile() runs it.
     std::vector<std::string> labels;
     {
-      use_sm90_gemms(cx, batch);
       Marks m;
-      enqueue(lane(cx, 0, 0), batch, &m);
-      SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
+      marked_pass(cx, batch, m);
       labels.assign(m.labels.begin() + (m.labels.empty() ? 0 : 1), m.labels.end());
     }
     // The graph captured again while the trace runs: CUPTI then knows its kernel nodes.
@@ -558,10 +560,7 @@ class CudaEngine final : public Engine {
     const bool named = labels.size() == n;
     std::vector<TimelineRow> rows(n);
     std::vector<double> start(replays.size()), busy(replays.size()), adds(replays.size());
-    auto median = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      return v[v.size() / 2];
-    };
+    auto median = [](std::vector<double> v) { return percentile_linear(v, 50.0); };
     std::vector<uint64_t> last_end(replays.size(), 0);
     for (size_t i = 0; i < n; ++i) {
       for (size_t r = 0; r < replays.size(); ++r) {
@@ -934,6 +933,14 @@ class CudaEngine final : public Engine {
     const bool own = own_gemm_ && n <= pdl_batch_ && precision_ != Precision::FP32;
     each_gemm(cx, [&](GemmContext& g) { g.own = own; });
     return own;
+  }
+
+  // One op-by-op pass of the forward of `batch` slices on lane 0's stream, each launch marked (profile(),
+  // timeline()), with the GEMMs the graph of that batch runs; returns once it has run.
+  void marked_pass(Context& cx, int64_t batch, Marks& m) {
+    use_sm90_gemms(cx, batch);
+    enqueue(lane(cx, 0, 0), batch, &m);
+    SWINRT_CUDA_CHECK(cudaStreamSynchronize(cx.main.stream));
   }
 
   // The forward of n slices from cx.input to cx.logits (a lane's), enqueued on cx.stream.
