@@ -163,7 +163,7 @@ struct Lane {
   int lanes = 1;  // lanes of the forward this one belongs to (they share L2's set-aside part)
 };
 
-// Event marks between launches, for profile(); null in normal runs.
+// Event marks between launches, for profile() and timeline(); null in normal runs.
 struct Marks {
   Marks() = default;
   Marks(const Marks&) = delete;  // owns its events
