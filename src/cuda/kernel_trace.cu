@@ -66,7 +66,7 @@ const Cupti& cupti() {
 
 std::mutex g_mu;
 std::vector<KernelRecord> g_records;
-bool g_registered = false;
+std::once_flag g_registered;  // CUPTI's buffer callbacks, registered by the first trace (again if that threw)
 
 // The last identifier of an Itanium-mangled nested name (_ZN<len><id>...): what
 // is left where the demangler gives up on a long template signature.
@@ -139,10 +139,9 @@ KernelTrace::KernelTrace() {
     std::lock_guard<std::mutex> lock(g_mu);
     g_records.clear();
   }
-  if (!g_registered) {
+  std::call_once(g_registered, [&] {
     c.check(c.register_callbacks(buffer_requested, buffer_completed), "cuptiActivityRegisterCallbacks");
-    g_registered = true;
-  }
+  });
   c.check(c.enable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "cuptiActivityEnable(CONCURRENT_KERNEL)");
   running_ = true;
 }

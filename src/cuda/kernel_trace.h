@@ -3,7 +3,8 @@
 // cover the kernel nodes of CUDA graphs and do not serialise them), for
 // `swinrt bench --timeline`. libcupti is opened at run time (dlopen), so the
 // library does not depend on it; where it is missing the constructor throws
-// swinrt::Error naming it.
+// swinrt::Error naming it. CUPTI's activity records are the process's: one
+// trace at a time (a second, alive at once, would share the first's records).
 #pragma once
 
 #include <cstdint>
