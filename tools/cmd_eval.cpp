@@ -43,7 +43,8 @@ class ProgressDisplay {
     if (!enabled_) return;
     if (!tty_) {
       if (p.finished && p.finished->evaluated)
-        fmt::print(stderr, "{}: {} slices, {:.2f} s\n", p.finished->name, p.finished->slices, p.finished->seconds);
+        fmt::print(stderr, "{}: {} slices, {:.2f} s\n", printable_message(p.finished->name), p.finished->slices,
+                   p.finished->seconds);
       return;
     }
     // Redraw at most every 0.1 s, and at every finished case.
@@ -174,13 +175,13 @@ int run(const EvalArgs& a, bool precision_given) {
       *engine, o,
       [&progress](const std::string& line) {
         progress.clear();
-        fmt::print("{}\n", line);
+        fmt::print("{}\n", printable_message(line));
         std::fflush(stdout);
         progress.redraw();
       },
       [&progress](const std::string& line) {
         progress.clear();
-        fmt::print(stderr, "swinrt: error: {}\n", line);
+        fmt::print(stderr, "swinrt: error: {}\n", printable_message(line));
         progress.redraw();
       },
       [&progress](const EvalProgress& p) { progress.update(p); });

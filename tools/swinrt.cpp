@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "swinrt: error: out of host memory\n");
     return 1;
+  } catch (const std::exception& e) {  // a defect: every expected failure is a swinrt::Error
+    fmt::print(stderr, "swinrt: internal error (please report it): {}\n", swinrt::printable_message(e.what()));
+    return 1;
   }
   return 2;
 }

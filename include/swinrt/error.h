@@ -4,12 +4,21 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace swinrt {
 
+// `text` as valid UTF-8 without control characters: bytes that are not part
+// of a well-formed UTF-8 sequence, and control characters other than newline
+// and tab, become \xNN. Messages quote names and fields read from damaged
+// files; this keeps them readable on a terminal and decodable by the scripts
+// that run swinrt.
+std::string printable_message(std::string_view text);
+
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what) : std::runtime_error(printable_message(what)) {}
+  explicit Error(const char* what) : std::runtime_error(printable_message(what)) {}
 };
 
 }  // namespace swinrt

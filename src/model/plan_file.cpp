@@ -230,7 +230,7 @@ void PlanFile::save(const std::string& path) const {
   h["config"] = nlohmann::ordered_json::parse(config.to_json());
   h["precision"] = precision_name(precision);
   h["max_batch"] = max_batch;
-  h["built_from"] = built_from;
+  h["built_from"] = printable_message(built_from);  // JSON holds UTF-8 only; a path need not be
   h["gpu"] = {{"arch", gpu.arch}, {"name", gpu.name}, {"cublaslt_version", gpu.cublaslt_version}};
   auto& tensors = h["tensors"] = nlohmann::ordered_json::object();
   for (const auto& [name, t] : image.tensors)

@@ -196,7 +196,8 @@ EvalSummary evaluate_cases(Engine& engine, const EvalOptions& o, const std::func
     } catch (const std::exception& e) {
       wait_pending();
       const std::string msg = e.what();
-      r.error = msg.find(r.name) == std::string::npos ? fmt::format("case {}: {}", r.name, msg) : msg;
+      const bool named = msg.find(printable_message(r.name)) != std::string::npos;
+      r.error = named ? msg : fmt::format("case {}: {}", r.name, msg);
       report(i);
     }
   }
@@ -245,7 +246,7 @@ std::string eval_json(const EvalSummary& s) {
   nlohmann::ordered_json j;
   j["cases"] = nlohmann::ordered_json::object();
   for (const CaseResult& r : s.cases)
-    if (r.evaluated) j["cases"][r.name] = classes_json(r.metrics);
+    if (r.evaluated) j["cases"][printable_message(r.name)] = classes_json(r.metrics);
   j["classes"] = classes_json(s.class_mean);
   if (s.evaluated > 0) {
     j["mean_dice"] = s.mean_dice;
@@ -257,7 +258,7 @@ std::string eval_json(const EvalSummary& s) {
   if (s.failed > 0) {
     j["failed"] = nlohmann::ordered_json::object();
     for (const CaseResult& r : s.cases)
-      if (!r.error.empty()) j["failed"][r.name] = r.error;
+      if (!r.error.empty()) j["failed"][printable_message(r.name)] = printable_message(r.error);
   }
   return j.dump(2) + "\n";
 }
@@ -276,12 +277,26 @@ std::string metrics_json(const std::vector<int>& classes, const std::vector<Clas
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+// RFC 4180: a field holding a comma, a quote or a line break goes in quotes,
+// its quotes doubled.
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char ch : v) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
+}  // namespace
+
 std::string eval_csv(const EvalSummary& s) {
   std::string out = "case,class,dice,hd95\n";
   for (const CaseResult& r : s.cases) {
     if (!r.evaluated) continue;
     for (size_t k = 0; k < r.metrics.size(); ++k)
-      out += fmt::format("{},{},{},{}\n", r.name, k + 1, r.metrics[k].dice, r.metrics[k].hd95);
+      out += fmt::format("{},{},{},{}\n", csv_field(printable_message(r.name)), k + 1, r.metrics[k].dice,
+                         r.metrics[k].hd95);
   }
   return out;
 }

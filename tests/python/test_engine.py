@@ -96,3 +96,30 @@ def test_bad_inputs_are_clear_errors(tmp_path, swinrt_bin):
     np.save(tmp_path / "ok.npy", np.zeros((64, 64), np.float32))
     expect(1, "fp16", args=["run", "--weights", weights, "--input", tmp_path / "ok.npy", "--output", out,
                             "--device", "cpu", "--precision", "fp16"])
+
+
+def test_error_messages_are_printable_utf8(tmp_path, swinrt_bin):
+    """Messages quote fields of damaged files: whatever bytes those hold, stderr
+    is UTF-8, as Python's decoder with errors="backslashreplace" renders the
+    bytes (control characters other than newline and tab escaped as well)."""
+    cfg = config("tiny")
+    _, weights = saved_model(tmp_path, cfg)
+    rng = np.random.default_rng(7)
+    pool = [b for b in range(256) if b != ord("'")]
+    payloads = [b"x\xff\xfe", b"x\xe2\x82", b"x\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80", b"x\x01\x1b[31m\x7f",
+                "x organ é € 𝄞".encode()]
+    payloads += [b"x" + bytes(rng.choice(pool, size=24).tolist()) for _ in range(20)]
+    for i, payload in enumerate(payloads):
+        header = b"{'descr': '<f" + payload + b"', 'fortran_order': False, 'shape': (2, 2), }"
+        header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+        path = tmp_path / f"dtype{i}.npy"
+        path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(16))
+        r = subprocess.run([swinrt_bin, "run", "--weights", weights, "--input", path, "--output", tmp_path / "y.npy"],
+                           capture_output=True)
+        assert r.returncode == 1, r.stderr
+        stderr = r.stderr.decode("utf-8")  # strict: raises on any invalid byte
+        shown = ("<f" + payload.decode("utf-8", "backslashreplace"))
+        shown = "".join(f"\\x{ord(c):02x}" if (ord(c) < 0x20 and c not in "\n\t") or ord(c) == 0x7F else c
+                        for c in shown)
+        assert f"dtype '{shown}' is not supported" in stderr, (payload, stderr)
+        assert not (tmp_path / "y.npy").exists()

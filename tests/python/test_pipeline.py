@@ -12,10 +12,12 @@
   flips between torch and swinrt, if any, are reported with their margins.
 """
 
+import csv
 import json
 import math
 import os
 import re
+import shutil
 import subprocess
 
 import h5py
@@ -497,6 +499,39 @@ def test_eval_bad_cases_are_reported(swinrt_bin, eval_run):
     for c in ("1", "5"):
         want = (full["cases"]["case0003"][c]["dice"] + full["cases"]["case0001"][c]["dice"]) / 2
         assert doc["classes"][c]["dice"] == pytest.approx(want, abs=1e-12)
+
+
+
+def test_eval_case_names_of_any_bytes(swinrt_bin, eval_run):
+    """A list line need not be UTF-8: the case is read by its bytes, and the log
+    lines, the messages, the JSON and the CSV name it as Python's decoder with
+    errors="backslashreplace" would (a comma quoted in the CSV), never a crash."""
+    e = eval_run
+    vol, tmp = e["vol"], e["tmp"]
+    odd, gone = b"odd\xff,name", b"gone\xfe"
+    odd_file = os.path.join(os.fsencode(vol), odd + b".npy.h5")
+    shutil.copyfile(vol / "case0001.npy.h5", odd_file)
+    lst = tmp / "odd_list.txt"
+    lst.write_bytes(odd + b"\n" + gone + b"\n")
+    out_json, out_csv = tmp / "odd.json", tmp / "odd.csv"
+    try:
+        r = subprocess.run([swinrt_bin, "eval", "--weights", str(e["weights"]), "--volume-path", str(vol), "--list",
+                            str(lst), "--device", "cpu", "--json", str(out_json), "--csv", str(out_csv)],
+                           capture_output=True)
+    finally:
+        os.remove(odd_file)
+    shown_odd, shown_gone = odd.decode("utf-8", "backslashreplace"), gone.decode("utf-8", "backslashreplace")
+    stdout, stderr = r.stdout.decode("utf-8"), r.stderr.decode("utf-8")  # strict
+    assert r.returncode == 1, stderr
+    assert f"case {shown_gone}" in stderr and "no such file" in stderr
+    assert stdout.splitlines()[1].startswith(f"idx 0 case {shown_odd} ")
+    doc = json.loads(out_json.read_text(encoding="utf-8"))
+    assert list(doc["cases"]) == [shown_odd] and list(doc["failed"]) == [shown_gone]
+    full = json.loads(e["json"].read_text())
+    assert doc["cases"][shown_odd] == full["cases"]["case0001"]
+    rows = list(csv.DictReader(out_csv.read_text(encoding="utf-8").splitlines()))
+    assert {row["case"] for row in rows} == {shown_odd}
+    assert [float(row["dice"]) for row in rows] == [full["cases"]["case0001"][row["class"]]["dice"] for row in rows]
 
 
 def test_eval_progress(swinrt_bin, eval_run):

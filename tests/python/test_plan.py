@@ -3,6 +3,7 @@ same logits as the weights it was built from, on the CPU (here) and on the GPU
 (tuned; test_cuda.py's machine), and every damaged plan is refused with a
 message that says what is wrong."""
 import json
+import os
 import struct
 import subprocess
 import zlib
@@ -76,6 +77,30 @@ def test_cpu_plan_runs_as_its_weights(tmp_path, swinrt_bin, name):
     assert r.returncode == 0, r.stderr
     assert f"embed_dim {cfg.embed_dim} " in r.stdout and "plan        format 1" in r.stdout
 
+
+
+def test_plan_from_a_file_name_of_any_bytes(tmp_path, swinrt_bin):
+    """A weights file whose name is not UTF-8 (a Latin-1 name, say) builds a
+    plan: its header, JSON, names the source as Python's decoder with
+    errors="backslashreplace" would, and the plan runs as the weights do."""
+    cfg = config("tiny")
+    _, weights = saved_model(tmp_path, cfg, seed=5)
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9.safetensors")
+    os.rename(weights, odd)
+    plan = tmp_path / "odd.plan"
+    r = subprocess.run([swinrt_bin, "build", "--weights", odd, "-o", plan, "--device", "cpu"], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    _, _, _, header = parts(plan)
+    assert header["built_from"] == odd.decode("utf-8", "backslashreplace")
+    x = np.random.default_rng(6).random((1, cfg.img_size, cfg.img_size), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    outs = []
+    for args in (["--weights", odd], ["--plan", plan]):
+        out = tmp_path / f"y{len(outs)}.npy"
+        r = subprocess.run([swinrt_bin, "run", *args, "--input", tmp_path / "x.npy", "--output", out], capture_output=True)
+        assert r.returncode == 0, r.stderr
+        outs.append(np.load(out))
+    np.testing.assert_array_equal(outs[1], outs[0])
 
 def test_half_precision_plan_holds_half_weights(tmp_path, swinrt_bin):
     cfg = config("tiny")
