@@ -12,7 +12,7 @@ endif()
 # The parser and what it calls, instrumented; protobuf's runtime is not.
 add_executable(onnx_fuzz tests/fuzz/onnx_fuzz.cpp src/model/onnx.cpp src/model/onnx_graph.cpp
                ${SWINRT_PROTO_DIR}/onnx.pb.cc src/model/config.cpp src/model/weights.cpp
-               src/model/safetensors.cpp src/model/plan.cpp)
+               src/model/safetensors.cpp src/model/plan.cpp src/model/error.cpp)
 target_include_directories(onnx_fuzz PRIVATE include src)
 target_include_directories(onnx_fuzz SYSTEM PRIVATE ${SWINRT_PROTO_DIR})
 target_link_libraries(onnx_fuzz PRIVATE fmt::fmt nlohmann_json::nlohmann_json protobuf::libprotobuf)
