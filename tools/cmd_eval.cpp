@@ -14,6 +14,7 @@
 #include "model_source.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/npy.h"
+#include "pipeline/volume_io.h"
 #include "swinrt/engine.h"
 #include "swinrt/error.h"
 #include "swinrt/weights.h"
@@ -107,6 +108,7 @@ void check_output_dir(const std::string& path, const char* flag) {
 }
 
 int run(const EvalArgs& a, bool precision_given) {
+  quiet_hdf5_diagnostics();  // cases are read on other threads; this one exits
   namespace fs = std::filesystem;
   std::error_code ec;
   EvalOptions o;

@@ -73,7 +73,8 @@ void require_file(const std::string& path, const std::string& where) {
 
 // ---------------------------------------------------------------- HDF5
 
-// HDF5 (Debian's serial build) is not thread-safe: one call at a time.
+// One HDF5 call at a time: a build need not be thread-safe (Debian's 1.10
+// is, with its error settings per thread).
 std::mutex& hdf5_mutex() {
   static std::mutex m;
   return m;
@@ -135,6 +136,11 @@ void read_slices(hid_t file, const char* name, const std::vector<int64_t>& shape
 }
 
 }  // namespace
+
+void quiet_hdf5_diagnostics() {
+  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 SynapseCase read_synapse_case(const std::string& path, const std::string& case_name) {
   const std::string where = fmt::format("case {} ({})", case_name, path);

@@ -27,6 +27,13 @@ struct SynapseCase {
 // integral labels); `case_name` goes into error messages.
 SynapseCase read_synapse_case(const std::string& path, const std::string& case_name);
 
+// Turns HDF5's own printing of its error stack off for the calling thread
+// (read_synapse_case does so for its own). A program that reads cases on
+// other threads calls this on the thread that will exit: HDF5 1.10 prints
+// "HDF5: infinite loop closing library" at exit, from that thread's
+// settings, after a damaged file failed to open (HDFGroup/hdf5 issue 6677).
+void quiet_hdf5_diagnostics();
+
 // A case from NIfTI files: the image (rank 3, read as [z, y, x] like the
 // Synapse arrays and swinrt eval's own --save-nifti output) and, when
 // `label_path` is not empty, a label volume of the same shape (.nii, .nii.gz
