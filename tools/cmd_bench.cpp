@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -36,7 +37,7 @@ struct BenchArgs {
   std::vector<std::string> precisions{"fp16"};
   std::vector<int> batches{1, 8, 128};
   int warmup = 20, iterations = 100;
-  std::string compare_modes = "eager,graph,compile";
+  std::vector<std::string> compare_modes = {"eager", "graph", "compile"};
   bool compare = false, profile = false, timeline = false;
 };
 
@@ -44,18 +45,19 @@ struct BenchArgs {
 nlohmann::json run_peer(const BenchArgs& a, const Config& c) {
   const char* py = std::getenv("SWINRT_PYTHON");
   const std::string tmp = fmt::format("/tmp/swinrt_peer_{}.json", static_cast<long>(::getpid()));
-  std::string batches, precs;
-  for (int b : a.batches) batches += fmt::format("{}{}", batches.empty() ? "" : ",", b);
-  for (const auto& p : a.precisions) precs += fmt::format("{}{}", precs.empty() ? "" : ",", p);
+  const std::string batches = fmt::format("{}", fmt::join(a.batches, ","));
+  const std::string precs = fmt::format("{}", fmt::join(a.precisions, ","));
+  const std::string modes = fmt::format("{}", fmt::join(a.compare_modes, ","));
   const std::string cmd = fmt::format("{} {}/bench/torch_peer.py --config-json '{}' --batch {} --precision {} "
                                       "--modes {} --warmup {} --iterations {} --json {}",
                                       py ? py : "python3", SWINRT_SOURCE_DIR, c.to_json(), batches, precs,
-                                      a.compare_modes, a.warmup, a.iterations, tmp);
+                                      modes, a.warmup, a.iterations, tmp);
   fmt::print(stderr, "running the PyTorch peer: {}\n", cmd);
   if (std::system(cmd.c_str()) != 0) throw Error("the PyTorch peer (bench/torch_peer.py) failed; see above");
   std::ifstream f(tmp);
-  nlohmann::json j = nlohmann::json::parse(f);
+  nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
   std::remove(tmp.c_str());
+  if (j.is_discarded()) throw Error(fmt::format("{}: the PyTorch peer's results are not JSON", tmp));
   return j;
 }
 
@@ -164,9 +166,11 @@ int bench(const BenchArgs& a, bool precision_given) {
       std::vector<double> ms = engine->time_forward(b, a.warmup, a.iterations);
       const double med = percentile_linear(ms, 50.0), p99 = percentile_linear(ms, 99.0);
       const double mem = engine->memory_bytes() / 1048576.0;
-      fmt::print("{:<6} {:>6} {:>10.3f} {:>10.3f} {:>12.0f} {:>10.0f}", p, b, med, p99, b * 1000.0 / med, mem);
-      nlohmann::json row = {{"median_ms", med}, {"p99_ms", p99}, {"slices_per_s", b * 1000.0 / med},
-                            {"memory_mib", mem}, {"device", engine->device_name()}};
+      // The precision the engine runs (--device auto on a machine without a GPU runs fp32 where fp16 was asked).
+      const std::string ran = precision_name(engine->precision());
+      fmt::print("{:<6} {:>6} {:>10.3f} {:>10.3f} {:>12.0f} {:>10.0f}", ran, b, med, p99, b * 1000.0 / med, mem);
+      nlohmann::json row = {{"median_ms", med},   {"p99_ms", p99},  {"slices_per_s", b * 1000.0 / med},
+                            {"memory_mib", mem},  {"precision", ran}, {"device", engine->device_name()}};
       if (a.compare && peer.contains(p) && peer[p].contains(std::to_string(b))) {
         for (auto& [mode, t] : peer[p][std::to_string(b)].items()) {
           if (!t.is_number()) continue;
@@ -211,7 +215,9 @@ Action add_bench(CLI::App& app) {
   b->add_option("--warmup", a->warmup, "untimed forwards first")->check(CLI::Range(0, 100000));
   b->add_option("--iterations", a->iterations, "timed forwards")->check(CLI::Range(1, 100000));
   b->add_flag("--compare", a->compare, "also time the PyTorch reference (eager, CUDA graph, torch.compile)");
-  b->add_option("--compare-modes", a->compare_modes, "PyTorch modes to time: eager,graph,compile");
+  b->add_option("--compare-modes", a->compare_modes, "PyTorch modes to time: eager,graph,compile")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"eager", "graph", "compile"}));
   b->add_flag("--profile", a->profile, "print a per-kernel time table for each precision and batch");
   b->add_flag("--timeline", a->timeline,
               "print each kernel's start, own time and share of the span within the CUDA-graph replay (CUPTI)");

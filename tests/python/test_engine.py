@@ -1,6 +1,7 @@
 """End to end: random-weight reference models -> swinrt-convert's format ->
 the C++ engine (`swinrt run`) -> logits compared with PyTorch's, FP32,
 max abs error <= 1e-4, on three configs; plus the CLI's contract on bad input."""
+import json
 import subprocess
 
 import numpy as np
@@ -123,3 +124,21 @@ def test_error_messages_are_printable_utf8(tmp_path, swinrt_bin):
                         for c in shown)
         assert f"dtype '{shown}' is not supported" in stderr, (payload, stderr)
         assert not (tmp_path / "y.npy").exists()
+
+
+def test_bench_reports_what_it_ran(tmp_path, swinrt_bin):
+    """`swinrt bench` labels each row with the precision the engine ran (on the
+    CPU backend fp32, where the default fp16 was asked), in its table and its
+    JSON; unknown --compare-modes are a usage error."""
+    out = tmp_path / "bench.json"
+    r = run(swinrt_bin, "bench", "--random", "tiny", "--batch", "1,2", "--warmup", "0", "--iterations", "2",
+            "--json", out)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    rows = [line.split()[:2] for line in r.stdout.splitlines() if line[:4] in ("fp32", "tf32", "fp16", "bf16")]
+    assert rows == [[doc["fp16"][b]["precision"], b] for b in ("1", "2")], r.stdout
+    for row in doc["fp16"].values():
+        assert row["precision"] == ("fp32" if row["device"].startswith("cpu") else "fp16"), row
+        assert row["median_ms"] > 0
+    r = run(swinrt_bin, "bench", "--random", "tiny", "--compare", "--compare-modes", "eager,egaer")
+    assert r.returncode == 2 and "egaer" in r.stderr, r.stderr
