@@ -147,9 +147,9 @@ SynapseCase read_synapse_case(const std::string& path, const std::string& case_n
   require_file(path, where);
   SynapseCase c;
   c.name = case_name;
+  quiet_hdf5_diagnostics();  // on this thread: HDF5's errors become exceptions, not stderr noise
   {
     std::lock_guard<std::mutex> lock(hdf5_mutex());
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors become exceptions, not stderr noise
     H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!file.ok()) throw Error(fmt::format("{}: not a readable HDF5 file", where));
     const H5Dataset img = probe_dataset(file.get(), "image", where);

@@ -28,7 +28,7 @@ struct SynapseCase {
 SynapseCase read_synapse_case(const std::string& path, const std::string& case_name);
 
 // Turns HDF5's own printing of its error stack off for the calling thread
-// (read_synapse_case does so for its own). A program that reads cases on
+// (read_synapse_case calls it on its own). A program that reads cases on
 // other threads calls this on the thread that will exit: HDF5 1.10 prints
 // "HDF5: infinite loop closing library" at exit, from that thread's
 // settings, after a damaged file failed to open (HDFGroup/hdf5 issue 6677).
